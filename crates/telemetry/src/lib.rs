@@ -1,0 +1,157 @@
+//! Observability shared by every Stackube binary: structured logs, Prometheus metrics, and the
+//! `/metrics`, `/healthz` and `/readyz` endpoints.
+//!
+//! Metric names are prefixed `stackube_<component>_`; counters end in `_total`, histograms in
+//! `_seconds`. Readiness is a flag the component flips once it can serve (for the controller:
+//! once it holds the leader lease and its caches are synced); liveness only says the process
+//! answers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
+use tracing_subscriber::EnvFilter;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+/// Sets up `tracing` for the process: filter from `RUST_LOG` (default `info`), to stderr.
+/// Calling it twice is harmless (the second call does nothing).
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// The health and metrics state a component shares with its HTTP endpoint.
+#[derive(Clone, Debug)]
+pub struct Health {
+    registry: Arc<Registry>,
+    ready: Arc<AtomicBool>,
+}
+
+impl Health {
+    /// Serves `registry`; starts not ready.
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            registry: Arc::new(registry),
+            ready: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Marks the component ready (or not) for `/readyz`.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The `/metrics`, `/healthz` and `/readyz` routes.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .with_state(self.clone())
+    }
+
+    /// Serves [`Health::router`] on `addr` until the process ends.
+    pub async fn serve(self, addr: SocketAddr) -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(%addr, "serving /metrics /healthz /readyz");
+        axum::serve(listener, self.router()).await
+    }
+}
+
+async fn metrics(State(health): State<Health>) -> impl IntoResponse {
+    let mut body = String::new();
+    match encode(&mut body, &health.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+async fn readyz(State(health): State<Health>) -> impl IntoResponse {
+    if health.is_ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+    use http_body_util::BodyExt;
+    use prometheus_client::metrics::counter::Counter;
+    use tower::ServiceExt;
+
+    async fn get(router: Router, path: &str) -> (StatusCode, String) {
+        let response = router
+            .oneshot(Request::get(path).body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_follows_the_flag_and_metrics_are_exposed() {
+        let mut registry = Registry::with_prefix("stackube_test");
+        let counter = Counter::<u64>::default();
+        registry.register("reconciles", "Reconciliations", counter.clone());
+        counter.inc_by(3);
+        let health = Health::new(registry);
+
+        assert_eq!(get(health.router(), "/healthz").await.0, StatusCode::OK);
+        assert_eq!(
+            get(health.router(), "/readyz").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        health.set_ready(true);
+        assert_eq!(get(health.router(), "/readyz").await.0, StatusCode::OK);
+
+        let (status, body) = get(health.router(), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains("stackube_test_reconciles_total 3"),
+            "metrics body: {body}"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! Access to the real test environment that `hack/testenv up` starts: Keystone, Neutron with its
+//! agents on Open vSwitch, Cinder on Ceph, etcd and kube-apiserver.
+//!
+//! Integration tests call [`TestEnv::get`] first. It reads the settings `hack/testenv up` wrote to
+//! `.testenv/env` and **panics** with the command that starts the environment when they are
+//! missing: an integration test without its environment fails, it never skips and passes.
+//!
+//! The process environment is deliberately *not* consulted: a developer's shell with a real
+//! cloud's `OS_*` variables must never point the tests (which create and delete resources) at it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use rand::Rng;
+
+/// What to tell a person whose test environment is missing.
+pub const HOW_TO_START: &str =
+    "start the test environment with `hack/testenv up` (or run the whole suite with `hack/test`)";
+
+/// The settings of a running test environment.
+#[derive(Clone, Debug)]
+pub struct TestEnv {
+    /// Admin kubeconfig of the test kube-apiserver.
+    pub kubeconfig: PathBuf,
+    /// Keystone v3 URL.
+    pub os_auth_url: String,
+    /// Cloud admin user name.
+    pub os_username: String,
+    /// Cloud admin password (a throw-away test credential).
+    pub os_password: String,
+    /// Project the admin user is scoped to.
+    pub os_project_name: String,
+    /// Domain of the admin user.
+    pub os_user_domain_name: String,
+    /// Domain of the admin project.
+    pub os_project_domain_name: String,
+    /// Region of the catalog endpoints.
+    pub os_region_name: String,
+    /// Id of the external (provider, flat) Neutron network routers are gatewayed to.
+    pub ext_net_id: String,
+}
+
+impl TestEnv {
+    /// The running environment's settings.
+    ///
+    /// # Panics
+    /// When the environment's settings are missing or incomplete, with a message that says how to
+    /// start the environment.
+    pub fn get() -> &'static TestEnv {
+        static ENV: OnceLock<Result<TestEnv, String>> = OnceLock::new();
+        match ENV.get_or_init(Self::load) {
+            Ok(env) => env,
+            Err(why) => panic!("test environment unavailable: {why}; {HOW_TO_START}"),
+        }
+    }
+
+    /// Reads the settings from `.testenv/env` (see [`env_file`]).
+    pub fn load() -> Result<TestEnv, String> {
+        let file = env_file();
+        let vars = match std::fs::read_to_string(&file) {
+            Ok(text) => parse_env_file(&text),
+            Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+        };
+        let var = |key: &str| -> Result<String, String> {
+            vars.get(key)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .ok_or_else(|| format!("{} does not define {key}", file.display()))
+        };
+        let env = TestEnv {
+            kubeconfig: PathBuf::from(var("KUBECONFIG")?),
+            os_auth_url: var("OS_AUTH_URL")?,
+            os_username: var("OS_USERNAME")?,
+            os_password: var("OS_PASSWORD")?,
+            os_project_name: var("OS_PROJECT_NAME")?,
+            os_user_domain_name: var("OS_USER_DOMAIN_NAME")?,
+            os_project_domain_name: var("OS_PROJECT_DOMAIN_NAME")?,
+            os_region_name: var("OS_REGION_NAME")?,
+            ext_net_id: var("STACKUBE_EXT_NET_ID")?,
+        };
+        if !env.kubeconfig.is_file() {
+            return Err(format!(
+                "kubeconfig {} does not exist",
+                env.kubeconfig.display()
+            ));
+        }
+        Ok(env)
+    }
+}
+
+/// Where `hack/testenv up` writes its settings: `<workspace>/.testenv/env`, or
+/// `$STACKUBE_TESTENV_FILE`.
+pub fn env_file() -> PathBuf {
+    if let Some(path) = std::env::var_os("STACKUBE_TESTENV_FILE") {
+        return PathBuf::from(path);
+    }
+    workspace_root().join(".testenv").join("env")
+}
+
+/// The workspace root (two levels above this crate's manifest).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/testenv sits two levels below the workspace root")
+        .to_path_buf()
+}
+
+/// Parses the `export KEY="value"` lines `hack/testenv` writes (shell-quoted with double quotes,
+/// no expansions). Other lines are ignored.
+pub fn parse_env_file(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let (key, value) = line.split_once('=')?;
+            if key.is_empty() || key.starts_with('#') || key.contains(' ') {
+                return None;
+            }
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(value);
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// A name for a test resource: `st-<prefix>-<8 random lowercase alphanumerics>`, so that tests
+/// run in parallel (and reruns after a crash) never collide, and leftovers are recognisable.
+pub fn unique_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let suffix: String = (0..8)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("st-{prefix}-{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_lines_are_parsed_and_unquoted() {
+        let text = "# written by hack/testenv\nexport OS_AUTH_URL=\"http://127.0.0.1:5000/v3\"\nexport OS_REGION_NAME='RegionOne'\nPLAIN=x\nexport PATH=\"/a:$PATH\"\nnot a line\n";
+        let vars = parse_env_file(text);
+        assert_eq!(vars["OS_AUTH_URL"], "http://127.0.0.1:5000/v3");
+        assert_eq!(vars["OS_REGION_NAME"], "RegionOne");
+        assert_eq!(vars["PLAIN"], "x");
+        assert!(!vars.contains_key("# written by hack/testenv"));
+        assert!(!vars.contains_key("not a line"));
+    }
+
+    #[test]
+    fn unique_names_differ_and_are_dns_labels() {
+        let a = unique_name("net");
+        let b = unique_name("net");
+        assert_ne!(a, b);
+        assert!(a.starts_with("st-net-"));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
+    }
+}
