@@ -29,10 +29,15 @@ pub enum LogFormat {
     Json,
 }
 
-/// Sets up `tracing` for the process: filter from `RUST_LOG` (default `info`), to stderr.
-/// Calling it twice is harmless (the second call does nothing).
+/// The log filter when `RUST_LOG` is unset. openstack_sdk logs every HTTP request at `info`, and
+/// request bodies (which may hold a new user's password) at `trace`: it is kept at `warn`.
+pub const DEFAULT_FILTER: &str = "info,openstack_sdk=warn,openstack_sdk_core=warn";
+
+/// Sets up `tracing` for the process: filter from `RUST_LOG` (default [`DEFAULT_FILTER`]), to
+/// stderr. Calling it twice is harmless (the second call does nothing).
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,0 +1,66 @@
+//! What the adapter authenticates with, and what it may tell about the token it got.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::Deserialize;
+use stackube_model::{ProjectId, UserId};
+
+/// Keystone v3 password credentials, scoped to a project.
+///
+/// `Debug` shows `[REDACTED]` in place of the password (it is a [`SecretString`]).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Credentials {
+    /// Keystone URL, e.g. `http://127.0.0.1:5000/v3`.
+    pub auth_url: String,
+    /// User name.
+    pub username: String,
+    /// User password.
+    pub password: SecretString,
+    /// Name of the project to scope the token to.
+    pub project_name: String,
+    /// Domain of the user, by name (usually `Default`).
+    pub user_domain_name: String,
+    /// Domain of the project, by name (usually `Default`).
+    pub project_domain_name: String,
+    /// Catalog region to pick endpoints from; `None` takes the catalog's only region.
+    pub region: Option<String>,
+}
+
+/// Facts about the token in use. The token string itself is never exposed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The authenticated user.
+    pub user_id: UserId,
+    /// The authenticated user's name.
+    pub user_name: String,
+    /// The project the token is scoped to.
+    pub project_id: Option<ProjectId>,
+    /// The scoped project's name.
+    pub project_name: Option<String>,
+    /// Names of the roles the token carries on its project.
+    pub roles: Vec<String>,
+    /// When the token expires (the adapter renews it before then).
+    pub expires_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_password() {
+        let creds = Credentials {
+            auth_url: "http://127.0.0.1:5000/v3".into(),
+            username: "admin".into(),
+            password: SecretString::from("hunter2-very-secret"),
+            project_name: "admin".into(),
+            user_domain_name: "Default".into(),
+            project_domain_name: "Default".into(),
+            region: Some("RegionOne".into()),
+        };
+        let debug = format!("{creds:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+        assert!(debug.contains("admin"), "{debug}");
+    }
+}
