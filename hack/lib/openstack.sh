@@ -347,7 +347,8 @@ phase_neutron() {
   local started="" agent ini
   local ovs_log=/var/log/neutron/neutron-openvswitch-agent.log
   # Where this start's lines begin in the OVS agent's log (earlier runs' lines must not count).
-  OVS_LOG_MARK=$(($(wc -l <"$ovs_log" 2>/dev/null || echo 0) + 1))
+  OVS_LOG_MARK=1
+  [ -f "$ovs_log" ] && OVS_LOG_MARK=$(($(wc -l <"$ovs_log") + 1))
   for agent in openvswitch l3 dhcp; do
     case $agent in
     openvswitch) ini=/etc/neutron/plugins/ml2/openvswitch_agent.ini ;;
@@ -392,6 +393,8 @@ phase_external_network() {
 }
 
 # ---------------------------------------------------------------------------------------------
+CEPH_BOOTSTRAP=/var/lib/ceph/stackube-bootstrap # monmap, mon keyring, osd id
+
 ceph_() { timeout 20 ceph "$@"; }
 
 pgs_clean() {
@@ -439,8 +442,9 @@ bluestore_block_create = true
 bluestore_fsck_on_mkfs = false
 osd_memory_target = 939524096
 EOF
-    local k=$TESTENV_STATE/ceph
-    mkdir -p "$k"
+    # Bootstrap keys live with Ceph's own state, readable by the ceph user only.
+    local k=$CEPH_BOOTSTRAP
+    install -d -m 700 -o ceph -g ceph "$k"
     rm -rf /var/lib/ceph/mon/ceph-a/* /var/lib/ceph/mgr/ceph-x/*
     ceph-authtool --create-keyring "$k/mon.keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
     ceph-authtool --create-keyring /etc/ceph/ceph.client.admin.keyring --gen-key -n client.admin \
@@ -463,7 +467,7 @@ EOF
     local uuid id
     uuid=$(uuidgen)
     id=$(ceph_ osd new "$uuid")
-    echo "$id" >"$TESTENV_STATE/ceph/osd-id"
+    echo "$id" >"$CEPH_BOOTSTRAP/osd-id"
     install -d -o ceph -g ceph "/var/lib/ceph/osd/ceph-$id"
     ceph_ auth get-or-create "osd.$id" osd 'allow *' mon 'allow profile osd' mgr 'allow profile osd' \
       -o "/var/lib/ceph/osd/ceph-$id/keyring"
@@ -477,7 +481,7 @@ EOF
     run_logged "$cl" ceph_ osd crush add "osd.$id" 1.0 host="$host"
   fi
   local osd
-  osd=$(cat "$TESTENV_STATE/ceph/osd-id")
+  osd=$(cat "$CEPH_BOOTSTRAP/osd-id")
   svc_ensure ceph-osd --watch /etc/ceph/ceph.conf -- ceph-osd -f -i "$osd" --setuser ceph --setgroup ceph || true
   if ! marker ceph-bootstrap; then
     ceph_ osd pool create volumes 8 8 >/dev/null 2>&1
