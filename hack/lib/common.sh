@@ -86,26 +86,33 @@ wait_until() {
   exit 1
 }
 
-# explain_failure LOGS...: the error lines and the tail of each log, for a failed phase.
+# explain_failure LOGS...: the error lines and the tail of each log, for a failed phase. The
+# eventlet "getcurrent" tracebacks OpenStack's command-line tools print at exit are noise.
 explain_failure() {
   local f
   for f in "$@"; do
     [ -f "$f" ] || continue
     log "---- $f: errors ----"
-    grep -E 'ERROR|CRITICAL|Traceback|Error:|error:|FATAL|fatal|refused|denied' "$f" | tail -n 15 >&2 || true
+    grep -v -e getcurrent -e '^Exception ignored' -e '^Traceback' -e '^  File ' "$f" |
+      grep -E 'ERROR|CRITICAL|Error:|error:|FATAL|fatal|refused|denied' | tail -n 15 >&2 || true
     log "---- $f: last lines ----"
-    tail -n 15 "$f" >&2
+    grep -v -e getcurrent -e '^Exception ignored' -e '^Traceback' -e '^  File ' "$f" | tail -n 15 >&2 || true
   done
 }
 
-# run_logged LOG CMD...: runs a one-off command with its output in LOG; on failure shows LOG.
+# run_logged LOG [MORE_LOGS...] -- CMD...: runs a one-off command with its output in LOG; on
+# failure shows LOG and MORE_LOGS (where the command logs on its own) and exits.
 run_logged() {
-  local logf=$1
+  local logs=()
+  while [ "$1" != -- ]; do
+    logs+=("$1")
+    shift
+  done
   shift
-  mkdir -p "$(dirname "$logf")"
-  if ! "$@" >>"$logf" 2>&1; then
+  mkdir -p "$(dirname "${logs[0]}")"
+  if ! "$@" >>"${logs[0]}" 2>&1; then
     log "testenv: command failed: $*"
-    explain_failure "$logf"
+    explain_failure "${logs[@]}"
     exit 1
   fi
 }

@@ -49,8 +49,8 @@ phase_packages() {
     own_policy=1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  run_logged "$TESTENV_LOGS/apt.log" apt-get update -q
-  run_logged "$TESTENV_LOGS/apt.log" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  run_logged "$TESTENV_LOGS/apt.log" -- apt-get update -q
+  run_logged "$TESTENV_LOGS/apt.log" -- apt-get install -y -q --no-install-recommends "${missing[@]}"
   [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
   phase_done
 }
@@ -70,6 +70,11 @@ character-set-server = utf8
 skip-name-resolve
 EOF
   install -d -o mysql -g mysql /run/mysqld
+  if [ ! -d /var/lib/mysql/mysql ]; then
+    install -d -o mysql -g mysql /var/lib/mysql
+    run_logged "$TESTENV_LOGS/mariadb-install-db.log" -- \
+      mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db
+  fi
   svc_ensure mariadb --watch /etc/mysql/mariadb.conf.d/99-stackube-testenv.cnf \
     -- /usr/sbin/mariadbd --user=mysql || true
   wait_until 60 "mariadb to answer ping" "$TESTENV_LOGS/mariadb.log" -- mariadb-admin ping
@@ -137,10 +142,10 @@ EOF
   install -d -o keystone -g keystone /var/log/keystone /var/lib/keystone
   local l=$TESTENV_LOGS/keystone-manage.log
   if ! marker keystone-bootstrap; then
-    run_logged "$l" su -s /bin/sh keystone -c "keystone-manage db_sync"
-    run_logged "$l" keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone
-    run_logged "$l" keystone-manage credential_setup --keystone-user keystone --keystone-group keystone
-    run_logged "$l" keystone-manage bootstrap --bootstrap-password "$OS_ADMIN_PASS" \
+    run_logged "$l" /var/log/keystone/keystone-manage.log -- su -s /bin/sh keystone -c "keystone-manage db_sync"
+    run_logged "$l" /var/log/keystone/keystone-manage.log -- keystone-manage fernet_setup --keystone-user keystone --keystone-group keystone
+    run_logged "$l" /var/log/keystone/keystone-manage.log -- keystone-manage credential_setup --keystone-user keystone --keystone-group keystone
+    run_logged "$l" /var/log/keystone/keystone-manage.log -- keystone-manage bootstrap --bootstrap-password "$OS_ADMIN_PASS" \
       --bootstrap-region-id "$OS_REGION" \
       --bootstrap-admin-url "$KEYSTONE_URL/" --bootstrap-internal-url "$KEYSTONE_URL/" \
       --bootstrap-public-url "$KEYSTONE_URL/"
@@ -155,7 +160,7 @@ EOF
     -- curl -sf "$KEYSTONE_URL"
   if ! marker keystone-catalog; then
     # One python process: the openstack CLI costs ~2.5 s per call here (recipe §E.10).
-    run_logged "$l" "$DEBIAN_PY" - <<EOF
+    run_logged "$l" /var/log/keystone/keystone-manage.log -- "$DEBIAN_PY" - <<EOF
 from keystoneauth1.identity import v3
 from keystoneauth1 import session
 from keystoneclient.v3 import client
@@ -334,7 +339,7 @@ phase_neutron() {
   write_neutron_config
   install -d -o neutron -g neutron /var/lib/neutron /var/lib/neutron/lock /var/log/neutron
   if ! marker neutron-db; then
-    run_logged "$TESTENV_LOGS/neutron-db-manage.log" su -s /bin/sh neutron -c \
+    run_logged "$TESTENV_LOGS/neutron-db-manage.log" -- su -s /bin/sh neutron -c \
       "neutron-db-manage --config-file /etc/neutron/neutron.conf --config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade heads"
     mark neutron-db
   fi
@@ -452,7 +457,7 @@ EOF
     ceph-authtool "$k/mon.keyring" --import-keyring /etc/ceph/ceph.client.admin.keyring >/dev/null
     monmaptool --create --addv a '[v2:127.0.0.1:3300]' --fsid "$fsid" "$k/monmap" >/dev/null
     chown -R ceph:ceph "$k"
-    run_logged "$TESTENV_LOGS/ceph-bootstrap.log" setpriv --reuid=ceph --regid=ceph --init-groups -- \
+    run_logged "$TESTENV_LOGS/ceph-bootstrap.log" -- setpriv --reuid=ceph --regid=ceph --init-groups -- \
       ceph-mon --mkfs -i a --monmap "$k/monmap" --keyring "$k/mon.keyring"
   fi
   svc_ensure ceph-mon --watch /etc/ceph/ceph.conf -- ceph-mon -f -i a --setuser ceph --setgroup ceph || true
@@ -473,19 +478,19 @@ EOF
       -o "/var/lib/ceph/osd/ceph-$id/keyring"
     chown ceph:ceph "/var/lib/ceph/osd/ceph-$id/keyring"
     # bluestore on a sparse 10 GiB file in the OSD directory: no LVM, no kernel rbd here.
-    run_logged "$TESTENV_LOGS/ceph-bootstrap.log" setpriv --reuid=ceph --regid=ceph --init-groups -- \
+    run_logged "$TESTENV_LOGS/ceph-bootstrap.log" -- setpriv --reuid=ceph --regid=ceph --init-groups -- \
       ceph-osd -i "$id" --mkfs --osd-uuid "$uuid"
     local cl=$TESTENV_LOGS/ceph-bootstrap.log
-    run_logged "$cl" ceph_ osd crush add-bucket "$host" host
-    run_logged "$cl" ceph_ osd crush move "$host" root=default
-    run_logged "$cl" ceph_ osd crush add "osd.$id" 1.0 host="$host"
+    run_logged "$cl" -- ceph_ osd crush add-bucket "$host" host
+    run_logged "$cl" -- ceph_ osd crush move "$host" root=default
+    run_logged "$cl" -- ceph_ osd crush add "osd.$id" 1.0 host="$host"
   fi
   local osd
   osd=$(cat "$CEPH_BOOTSTRAP/osd-id")
   svc_ensure ceph-osd --watch /etc/ceph/ceph.conf -- ceph-osd -f -i "$osd" --setuser ceph --setgroup ceph || true
   if ! marker ceph-bootstrap; then
     ceph_ osd pool create volumes 8 8 >/dev/null 2>&1
-    run_logged "$TESTENV_LOGS/ceph-bootstrap.log" timeout 60 rbd pool init volumes
+    run_logged "$TESTENV_LOGS/ceph-bootstrap.log" -- timeout 60 rbd pool init volumes
     ceph_ auth get-or-create client.cinder mon 'profile rbd' osd 'profile rbd pool=volumes' \
       mgr 'profile rbd pool=volumes' -o /etc/ceph/ceph.client.cinder.keyring
     chown cinder:cinder /etc/ceph/ceph.client.cinder.keyring
@@ -548,7 +553,7 @@ rados_connect_timeout = 5
 EOF
   install -d -o cinder -g cinder /var/lib/cinder /var/lib/cinder/lock /var/log/cinder
   if ! marker cinder-db; then
-    run_logged "$TESTENV_LOGS/cinder-manage.log" su -s /bin/sh cinder -c "cinder-manage db sync"
+    run_logged "$TESTENV_LOGS/cinder-manage.log" /var/log/cinder/cinder-manage.log -- su -s /bin/sh cinder -c "cinder-manage db sync"
     mark cinder-db
   fi
   local s
