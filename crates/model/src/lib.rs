@@ -1,10 +1,13 @@
-//! Stackube's shared vocabulary: the identifiers of OpenStack and Kubernetes objects that cross
-//! crate boundaries, and (as the components grow) the CRD and configuration types.
+//! Stackube's shared vocabulary: the `Tenant` and `Network` custom resources, the controller's
+//! configuration, typed OpenStack identifiers, and IPv4 CIDRs.
 //!
-//! This crate does no I/O and depends on no runtime: `core`, the adapters and the binaries all
-//! build on it.
+//! This crate does no I/O and depends on no runtime (kube only for its derive macros and core
+//! types): `core`, the adapters and the binaries all build on it.
 
+pub mod config;
+pub mod crd;
 pub mod ids;
+pub mod net;
 
 pub use ids::{
     AttachmentId, FloatingIpId, NetworkId, PortId, ProjectId, RoleId, RouterId, SecurityGroupId,

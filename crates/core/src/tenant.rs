@@ -1,0 +1,408 @@
+//! What to do for a `Tenant`: the plan half of the Tenant reconciler.
+//!
+//! A Tenant is a Keystone project (created, or adopted through `spec.tenantID`), optionally a
+//! Keystone user with the `member` role, a namespace of the same name, RoleBindings for the
+//! project's Keystone groups in it, and a default `Network`. The reconciler observes each part,
+//! [`plan`] says what to create or fix, in dependency order, and what blocks (a name taken by
+//! something that is not ours is never taken over: the plan stops at it and says why).
+
+/// The Keystone project as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProjectState {
+    /// No project of the tenant's name (or at `status.projectID`).
+    Missing,
+    /// Ours: tagged with the Tenant's uid.
+    Ours(String),
+    /// `spec.tenantID`, which exists.
+    Adopted(String),
+    /// `spec.tenantID`, which does not exist.
+    AdoptedMissing(String),
+    /// A project of that name that is not ours.
+    Foreign(String),
+}
+
+/// The Keystone user as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserState {
+    /// No `spec.username`: no user is managed.
+    NotRequested,
+    /// No user of that name.
+    Missing,
+    /// Ours (its description names this Tenant), with the facts the plan needs.
+    Ours {
+        /// Its id.
+        id: String,
+        /// Whether it holds the member role on the project.
+        member: bool,
+        /// Whether its password is known to be the one the spec asks for.
+        password_current: bool,
+    },
+    /// A user of that name that is not ours.
+    Foreign(String),
+}
+
+/// A Kubernetes object the Tenant creates, as observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectState {
+    /// Absent.
+    Missing,
+    /// Ours and as desired.
+    Current,
+    /// Ours but different from the desired state (labels, subjects).
+    Stale,
+    /// Being deleted (a namespace in `Terminating`).
+    Terminating,
+    /// Present but not created for this Tenant.
+    Foreign,
+}
+
+/// Everything the plan looks at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// Keystone project.
+    pub project: ProjectState,
+    /// Keystone user.
+    pub user: UserState,
+    /// The namespace named after the Tenant.
+    pub namespace: ObjectState,
+    /// The RoleBindings of [`crate::identity::tenant_role_bindings`].
+    pub role_bindings: ObjectState,
+    /// The default Network `<tenant>/<tenant>`.
+    pub network: ObjectState,
+}
+
+/// One step. Steps that need the project id run after the project exists; the reconciler keeps
+/// the ids steps produce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Create the project, tagged and described as the Tenant's.
+    CreateProject,
+    /// Create the user (with its password) in the project.
+    CreateUser,
+    /// Grant the user the member role on the project.
+    GrantMember,
+    /// Set the user's password to the spec's (changed since last applied).
+    SetPassword,
+    /// Create or update the namespace (labels with tenant and project id).
+    ApplyNamespace,
+    /// Create or update the RoleBindings.
+    ApplyRoleBindings,
+    /// Create the default Network with the configured CIDR and gateway.
+    CreateNetwork,
+}
+
+/// A part that cannot progress, and why; reported as its condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocked {
+    /// The condition type (`ProjectReady`, `UserReady`, `NamespaceReady`, …).
+    pub condition: &'static str,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+/// The plan: actions in order, and what blocks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// What to do, in order.
+    pub actions: Vec<Action>,
+    /// What cannot be done, and why.
+    pub blocked: Vec<Blocked>,
+}
+
+/// Plans a Tenant named `name`.
+pub fn plan(name: &str, observed: &Observation) -> Plan {
+    let mut plan = Plan::default();
+    let project_ok = match &observed.project {
+        ProjectState::Missing => {
+            plan.actions.push(Action::CreateProject);
+            true
+        }
+        ProjectState::Ours(_) | ProjectState::Adopted(_) => true,
+        ProjectState::AdoptedMissing(id) => {
+            plan.blocked.push(Blocked {
+                condition: "ProjectReady",
+                reason: "ProjectNotFound",
+                message: format!("spec.tenantID {id} is not a Keystone project"),
+            });
+            false
+        }
+        ProjectState::Foreign(id) => {
+            plan.blocked.push(Blocked {
+                condition: "ProjectReady",
+                reason: "ProjectConflict",
+                message: format!(
+                    "Keystone project {name} ({id}) exists and was not created for this Tenant; set spec.tenantID to adopt it"
+                ),
+            });
+            false
+        }
+    };
+    if !project_ok {
+        return plan;
+    }
+
+    match &observed.user {
+        UserState::NotRequested => {}
+        UserState::Missing => plan
+            .actions
+            .extend([Action::CreateUser, Action::GrantMember]),
+        UserState::Ours {
+            member,
+            password_current,
+            ..
+        } => {
+            if !member {
+                plan.actions.push(Action::GrantMember);
+            }
+            if !password_current {
+                plan.actions.push(Action::SetPassword);
+            }
+        }
+        UserState::Foreign(id) => plan.blocked.push(Blocked {
+            condition: "UserReady",
+            reason: "UserConflict",
+            message: format!(
+                "Keystone user of spec.username ({id}) exists and was not created for this Tenant"
+            ),
+        }),
+    }
+
+    let namespace_ok = match observed.namespace {
+        ObjectState::Missing | ObjectState::Stale => {
+            plan.actions.push(Action::ApplyNamespace);
+            true
+        }
+        ObjectState::Current => true,
+        ObjectState::Terminating => {
+            plan.blocked.push(Blocked {
+                condition: "NamespaceReady",
+                reason: "NamespaceTerminating",
+                message: format!(
+                    "namespace {name} is being deleted; it is created again once gone"
+                ),
+            });
+            false
+        }
+        ObjectState::Foreign => {
+            plan.blocked.push(Blocked {
+                condition: "NamespaceReady",
+                reason: "NamespaceConflict",
+                message: format!("namespace {name} exists and does not belong to this Tenant"),
+            });
+            false
+        }
+    };
+    if !namespace_ok {
+        return plan;
+    }
+    if matches!(
+        observed.role_bindings,
+        ObjectState::Missing | ObjectState::Stale | ObjectState::Foreign
+    ) {
+        plan.actions.push(Action::ApplyRoleBindings);
+    }
+    match observed.network {
+        ObjectState::Missing => plan.actions.push(Action::CreateNetwork),
+        ObjectState::Foreign => plan.blocked.push(Blocked {
+            condition: "NetworkReady",
+            reason: "NetworkConflict",
+            message: format!("Network {name}/{name} exists and does not belong to this Tenant"),
+        }),
+        ObjectState::Current | ObjectState::Stale | ObjectState::Terminating => {}
+    }
+    plan
+}
+
+/// What removing a Tenant still requires, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CleanupAction {
+    /// Delete the namespace (the Networks in it, and their Neutron resources, go with it) and
+    /// wait until it is gone.
+    DeleteNamespace,
+    /// Wait: the namespace is terminating.
+    AwaitNamespace,
+    /// Delete the Keystone user.
+    DeleteUser(String),
+    /// Delete the Keystone project (never an adopted one).
+    DeleteProject(String),
+}
+
+/// The cleanup of a Tenant: the namespace first (and only once it is gone, so that nothing in
+/// Neutron still refers to the project), then the user, then the project. A namespace or user
+/// not ours is left alone.
+pub fn cleanup_plan(observed: &Observation) -> Vec<CleanupAction> {
+    match observed.namespace {
+        ObjectState::Current | ObjectState::Stale => return vec![CleanupAction::DeleteNamespace],
+        ObjectState::Terminating => return vec![CleanupAction::AwaitNamespace],
+        ObjectState::Missing | ObjectState::Foreign => {}
+    }
+    let mut actions = Vec::new();
+    if let UserState::Ours { id, .. } = &observed.user {
+        actions.push(CleanupAction::DeleteUser(id.clone()));
+    }
+    if let ProjectState::Ours(id) = &observed.project {
+        actions.push(CleanupAction::DeleteProject(id.clone()));
+    }
+    actions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ready() -> Observation {
+        Observation {
+            project: ProjectState::Ours("p".into()),
+            user: UserState::Ours {
+                id: "u".into(),
+                member: true,
+                password_current: true,
+            },
+            namespace: ObjectState::Current,
+            role_bindings: ObjectState::Current,
+            network: ObjectState::Current,
+        }
+    }
+
+    #[test]
+    fn plans_for_each_starting_point() {
+        use Action::*;
+        let cases: Vec<(&str, Observation, Vec<Action>, Vec<&str>)> = vec![
+            ("all in place", ready(), vec![], vec![]),
+            (
+                "new tenant",
+                Observation {
+                    project: ProjectState::Missing,
+                    user: UserState::Missing,
+                    namespace: ObjectState::Missing,
+                    role_bindings: ObjectState::Missing,
+                    network: ObjectState::Missing,
+                },
+                vec![
+                    CreateProject,
+                    CreateUser,
+                    GrantMember,
+                    ApplyNamespace,
+                    ApplyRoleBindings,
+                    CreateNetwork,
+                ],
+                vec![],
+            ),
+            (
+                "adopted project, no user",
+                Observation {
+                    project: ProjectState::Adopted("p".into()),
+                    user: UserState::NotRequested,
+                    ..ready()
+                },
+                vec![],
+                vec![],
+            ),
+            (
+                "password changed, role revoked by hand",
+                Observation {
+                    user: UserState::Ours {
+                        id: "u".into(),
+                        member: false,
+                        password_current: false,
+                    },
+                    ..ready()
+                },
+                vec![GrantMember, SetPassword],
+                vec![],
+            ),
+            (
+                "someone else's project of that name",
+                Observation {
+                    project: ProjectState::Foreign("p".into()),
+                    ..ready()
+                },
+                vec![],
+                vec!["ProjectConflict"],
+            ),
+            (
+                "adopting a project that does not exist",
+                Observation {
+                    project: ProjectState::AdoptedMissing("p".into()),
+                    ..ready()
+                },
+                vec![],
+                vec!["ProjectNotFound"],
+            ),
+            (
+                "user name taken: the rest still proceeds",
+                Observation {
+                    user: UserState::Foreign("u".into()),
+                    namespace: ObjectState::Missing,
+                    role_bindings: ObjectState::Missing,
+                    network: ObjectState::Missing,
+                    ..ready()
+                },
+                vec![ApplyNamespace, ApplyRoleBindings, CreateNetwork],
+                vec!["UserConflict"],
+            ),
+            (
+                "namespace of that name not ours",
+                Observation {
+                    namespace: ObjectState::Foreign,
+                    ..ready()
+                },
+                vec![],
+                vec!["NamespaceConflict"],
+            ),
+            (
+                "namespace from a deleted tenant still terminating",
+                Observation {
+                    namespace: ObjectState::Terminating,
+                    ..ready()
+                },
+                vec![],
+                vec!["NamespaceTerminating"],
+            ),
+            (
+                "namespace labels edited",
+                Observation {
+                    namespace: ObjectState::Stale,
+                    role_bindings: ObjectState::Stale,
+                    ..ready()
+                },
+                vec![ApplyNamespace, ApplyRoleBindings],
+                vec![],
+            ),
+        ];
+        for (case, observed, actions, blocked) in cases {
+            let plan = plan("test", &observed);
+            assert_eq!(plan.actions, actions, "{case}");
+            let reasons: Vec<&str> = plan.blocked.iter().map(|b| b.reason).collect();
+            assert_eq!(reasons, blocked, "{case}");
+        }
+    }
+
+    #[test]
+    fn cleanup_waits_for_the_namespace_and_keeps_what_is_not_ours() {
+        use CleanupAction::*;
+        assert_eq!(cleanup_plan(&ready()), vec![DeleteNamespace]);
+        let terminating = Observation {
+            namespace: ObjectState::Terminating,
+            ..ready()
+        };
+        assert_eq!(cleanup_plan(&terminating), vec![AwaitNamespace]);
+        let gone = Observation {
+            namespace: ObjectState::Missing,
+            ..ready()
+        };
+        assert_eq!(
+            cleanup_plan(&gone),
+            vec![DeleteUser("u".into()), DeleteProject("p".into())]
+        );
+        let adopted = Observation {
+            project: ProjectState::Adopted("p".into()),
+            user: UserState::NotRequested,
+            namespace: ObjectState::Foreign,
+            ..ready()
+        };
+        assert_eq!(cleanup_plan(&adopted), vec![]);
+    }
+}
