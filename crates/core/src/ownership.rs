@@ -104,6 +104,24 @@ impl Owner {
     }
 }
 
+/// The owner kind and uid in a description written by [`Owner::description`] for `cluster`.
+/// Keystone users carry no tags, so this is how their owner is read.
+pub fn description_owner<'d>(description: &'d str, cluster: &str) -> Option<(OwnerKind, &'d str)> {
+    let rest = description.strip_prefix("Managed by Stackube for ")?;
+    let rest = rest.strip_suffix("; do not edit")?;
+    let (rest, of_cluster) = rest.rsplit_once(") of cluster ")?;
+    if of_cluster != cluster {
+        return None;
+    }
+    let (head, uid) = rest.rsplit_once(" (uid ")?;
+    let kind = match head.split_once(' ')?.0 {
+        "Tenant" => OwnerKind::Tenant,
+        "Network" => OwnerKind::Network,
+        _ => return None,
+    };
+    Some((kind, uid))
+}
+
 /// The owner uid in `tags`, if they are Stackube tags of `cluster`.
 pub fn owner_uid<'t>(tags: &'t [String], cluster: &str) -> Option<&'t str> {
     let ours = tags
@@ -195,6 +213,21 @@ mod tests {
             assert_eq!(owner.owns(&tags, &description), want, "{case}");
         }
         assert!(owner.needs_tags(&[]));
+        assert_eq!(
+            description_owner(&owner.description(), "prod-1"),
+            Some((OwnerKind::Network, "0b8f2a6e-5c1d-4f7a-9e3b-2d4c6a8e0f12"))
+        );
+        let tenant = Owner {
+            kind: OwnerKind::Tenant,
+            display: "a (tricky) name".into(),
+            ..owner.clone()
+        };
+        assert_eq!(
+            description_owner(&tenant.description(), "prod-1"),
+            Some((OwnerKind::Tenant, "0b8f2a6e-5c1d-4f7a-9e3b-2d4c6a8e0f12"))
+        );
+        assert_eq!(description_owner(&owner.description(), "prod-2"), None);
+        assert_eq!(description_owner("a user made by hand", "c"), None);
         assert!(!owner.needs_tags(&owner.tags()));
     }
 }

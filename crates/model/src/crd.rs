@@ -146,10 +146,11 @@ pub struct TenantStatus {
     /// The Keystone user created for `spec.username`.
     #[serde(default, rename = "userID", skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
-    /// `resourceVersion` of the password Secret last applied to the user (never its content),
-    /// so that a changed Secret is applied again.
+    /// What the user's password was last set from: `<spec generation>/<Secret resourceVersion>`
+    /// (`-` without a Secret). Never the password: only enough to notice that the spec or the
+    /// Secret changed since, and set it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_secret_version: Option<String>,
+    pub password_applied: Option<String>,
 }
 
 /// A Network: a Neutron network with a subnet and a router gatewayed to the external network,

@@ -221,6 +221,77 @@ impl OpenStackError {
         }
     }
 
+    /// This error with every occurrence of `secret` in its message replaced by `[REDACTED]`.
+    ///
+    /// For calls whose request carries a password: the only response text an error keeps is the
+    /// service's message, and no service is known to echo a password there, but a validation
+    /// message quoting the rejected value would otherwise carry it into logs.
+    pub(crate) fn without_secret(self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        let scrub = |text: String| {
+            if text.contains(secret) {
+                text.replace(secret, "[REDACTED]")
+            } else {
+                text
+            }
+        };
+        match self {
+            OpenStackError::NotFound { call, message } => OpenStackError::NotFound {
+                call,
+                message: scrub(message),
+            },
+            OpenStackError::Conflict {
+                call,
+                status,
+                message,
+            } => OpenStackError::Conflict {
+                call,
+                status,
+                message: scrub(message),
+            },
+            OpenStackError::Unauthorized {
+                call,
+                status,
+                message,
+            } => OpenStackError::Unauthorized {
+                call,
+                status,
+                message: scrub(message),
+            },
+            OpenStackError::Unavailable {
+                call,
+                reason,
+                source,
+            } => OpenStackError::Unavailable {
+                call,
+                reason: scrub(reason),
+                source,
+            },
+            OpenStackError::Invalid {
+                call,
+                status,
+                message,
+            } => OpenStackError::Invalid {
+                call,
+                status,
+                message: scrub(message),
+            },
+            OpenStackError::Other {
+                call,
+                status,
+                message,
+                source,
+            } => OpenStackError::Other {
+                call,
+                status,
+                message: scrub(message),
+                source,
+            },
+        }
+    }
+
     /// The error for a response that arrived but could not be understood.
     pub(crate) fn unexpected(
         call: Call,
@@ -354,6 +425,20 @@ mod tests {
         let body = format!(r#"{{"message": "{}"}}"#, "x".repeat(1000));
         let msg = error_message(body.as_bytes());
         assert!(msg.chars().count() <= MAX_MESSAGE + 1);
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_from_service_messages() {
+        let body =
+            br#"{"error": {"message": "Invalid input for field 'password': 'hunter2' is bad"}}"#;
+        for status in [400, 401, 404, 409, 500] {
+            let err = OpenStackError::from_response(call(), status, body).without_secret("hunter2");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+            assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+            assert_eq!(err.status(), Some(status));
+        }
+        let err = OpenStackError::from_response(call(), 400, body).without_secret("");
+        assert!(err.to_string().contains("'hunter2' is bad"), "{err}");
     }
 
     #[test]

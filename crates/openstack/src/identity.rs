@@ -65,6 +65,9 @@ pub struct User {
     /// Project a token is scoped to when none is asked for.
     #[serde(default)]
     pub default_project_id: Option<ProjectId>,
+    /// Free-form description; empty when there is none (Keystone omits it or sends `null`).
+    #[serde(default, deserialize_with = "crate::serde_util::nullable")]
+    pub description: String,
     /// Whether the user can authenticate.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -173,6 +176,18 @@ pub trait Identity: Send + Sync {
     /// # Guarantees
     /// Idempotent.
     async fn set_user_enabled(&self, id: &UserId, enabled: bool) -> Result<User>;
+
+    /// Sets a user's password (an administrator's reset: the old password is not needed).
+    ///
+    /// Keystone revokes the user's tokens when its password changes, so a session that
+    /// authenticated with the old password fails with `Unauthorized` on its next call. Neither
+    /// password appears in the error or in logs of this crate.
+    ///
+    /// # Guarantees
+    /// Idempotent: setting the password the user already has is `Ok`. Exceptions are Keystone's `[security_compliance]` options, off by
+    /// default: with `unique_last_password_count` a recently used password is `Invalid`, and
+    /// with `change_password_upon_first_use` the new password is expired at once.
+    async fn set_user_password(&self, id: &UserId, password: &SecretString) -> Result<User>;
 
     /// Deletes a user.
     ///

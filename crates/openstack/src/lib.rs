@@ -48,8 +48,8 @@
 //! The password is a [`secrecy::SecretString`] and the token never leaves the session:
 //! [`OpenStack::token_info`] gives its facts, not its value, and no error message contains
 //! either. One caveat lies outside this crate: at `TRACE` level the SDK (`openstack_sdk`
-//! target) logs request bodies, which for [`Identity::create_user`] include the new user's
-//! password; keep that target at `DEBUG` or quieter.
+//! target) logs request bodies, which for [`Identity::create_user`] and
+//! [`Identity::set_user_password`] include the password; keep that target at `DEBUG` or quieter.
 
 pub mod block_storage;
 mod client;

@@ -24,6 +24,9 @@ pub struct Network {
     /// Name (not unique).
     #[serde(default, deserialize_with = "crate::serde_util::nullable")]
     pub name: String,
+    /// Free-form description; empty when there is none (Neutron may send `null`).
+    #[serde(default, deserialize_with = "crate::serde_util::nullable")]
+    pub description: String,
     /// Owning project.
     #[serde(default)]
     pub project_id: Option<ProjectId>,
@@ -88,7 +91,8 @@ pub struct NewNetwork {
     /// Owning project; `None` is the caller's project.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project_id: Option<ProjectId>,
-    /// Free-form description.
+    /// Free-form description. It is part of the creation request, so unlike tags on a Neutron
+    /// without tag-creation it is there from the moment the resource exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Administrative state; `None` is up.
@@ -121,8 +125,11 @@ pub struct NetworkFilter {
     pub name: Option<String>,
     /// Owning project.
     pub project_id: Option<ProjectId>,
-    /// Networks carrying all of these tags.
+    /// Networks carrying all of these tags (Neutron's `tags=a,b`).
     pub tags: Vec<String>,
+    /// Networks carrying at least one of these tags (Neutron's `tags-any=a,b`); combined with
+    /// the other fields, including `tags`, by "and".
+    pub tags_any: Vec<String>,
     /// Only external (or only internal) networks.
     pub external: Option<bool>,
 }
@@ -144,6 +151,9 @@ pub struct Subnet {
     /// Name.
     #[serde(default, deserialize_with = "crate::serde_util::nullable")]
     pub name: String,
+    /// Free-form description; empty when there is none (Neutron may send `null`).
+    #[serde(default, deserialize_with = "crate::serde_util::nullable")]
+    pub description: String,
     /// Its network.
     pub network_id: NetworkId,
     /// Owning project.
@@ -189,6 +199,10 @@ pub struct NewSubnet {
     pub network_id: NetworkId,
     /// Name.
     pub name: String,
+    /// Free-form description. It is part of the creation request, so unlike tags on a Neutron
+    /// without tag-creation it is there from the moment the resource exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// CIDR, e.g. `10.10.0.0/24`.
     pub cidr: String,
     /// 4 or 6.
@@ -219,6 +233,7 @@ impl NewSubnet {
         NewSubnet {
             network_id,
             name: name.into(),
+            description: None,
             cidr: cidr.into(),
             ip_version: 4,
             gateway: SubnetGateway::Default,
@@ -240,8 +255,11 @@ pub struct SubnetFilter {
     pub network_id: Option<NetworkId>,
     /// Owning project.
     pub project_id: Option<ProjectId>,
-    /// Subnets carrying all of these tags.
+    /// Subnets carrying all of these tags (Neutron's `tags=a,b`).
     pub tags: Vec<String>,
+    /// Subnets carrying at least one of these tags (Neutron's `tags-any=a,b`); combined with
+    /// the other fields, including `tags`, by "and".
+    pub tags_any: Vec<String>,
 }
 
 /// A fixed IP of a port (or of a router gateway).
@@ -309,6 +327,9 @@ pub struct Router {
     /// Name.
     #[serde(default, deserialize_with = "crate::serde_util::nullable")]
     pub name: String,
+    /// Free-form description; empty when there is none (Neutron may send `null`).
+    #[serde(default, deserialize_with = "crate::serde_util::nullable")]
+    pub description: String,
     /// Owning project.
     #[serde(default)]
     pub project_id: Option<ProjectId>,
@@ -331,6 +352,10 @@ pub struct Router {
 pub struct NewRouter {
     /// Name.
     pub name: String,
+    /// Free-form description. It is part of the creation request, so unlike tags on a Neutron
+    /// without tag-creation it is there from the moment the resource exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Owning project; `None` is the caller's project.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project_id: Option<ProjectId>,
@@ -355,8 +380,11 @@ pub struct RouterFilter {
     pub name: Option<String>,
     /// Owning project.
     pub project_id: Option<ProjectId>,
-    /// Routers carrying all of these tags.
+    /// Routers carrying all of these tags (Neutron's `tags=a,b`).
     pub tags: Vec<String>,
+    /// Routers carrying at least one of these tags (Neutron's `tags-any=a,b`); combined with
+    /// the other fields, including `tags`, by "and".
+    pub tags_any: Vec<String>,
 }
 
 /// A router's interface on a subnet.
@@ -379,6 +407,9 @@ pub struct Port {
     /// Name.
     #[serde(default, deserialize_with = "crate::serde_util::nullable")]
     pub name: String,
+    /// Free-form description; empty when there is none (Neutron may send `null`).
+    #[serde(default, deserialize_with = "crate::serde_util::nullable")]
+    pub description: String,
     /// Its network.
     pub network_id: NetworkId,
     /// Owning project.
@@ -450,6 +481,10 @@ pub struct NewPort {
     pub network_id: NetworkId,
     /// Name.
     pub name: String,
+    /// Free-form description. It is part of the creation request, so unlike tags on a Neutron
+    /// without tag-creation it is there from the moment the resource exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Owning project; `None` is the caller's project.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project_id: Option<ProjectId>,
@@ -494,6 +529,7 @@ impl NewPort {
         NewPort {
             network_id,
             name: name.into(),
+            description: None,
             project_id: None,
             fixed_ips: None,
             mac_address: None,
@@ -552,8 +588,11 @@ pub struct PortFilter {
     pub binding_host_id: Option<String>,
     /// Owning project.
     pub project_id: Option<ProjectId>,
-    /// Ports carrying all of these tags.
+    /// Ports carrying all of these tags (Neutron's `tags=a,b`).
     pub tags: Vec<String>,
+    /// Ports carrying at least one of these tags (Neutron's `tags-any=a,b`); combined with
+    /// the other fields, including `tags`, by "and".
+    pub tags_any: Vec<String>,
 }
 
 /// Traffic direction of a security group rule.
@@ -873,7 +912,9 @@ pub trait Networking: Send + Sync {
     /// tags first. Tags: see the crate documentation, "Neutron tags"; when Neutron does not
     /// take tags at creation, the adapter sets them immediately after, and if that fails it
     /// deletes the new resource again before returning the error, so an untagged (unfindable)
-    /// resource is left behind only if the process dies between the two requests.
+    /// resource is left behind only if the process dies between the two requests. The
+    /// description, by contrast, is always part of the creation request: a caller that writes a
+    /// recognisable description can find such a leftover by it.
     async fn create_network(&self, network: &NewNetwork) -> Result<Network>;
     /// The network with this id, or `NotFound`.
     async fn get_network(&self, id: &NetworkId) -> Result<Network>;

@@ -3,6 +3,7 @@
 mod common;
 
 use secrecy::SecretString;
+use stackube_model::UserId;
 use stackube_openstack::identity::{
     NewProject, NewUser, ProjectFilter, RoleAssignment, RoleAssignmentFilter, UserFilter,
 };
@@ -65,6 +66,17 @@ async fn project_create_get_list_delete() {
         assert_eq!(
             by_tag.iter().map(|p| &p.id).collect::<Vec<_>>(),
             vec![&project.id]
+        );
+        let all_of = identity
+            .list_projects(&ProjectFilter {
+                tags: vec![tag.clone(), unique_name("other-tag")],
+                ..ProjectFilter::default()
+            })
+            .await
+            .expect("list by two tags");
+        assert!(
+            all_of.is_empty(),
+            "`tags` asks for all of them, and the project lacks one: {all_of:?}"
         );
 
         let err = identity
@@ -135,13 +147,14 @@ async fn member_user_gets_a_role_and_can_authenticate_into_its_project() {
         }
         let password = format!("pw-{}", random_hex_id());
         let user_name = unique_name("user");
+        let description = unique_name("user-description");
         let user = identity
             .create_user(&NewUser {
                 name: user_name.clone(),
                 password: SecretString::from(password.clone()),
                 domain_id: None,
                 default_project_id: Some(project.id.clone()),
-                description: None,
+                description: Some(description.clone()),
             })
             .await
             .expect("create user");
@@ -154,6 +167,7 @@ async fn member_user_gets_a_role_and_can_authenticate_into_its_project() {
         }
         assert_eq!(user.name, user_name);
         assert_eq!(user.default_project_id.as_ref(), Some(&project.id));
+        assert_eq!(user.description, description);
         let listed = identity
             .list_users(&UserFilter {
                 name: Some(user_name.clone()),
@@ -165,10 +179,10 @@ async fn member_user_gets_a_role_and_can_authenticate_into_its_project() {
             listed.iter().map(|u| &u.id).collect::<Vec<_>>(),
             vec![&user.id]
         );
-        assert_eq!(
-            identity.get_user(&user.id).await.expect("get user").name,
-            user_name
-        );
+        assert_eq!(listed[0].description, description);
+        let got = identity.get_user(&user.id).await.expect("get user");
+        assert_eq!(got.name, user_name);
+        assert_eq!(got.description, description);
 
         let member = identity.find_role("member").await.expect("member role");
         assert_eq!(member.name, "member");
@@ -349,6 +363,122 @@ async fn a_revoked_token_is_replaced_on_the_next_call_once_auth_works_again() {
             after.expires_at > before.expires_at,
             "a new token was issued"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_new_password_replaces_the_old_one() {
+    let os = admin().await;
+    let identity = os.identity();
+    with_cleanup(|cleanup| async move {
+        let project = identity
+            .create_project(&NewProject {
+                name: unique_name("tenant"),
+                ..NewProject::default()
+            })
+            .await
+            .expect("create project");
+        {
+            let identity = identity.clone();
+            let id = project.id.clone();
+            cleanup.add(format!("delete project {id}"), async move {
+                identity.delete_project(&id).await
+            });
+        }
+        let old_password = format!("old-pw-{}", random_hex_id());
+        let user = identity
+            .create_user(&NewUser {
+                name: unique_name("user"),
+                password: SecretString::from(old_password.clone()),
+                domain_id: None,
+                default_project_id: None,
+                description: None,
+            })
+            .await
+            .expect("create user");
+        {
+            let identity = identity.clone();
+            let id = user.id.clone();
+            cleanup.add(format!("delete user {id}"), async move {
+                identity.delete_user(&id).await
+            });
+        }
+        assert_eq!(user.description, "", "no description was given");
+        let member = identity.find_role("member").await.expect("member role");
+        identity
+            .grant_project_role(&project.id, &user.id, &member.id)
+            .await
+            .expect("grant");
+        let creds = |password: &str| Credentials {
+            username: user.name.clone(),
+            password: SecretString::from(password.to_owned()),
+            project_name: project.name.clone(),
+            ..admin_credentials()
+        };
+        let as_user = OpenStack::connect(&creds(&old_password))
+            .await
+            .expect("the user authenticates with its first password");
+
+        let new_password = format!("new-pw-{}", random_hex_id());
+        let changed = identity
+            .set_user_password(&user.id, &SecretString::from(new_password.clone()))
+            .await
+            .expect("set password");
+        assert_eq!(changed.id, user.id);
+        assert!(changed.enabled);
+
+        let err = OpenStack::connect(&creds(&old_password))
+            .await
+            .expect_err("the old password no longer authenticates");
+        assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+        for secret in [&old_password, &new_password] {
+            assert!(!err.to_string().contains(secret.as_str()), "{err}");
+            assert!(!format!("{err:?}").contains(secret.as_str()), "{err:?}");
+        }
+        // The change revoked the session's token; its re-authentication uses the old password.
+        let err = as_user
+            .identity()
+            .get_project(&project.id)
+            .await
+            .expect_err("a session holding the old password is shut out");
+        assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+
+        // Keystone's revocation events have one-second resolution: make sure the next token is
+        // issued after the event.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let as_user = OpenStack::connect(&creds(&new_password))
+            .await
+            .expect("the new password authenticates");
+        assert_eq!(
+            as_user.token_info().map(|i| i.user_id),
+            Some(user.id.clone())
+        );
+        as_user
+            .identity()
+            .get_project(&project.id)
+            .await
+            .expect("the new session works");
+
+        identity
+            .set_user_password(&user.id, &SecretString::from(new_password.clone()))
+            .await
+            .expect("setting the same password again is fine");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        OpenStack::connect(&creds(&new_password))
+            .await
+            .expect("the password still authenticates after being set again");
+
+        let missing = format!("missing-pw-{}", random_hex_id());
+        let err = identity
+            .set_user_password(
+                &UserId::new(random_hex_id()),
+                &SecretString::from(missing.clone()),
+            )
+            .await
+            .expect_err("no such user");
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        assert!(!format!("{err} {err:?}").contains(&missing), "{err:?}");
     })
     .await;
 }

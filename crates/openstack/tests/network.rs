@@ -6,7 +6,9 @@ mod common;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use stackube_model::NetworkId;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use stackube_model::{NetworkId, ProjectId};
 use stackube_openstack::network::{
     Direction, Ethertype, ExternalGateway, FloatingIpFilter, Network, NetworkFilter, NewFloatingIp,
     NewNetwork, NewPort, NewRouter, NewSecurityGroup, NewSecurityGroupRule, NewSubnet, PortFilter,
@@ -16,7 +18,7 @@ use stackube_openstack::network::{
 use stackube_openstack::{ErrorKind, Networking};
 use stackube_testenv::{TestEnv, unique_name};
 
-use common::{Cleanup, admin, ipv4_in, random_cidr, with_cleanup};
+use common::{Cleanup, admin, ipv4_in, random_cidr, random_hex_id, with_cleanup};
 
 fn ext_net() -> NetworkId {
     NetworkId::new(TestEnv::get().ext_net_id.clone())
@@ -34,6 +36,7 @@ async fn network(net: &Arc<dyn Networking>, cleanup: &Cleanup, tags: Vec<String>
     let network = net
         .create_network(&NewNetwork {
             name: unique_name("net"),
+            description: Some(unique_name("net-description")),
             tags,
             ..NewNetwork::default()
         })
@@ -67,6 +70,7 @@ async fn router(net: &Arc<dyn Networking>, cleanup: &Cleanup, tags: Vec<String>)
     let router = net
         .create_router(&NewRouter {
             name: unique_name("router"),
+            description: Some(unique_name("router-description")),
             tags,
             ..NewRouter::default()
         })
@@ -89,8 +93,15 @@ async fn network_create_get_list_tag_delete() {
         assert!(created.tags.contains(&owner), "{:?}", created.tags);
         assert!(created.tags.contains(&"stackube".to_owned()));
 
+        assert!(
+            created.description.starts_with("st-net-description-"),
+            "the description is set at creation: {:?}",
+            created.description
+        );
+
         let got = net.get_network(&created.id).await.expect("get network");
         assert_eq!(got.name, created.name);
+        assert_eq!(got.description, created.description);
         let mut tags = got.tags.clone();
         tags.sort();
         let mut want = vec![owner.clone(), "stackube".to_owned()];
@@ -109,6 +120,7 @@ async fn network_create_get_list_tag_delete() {
             by_tag.iter().map(|n| &n.id).collect::<Vec<_>>(),
             vec![&created.id]
         );
+        assert_eq!(by_tag[0].description, created.description);
         let by_name = net
             .list_networks(&NetworkFilter {
                 name: Some(created.name.clone()),
@@ -164,9 +176,11 @@ async fn subnet_and_bound_port() {
         let network = network(&net, &cleanup, vec![]).await;
         let (cidr, prefix) = random_cidr();
         let tag = unique_name("subnet-tag");
+        let subnet_description = unique_name("subnet-description");
         let subnet = net
             .create_subnet(&NewSubnet {
                 tags: vec![tag.clone()],
+                description: Some(subnet_description.clone()),
                 ..NewSubnet::ipv4(network.id.clone(), unique_name("subnet"), cidr.clone())
             })
             .await
@@ -179,6 +193,7 @@ async fn subnet_and_bound_port() {
         }
         assert_eq!(subnet.cidr, cidr);
         assert_eq!(subnet.tags, vec![tag.clone()]);
+        assert_eq!(subnet.description, subnet_description);
         let gateway = format!("{}.{}.{}.1", prefix[0], prefix[1], prefix[2]);
         assert_eq!(subnet.gateway_ip.map(|g| g.to_string()), Some(gateway));
         let listed = net
@@ -202,16 +217,17 @@ async fn subnet_and_bound_port() {
             .len(),
             1
         );
-        assert_eq!(
-            net.get_subnet(&subnet.id).await.expect("get subnet").cidr,
-            cidr
-        );
+        let got = net.get_subnet(&subnet.id).await.expect("get subnet");
+        assert_eq!(got.cidr, cidr);
+        assert_eq!(got.description, subnet_description);
 
         let host = agent_host();
         let device_id = unique_name("pod");
         let port_tag = unique_name("port-tag");
+        let port_description = unique_name("port-description");
         let port = net
             .create_port(&NewPort {
+                description: Some(port_description.clone()),
                 device_id: Some(device_id.clone()),
                 device_owner: Some("compute:kubernetes".into()),
                 binding_host_id: Some(host.clone()),
@@ -234,6 +250,7 @@ async fn subnet_and_bound_port() {
         assert_eq!(port.device_id, device_id);
         assert_eq!(port.device_owner, "compute:kubernetes");
         assert_eq!(port.tags, vec![port_tag.clone()]);
+        assert_eq!(port.description, port_description);
         assert_eq!(port.mac_address.len(), 17, "{}", port.mac_address);
         assert_eq!(port.fixed_ips.len(), 1);
         assert_eq!(port.fixed_ips[0].subnet_id, subnet.id);
@@ -250,6 +267,7 @@ async fn subnet_and_bound_port() {
         let got = net.get_port(&port.id).await.expect("get port");
         assert_eq!(got.binding_host_id, host);
         assert_eq!(got.tags, vec![port_tag.clone()]);
+        assert_eq!(got.description, port_description);
         for filter in [
             PortFilter {
                 network_id: Some(network.id.clone()),
@@ -317,6 +335,18 @@ async fn router_gateway_and_interfaces() {
         let tag = unique_name("router-tag");
         let router = router(&net, &cleanup, vec![tag.clone()]).await;
         assert_eq!(router.tags, vec![tag.clone()]);
+        assert!(
+            router.description.starts_with("st-router-description-"),
+            "the description is set at creation: {:?}",
+            router.description
+        );
+        assert_eq!(
+            net.get_router(&router.id)
+                .await
+                .expect("get router")
+                .description,
+            router.description
+        );
         assert!(router.external_gateway_info.is_none());
         let listed = net
             .list_routers(&RouterFilter {
@@ -406,6 +436,246 @@ async fn router_gateway_and_interfaces() {
                 .expect_err("deleted")
                 .is_not_found()
         );
+    })
+    .await;
+}
+
+/// The ids a list returned, sorted, for comparing with an expected set.
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+/// One tag/project query: `tags` (all of), `tags_any` (one of) and a project, answered with the
+/// ids found.
+struct TagQuery {
+    tags: Vec<String>,
+    tags_any: Vec<String>,
+    project_id: Option<ProjectId>,
+}
+
+/// Runs the same tag and project queries against one resource type, created twice: `first`
+/// tagged `[a, b]`, `second` tagged `[a, c]`, both in `project`.
+async fn check_tag_filters<F>(
+    what: &str,
+    first: &str,
+    second: &str,
+    tags: &TagTriple,
+    project: &ProjectId,
+    list: F,
+) where
+    F: Fn(TagQuery) -> BoxFuture<'static, stackube_openstack::Result<Vec<String>>>,
+{
+    let TagTriple { a, b, c } = tags;
+    let both = sorted(vec![first.to_owned(), second.to_owned()]);
+    let q = |tags: &[&String], tags_any: &[&String], project_id: Option<&ProjectId>| TagQuery {
+        tags: tags.iter().map(|t| (*t).clone()).collect(),
+        tags_any: tags_any.iter().map(|t| (*t).clone()).collect(),
+        project_id: project_id.cloned(),
+    };
+    let missing = unique_name("no-such-tag");
+    let other_project = ProjectId::new(random_hex_id());
+    let cases: Vec<(&str, TagQuery, Vec<String>)> = vec![
+        ("tags=a", q(&[a], &[], None), both.clone()),
+        ("tags=a,b", q(&[a, b], &[], None), vec![first.to_owned()]),
+        ("tags=b,c", q(&[b, c], &[], None), vec![]),
+        (
+            "tags-any=b,missing",
+            q(&[], &[b, &missing], None),
+            vec![first.to_owned()],
+        ),
+        ("tags-any=b,c", q(&[], &[b, c], None), both.clone()),
+        (
+            "tags-any=a,b, once each",
+            q(&[], &[a, b], None),
+            both.clone(),
+        ),
+        (
+            "tags=a,b tags-any=b",
+            q(&[a, b], &[b], None),
+            vec![first.to_owned()],
+        ),
+        (
+            "tags=a tags-any=missing",
+            q(&[a], &[&missing], None),
+            vec![],
+        ),
+        (
+            "tags=a tags-any=c,missing",
+            q(&[a], &[c, &missing], None),
+            vec![second.to_owned()],
+        ),
+        (
+            "tags=a in project",
+            q(&[a], &[], Some(project)),
+            both.clone(),
+        ),
+        (
+            "tags=a in another project",
+            q(&[a], &[], Some(&other_project)),
+            vec![],
+        ),
+    ];
+    for (case, query, want) in cases {
+        let found = list(query)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {case}: {e}"));
+        let found = sorted(found);
+        assert_eq!(found, want, "{what}: {case}");
+    }
+}
+
+/// Three unique tags.
+struct TagTriple {
+    a: String,
+    b: String,
+    c: String,
+}
+
+#[tokio::test]
+async fn tag_and_project_filters_on_networks_subnets_routers_ports() {
+    let os = admin().await;
+    let project = os
+        .token_info()
+        .and_then(|i| i.project_id)
+        .expect("the admin token is project-scoped");
+    let net = os.networking();
+    with_cleanup(|cleanup| async move {
+        let tags = TagTriple {
+            a: unique_name("tag-a"),
+            b: unique_name("tag-b"),
+            c: unique_name("tag-c"),
+        };
+        let ab = vec![tags.a.clone(), tags.b.clone()];
+        let ac = vec![tags.a.clone(), tags.c.clone()];
+
+        let n1 = network(&net, &cleanup, ab.clone()).await;
+        let n2 = network(&net, &cleanup, ac.clone()).await;
+        let n = net.clone();
+        check_tag_filters(
+            "networks",
+            n1.id.as_str(),
+            n2.id.as_str(),
+            &tags,
+            &project,
+            |q| {
+                let n = n.clone();
+                async move {
+                    let filter = NetworkFilter {
+                        tags: q.tags,
+                        tags_any: q.tags_any,
+                        project_id: q.project_id,
+                        ..NetworkFilter::default()
+                    };
+                    let found = n.list_networks(&filter).await?;
+                    Ok(found.into_iter().map(|x| x.id.to_string()).collect())
+                }
+                .boxed()
+            },
+        )
+        .await;
+
+        let mut subnets = Vec::new();
+        for (network, tags) in [(&n1, &ab), (&n2, &ac)] {
+            let (cidr, _) = random_cidr();
+            let subnet = net
+                .create_subnet(&NewSubnet {
+                    tags: tags.clone(),
+                    ..NewSubnet::ipv4(network.id.clone(), unique_name("subnet"), cidr)
+                })
+                .await
+                .expect("create subnet");
+            let (net2, id) = (net.clone(), subnet.id.clone());
+            cleanup.add(format!("delete subnet {id}"), async move {
+                net2.delete_subnet(&id).await
+            });
+            subnets.push(subnet);
+        }
+        check_tag_filters(
+            "subnets",
+            subnets[0].id.as_str(),
+            subnets[1].id.as_str(),
+            &tags,
+            &project,
+            |q| {
+                let n = n.clone();
+                async move {
+                    let filter = SubnetFilter {
+                        tags: q.tags,
+                        tags_any: q.tags_any,
+                        project_id: q.project_id,
+                        ..SubnetFilter::default()
+                    };
+                    let found = n.list_subnets(&filter).await?;
+                    Ok(found.into_iter().map(|x| x.id.to_string()).collect())
+                }
+                .boxed()
+            },
+        )
+        .await;
+
+        let r1 = router(&net, &cleanup, ab.clone()).await;
+        let r2 = router(&net, &cleanup, ac.clone()).await;
+        check_tag_filters(
+            "routers",
+            r1.id.as_str(),
+            r2.id.as_str(),
+            &tags,
+            &project,
+            |q| {
+                let n = n.clone();
+                async move {
+                    let filter = RouterFilter {
+                        tags: q.tags,
+                        tags_any: q.tags_any,
+                        project_id: q.project_id,
+                        ..RouterFilter::default()
+                    };
+                    let found = n.list_routers(&filter).await?;
+                    Ok(found.into_iter().map(|x| x.id.to_string()).collect())
+                }
+                .boxed()
+            },
+        )
+        .await;
+
+        let mut ports = Vec::new();
+        for (network, tags) in [(&n1, &ab), (&n2, &ac)] {
+            let port = net
+                .create_port(&NewPort {
+                    tags: tags.clone(),
+                    ..NewPort::new(network.id.clone(), unique_name("port"))
+                })
+                .await
+                .expect("create port");
+            let (net2, id) = (net.clone(), port.id.clone());
+            cleanup.add(format!("delete port {id}"), async move {
+                net2.delete_port(&id).await
+            });
+            ports.push(port);
+        }
+        check_tag_filters(
+            "ports",
+            ports[0].id.as_str(),
+            ports[1].id.as_str(),
+            &tags,
+            &project,
+            |q| {
+                let n = n.clone();
+                async move {
+                    let filter = PortFilter {
+                        tags: q.tags,
+                        tags_any: q.tags_any,
+                        project_id: q.project_id,
+                        ..PortFilter::default()
+                    };
+                    let found = n.list_ports(&filter).await?;
+                    Ok(found.into_iter().map(|x| x.id.to_string()).collect())
+                }
+                .boxed()
+            },
+        )
+        .await;
     })
     .await;
 }

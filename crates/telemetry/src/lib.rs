@@ -85,7 +85,14 @@ impl Health {
     /// Serves [`Health::router`] on `addr` until the process ends.
     pub async fn serve(self, addr: SocketAddr) -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(%addr, "serving /metrics /healthz /readyz");
+        self.serve_on(listener).await
+    }
+
+    /// Serves [`Health::router`] on a bound listener (bind first to fail early on a taken port).
+    pub async fn serve_on(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving /metrics /healthz /readyz");
+        }
         axum::serve(listener, self.router()).await
     }
 }

@@ -39,6 +39,9 @@ pub struct TestEnv {
     pub os_region_name: String,
     /// Id of the external (provider, flat) Neutron network routers are gatewayed to.
     pub ext_net_id: String,
+    /// Where the environment's Kubernetes binaries (`kubectl`, …) are: the first entry of the
+    /// `PATH` the env file sets.
+    pub bin_dir: Option<PathBuf>,
 }
 
 impl TestEnv {
@@ -78,6 +81,11 @@ impl TestEnv {
             os_project_domain_name: var("OS_PROJECT_DOMAIN_NAME")?,
             os_region_name: var("OS_REGION_NAME")?,
             ext_net_id: var("STACKUBE_EXT_NET_ID")?,
+            bin_dir: vars
+                .get("PATH")
+                .and_then(|p| p.split(':').next())
+                .filter(|d| !d.is_empty() && !d.starts_with('$'))
+                .map(PathBuf::from),
         };
         if !env.kubeconfig.is_file() {
             return Err(format!(
@@ -86,6 +94,20 @@ impl TestEnv {
             ));
         }
         Ok(env)
+    }
+}
+
+impl TestEnv {
+    /// A `kubectl` command of the environment, with its `KUBECONFIG`.
+    pub fn kubectl(&self) -> std::process::Command {
+        let kubectl = self
+            .bin_dir
+            .as_ref()
+            .map(|d| d.join("kubectl"))
+            .unwrap_or_else(|| PathBuf::from("kubectl"));
+        let mut command = std::process::Command::new(kubectl);
+        command.env("KUBECONFIG", &self.kubeconfig);
+        command
     }
 }
 

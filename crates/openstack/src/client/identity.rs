@@ -1,7 +1,7 @@
 //! [`Identity`] over Keystone v3.
 
 use async_trait::async_trait;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use stackube_model::{ProjectId, RoleId, UserId};
@@ -133,7 +133,10 @@ impl Identity for OpenStack {
     async fn create_user(&self, user: &NewUser) -> Result<User> {
         let call = call("create_user").with_resource(&user.name);
         let req = Request::post(call, "users".into(), user_body(user));
-        self.inner.fetch(req, "user").await
+        self.inner
+            .fetch(req, "user")
+            .await
+            .map_err(|e| e.without_secret(user.password.expose_secret()))
     }
 
     async fn get_user(&self, id: &UserId) -> Result<User> {
@@ -158,6 +161,18 @@ impl Identity for OpenStack {
             json!({ "user": { "enabled": enabled } }),
         );
         self.inner.fetch(req, "user").await
+    }
+
+    async fn set_user_password(&self, id: &UserId, password: &SecretString) -> Result<User> {
+        let req = Request::patch(
+            call("set_user_password").with_resource(id),
+            format!("users/{}", segment(id.as_str())),
+            json!({ "user": { "password": password.expose_secret() } }),
+        );
+        self.inner
+            .fetch(req, "user")
+            .await
+            .map_err(|e| e.without_secret(password.expose_secret()))
     }
 
     async fn delete_user(&self, id: &UserId) -> Result<()> {
@@ -243,7 +258,6 @@ fn assignment_path(project: &ProjectId, user: &UserId, role: &RoleId) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::SecretString;
 
     #[test]
     fn user_body_carries_the_password_and_default_domain() {
@@ -259,6 +273,18 @@ mod tests {
         assert_eq!(body["user"]["domain_id"], "default");
         assert_eq!(body["user"]["default_project_id"], "p");
         assert!(body["user"].get("description").is_none());
+    }
+
+    #[test]
+    fn user_description_may_be_missing_or_null() {
+        for (raw, want) in [
+            (json!({"id": "u", "name": "n"}), ""),
+            (json!({"id": "u", "name": "n", "description": null}), ""),
+            (json!({"id": "u", "name": "n", "description": "d"}), "d"),
+        ] {
+            let user: User = serde_json::from_value(raw).unwrap();
+            assert_eq!(user.description, want);
+        }
     }
 
     #[test]

@@ -273,6 +273,32 @@ impl OpenStack {
         self.inner.fetch(req, T::KEY).await
     }
 
+    /// Lists resources of one collection (items under `key`) carrying all of `tags` and at
+    /// least one of `tags_any`.
+    ///
+    /// Neutron 21 (Zed) answers 500 to a query with both `tags` and `tags-any`: each joins its
+    /// tags table under the same name ("Not unique table/alias: 'tags'"). When both are asked
+    /// for, only `tags` (the ownership tags, usually the narrower set) goes to Neutron and
+    /// `tags-any` is applied to the answer.
+    async fn list_tagged<T: Tagged>(
+        &self,
+        req: Request,
+        key: &str,
+        tags: &[String],
+        tags_any: &[String],
+    ) -> Result<Vec<T>> {
+        let req = req.query_tags(tags);
+        if tags.is_empty() || tags_any.is_empty() {
+            return self
+                .inner
+                .fetch_all(req.query_tags_any(tags_any), key)
+                .await;
+        }
+        let mut found: Vec<T> = self.inner.fetch_all(req, key).await?;
+        found.retain(|item| item.tags().iter().any(|t| tags_any.contains(t)));
+        Ok(found)
+    }
+
     /// The router's existing interface on `subnet`, if any.
     async fn find_router_interface(
         &self,
@@ -316,9 +342,9 @@ impl Networking for OpenStack {
                 "project_id",
                 filter.project_id.as_ref().map(|p| p.to_string()),
             )
-            .query_opt("router:external", filter.external.map(|e| e.to_string()))
-            .query_tags(&filter.tags);
-        self.inner.fetch_all(req, "networks").await
+            .query_opt("router:external", filter.external.map(|e| e.to_string()));
+        self.list_tagged(req, "networks", &filter.tags, &filter.tags_any)
+            .await
     }
 
     async fn delete_network(&self, id: &NetworkId) -> Result<()> {
@@ -346,9 +372,9 @@ impl Networking for OpenStack {
             .query_opt(
                 "project_id",
                 filter.project_id.as_ref().map(|p| p.to_string()),
-            )
-            .query_tags(&filter.tags);
-        self.inner.fetch_all(req, "subnets").await
+            );
+        self.list_tagged(req, "subnets", &filter.tags, &filter.tags_any)
+            .await
     }
 
     async fn delete_subnet(&self, id: &SubnetId) -> Result<()> {
@@ -372,9 +398,9 @@ impl Networking for OpenStack {
             .query_opt(
                 "project_id",
                 filter.project_id.as_ref().map(|p| p.to_string()),
-            )
-            .query_tags(&filter.tags);
-        self.inner.fetch_all(req, "routers").await
+            );
+        self.list_tagged(req, "routers", &filter.tags, &filter.tags_any)
+            .await
     }
 
     async fn delete_router(&self, id: &RouterId) -> Result<()> {
@@ -474,9 +500,9 @@ impl Networking for OpenStack {
             .query_opt(
                 "project_id",
                 filter.project_id.as_ref().map(|p| p.to_string()),
-            )
-            .query_tags(&filter.tags);
-        self.inner.fetch_all(req, "ports").await
+            );
+        self.list_tagged(req, "ports", &filter.tags, &filter.tags_any)
+            .await
     }
 
     async fn update_port(&self, id: &PortId, update: &PortUpdate) -> Result<Port> {
@@ -675,9 +701,11 @@ mod tests {
             device_owner: Some("compute:kubernetes".into()),
             security_group_ids: Some(vec![SecurityGroupId::new("sg")]),
             tags: vec!["t".into()],
+            description: Some("stackube pod port".into()),
             ..NewPort::new(NetworkId::new("n"), "p")
         };
         let body = to_object(&call, &port).unwrap();
+        assert_eq!(body["description"], "stackube pod port");
         assert_eq!(body["binding:host_id"], "node-1");
         assert_eq!(body["security_groups"], json!(["sg"]));
         assert_eq!(body["network_id"], "n");
@@ -686,6 +714,8 @@ mod tests {
             "tags are added by create_tagged"
         );
         assert!(!body.contains_key("mac_address"));
+        let body = to_object(&call, &NewPort::new(NetworkId::new("n"), "p")).unwrap();
+        assert!(!body.contains_key("description"), "unset is left out");
 
         let network = NewNetwork {
             name: "n".into(),
@@ -702,6 +732,69 @@ mod tests {
         assert_eq!(body["provider:network_type"], "flat");
         assert_eq!(body["provider:physical_network"], "physnet1");
         assert!(!body.contains_key("provider:segmentation_id"));
+    }
+
+    #[test]
+    fn descriptions_go_in_creation_bodies() {
+        let call = call("create");
+        let description = Some("stackube".to_owned());
+        let subnet = NewSubnet {
+            description: description.clone(),
+            ..NewSubnet::ipv4(NetworkId::new("n"), "s", "10.0.0.0/24")
+        };
+        let router = NewRouter {
+            description: description.clone(),
+            ..NewRouter::default()
+        };
+        let network = NewNetwork {
+            description,
+            ..NewNetwork::default()
+        };
+        assert_eq!(
+            subnet_body(&call, &subnet).unwrap()["description"],
+            "stackube"
+        );
+        assert_eq!(
+            to_object(&call, &router).unwrap()["description"],
+            "stackube"
+        );
+        assert_eq!(
+            to_object(&call, &network).unwrap()["description"],
+            "stackube"
+        );
+        let unset = NewRouter::default();
+        assert!(
+            !to_object(&call, &unset)
+                .unwrap()
+                .contains_key("description")
+        );
+    }
+
+    #[test]
+    fn null_or_missing_descriptions_decode_as_empty() {
+        for description in [json!(null), json!("d")] {
+            let want = description.as_str().unwrap_or("");
+            let network: Network =
+                serde_json::from_value(json!({"id": "n", "description": description})).unwrap();
+            assert_eq!(network.description, want);
+            let subnet: Subnet = serde_json::from_value(json!({
+                "id": "s", "network_id": "n", "cidr": "10.0.0.0/24", "ip_version": 4,
+                "description": description
+            }))
+            .unwrap();
+            assert_eq!(subnet.description, want);
+            let router: Router =
+                serde_json::from_value(json!({"id": "r", "description": description})).unwrap();
+            assert_eq!(router.description, want);
+            let port: Port = serde_json::from_value(json!({
+                "id": "p", "network_id": "n", "mac_address": "fa:16:3e:00:00:01",
+                "description": description
+            }))
+            .unwrap();
+            assert_eq!(port.description, want);
+        }
+        let network: Network = serde_json::from_value(json!({"id": "n"})).unwrap();
+        assert_eq!(network.description, "");
     }
 
     #[test]

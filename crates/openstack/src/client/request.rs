@@ -8,6 +8,7 @@
 //! places (tags in a creation body, the `X-Service-Token` header on an attachment delete).
 
 use std::borrow::Cow;
+use std::fmt;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use openstack_sdk::api::rest_endpoint_prelude::{
@@ -25,7 +26,9 @@ pub(crate) const CINDER_MICROVERSION: (u8, u8) = (3, 54);
 
 /// One request: method, path below the service's versioned endpoint, query, JSON body, extra
 /// headers, and the [`Call`] it is recorded as.
-#[derive(Clone, Debug)]
+///
+/// `Debug` leaves the body out: it may hold a password (user creation, password change).
+#[derive(Clone)]
 pub(crate) struct Request {
     pub(crate) call: Call,
     method: Method,
@@ -99,6 +102,15 @@ impl Request {
         }
     }
 
+    /// Adds Neutron's `tags-any=a,b` (at least one of them) filter when `tags` is not empty.
+    pub(crate) fn query_tags_any(self, tags: &[String]) -> Request {
+        if tags.is_empty() {
+            self
+        } else {
+            self.query("tags-any", tags.join(","))
+        }
+    }
+
     /// Sets `marker=` for the next page, replacing an earlier one.
     pub(crate) fn with_marker(mut self, marker: &str) -> Request {
         self.query.retain(|(k, _)| k != "marker");
@@ -111,6 +123,19 @@ impl Request {
         value.set_sensitive(true);
         self.headers.insert(name, value);
         self
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("call", &self.call)
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("has_body", &self.body.is_some())
+            .field("headers", &self.headers)
+            .finish()
     }
 }
 
@@ -244,6 +269,26 @@ mod tests {
     }
 
     #[test]
+    fn tag_filters_are_comma_joined_and_omitted_when_empty() {
+        let call = Call::new(Service::Network, "list_ports");
+        let tags = vec!["a".to_owned(), "b".to_owned()];
+        let req = Request::get(call.clone(), "ports".into())
+            .query_tags(&tags)
+            .query_tags_any(&["c".to_owned()]);
+        assert_eq!(
+            req.query,
+            vec![
+                ("tags".to_owned(), "a,b".to_owned()),
+                ("tags-any".to_owned(), "c".to_owned())
+            ]
+        );
+        let req = Request::get(call, "ports".into())
+            .query_tags(&[])
+            .query_tags_any(&[]);
+        assert!(req.query.is_empty());
+    }
+
+    #[test]
     fn pages_yield_items_and_the_next_marker() {
         let call = Call::new(Service::Network, "list_ports");
         let body = br#"{"ports": [{"id": "a"}, {"id": "b"}],
@@ -266,6 +311,18 @@ mod tests {
         assert_eq!(err.kind(), crate::ErrorKind::Other);
         let err = decode::<Value>(&call, b"<html>", "port").unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Other);
+    }
+
+    #[test]
+    fn debug_leaves_the_body_out() {
+        let req = Request::patch(
+            Call::new(Service::Identity, "set_user_password"),
+            "users/u".into(),
+            serde_json::json!({ "user": { "password": "hunter2" } }),
+        );
+        let debug = format!("{req:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("users/u"), "{debug}");
     }
 
     #[test]

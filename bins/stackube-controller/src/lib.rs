@@ -1,0 +1,332 @@
+//! `stackube-controller`: Tenants and Networks, made real in Keystone, Kubernetes and Neutron.
+//!
+//! Two reconcilers (kube-runtime controllers) and a garbage collector run in the replica that
+//! holds the leader lease:
+//! - [`tenant`]: Keystone project (created or adopted) and user, the namespace, its RoleBindings,
+//!   the default Network; on deletion the namespace first, then the user and the project.
+//! - [`network`]: Neutron network, subnet and router gatewayed on the external network; on
+//!   deletion the ports left on the network, the router interface, router, subnet, network.
+//! - [`gc`]: a periodic sweep that deletes Stackube-tagged OpenStack resources whose owner is
+//!   gone (its finalizer was removed by hand, or the CRD deleted), and only those.
+//!
+//! Each reconciler reads observe → plan (pure, in `stackube-core`) → apply → report (status
+//! conditions, Events, metrics).
+
+pub mod cloud;
+pub mod config;
+pub mod gc;
+pub mod metrics;
+pub mod network;
+pub mod tenant;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube_lease_manager::LeaseManagerBuilder;
+use prometheus_client::registry::Registry;
+use stackube_model::RoleId;
+use stackube_model::config::ControllerConfig;
+use stackube_openstack::{ConnectOptions, ErrorKind, OpenStackError, Service};
+use stackube_telemetry::{Health, LogFormat};
+use tokio::sync::OnceCell;
+
+use crate::cloud::Cloud;
+use crate::metrics::Metrics;
+
+/// Field manager of everything the controller applies server-side.
+pub const FIELD_MANAGER: &str = "stackube-controller";
+/// Label on namespaces and Networks: the Tenant they belong to.
+pub const TENANT_LABEL: &str = "stackube.kubernetes.io/tenant";
+/// Label on tenant namespaces: the Keystone project id.
+pub const PROJECT_LABEL: &str = "stackube.kubernetes.io/project-id";
+
+/// Command-line flags (configuration keys come from `--config` and `STACKUBE_<KEY>`).
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "stackube-controller", version, about)]
+pub struct Args {
+    /// Configuration: a mounted ConfigMap directory, a YAML map of keys, or a ConfigMap manifest
+    /// (the seed's keys: auth-url, username, password, tenant-name, region, ext-net-id,
+    /// user-cidr, user-gateway, …). `STACKUBE_<KEY>` variables override it.
+    #[arg(long, env = "STACKUBE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Kubeconfig to use instead of the in-cluster service account or $KUBECONFIG.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "STACKUBE_METRICS_ADDR", default_value = "127.0.0.1:9443")]
+    pub metrics_addr: SocketAddr,
+    /// Namespace of the leader election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kube-system")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease (default: the pod or host name and the pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormatArg,
+    /// Concurrent reconciliations per controller.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u16,
+}
+
+/// `--log-format`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What reconcilers share.
+pub struct Context {
+    /// kube-apiserver.
+    pub client: Client,
+    /// OpenStack, connected on first use.
+    pub cloud: Cloud,
+    /// The validated configuration.
+    pub config: ControllerConfig,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Events.
+    pub recorder: Recorder,
+    /// The Keystone `member` role, looked up once.
+    pub member_role: OnceCell<RoleId>,
+    /// Password markers this process applied, by Tenant uid: the status that records them may
+    /// reach the watch cache after the next reconciliation starts, and setting a password again
+    /// costs Keystone a password hash and revokes the user's tokens.
+    pub applied_passwords: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl Context {
+    /// The context of a controller replica named `identity`.
+    pub fn new(
+        client: Client,
+        config: ControllerConfig,
+        metrics: Metrics,
+        identity: &str,
+    ) -> Context {
+        Context {
+            cloud: Cloud::new(
+                &config,
+                ConnectOptions {
+                    observer: Arc::new(metrics.clone()),
+                    ..ConnectOptions::default()
+                },
+            ),
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: FIELD_MANAGER.into(),
+                    instance: Some(identity.to_owned()),
+                },
+            ),
+            client,
+            config,
+            metrics,
+            member_role: OnceCell::new(),
+            applied_passwords: Default::default(),
+        }
+    }
+
+    /// Publishes an Event on `object`; a failure to publish is logged, never fatal.
+    pub async fn event(
+        &self,
+        object: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = KubeEvent {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        // Best effort: Events into a terminating namespace, for instance, are refused.
+        if let Err(e) = self.recorder.publish(&event, object).await {
+            tracing::debug!(error = %e, reason, "cannot publish an Event");
+        }
+    }
+}
+
+/// Why a reconciliation did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An OpenStack call failed.
+    #[error(transparent)]
+    OpenStack(#[from] OpenStackError),
+    /// A kube-apiserver call failed.
+    #[error("kube-apiserver: {0}")]
+    Kube(#[from] kube::Error),
+    /// The password Secret of a Tenant cannot be used.
+    #[error("{0}")]
+    PasswordSecret(String),
+    /// Not an error: a step is waiting for something (a namespace to terminate, a tenant's
+    /// project to exist); the object is looked at again shortly.
+    #[error("{0}")]
+    Waiting(String),
+}
+
+impl Error {
+    /// The condition reason this error is reported with: `<Service><Kind>` for OpenStack
+    /// (`KeystoneUnavailable`, `NeutronConflict`, …).
+    pub fn reason(&self) -> String {
+        match self {
+            Error::OpenStack(e) => {
+                let service = match e.call().service {
+                    Service::Identity => "Keystone",
+                    Service::Network => "Neutron",
+                    Service::BlockStorage => "Cinder",
+                };
+                let kind = match e.kind() {
+                    ErrorKind::NotFound => "NotFound",
+                    ErrorKind::Conflict => "Conflict",
+                    ErrorKind::Unauthorized => "Unauthorized",
+                    ErrorKind::Unavailable => "Unavailable",
+                    ErrorKind::Invalid => "Invalid",
+                    ErrorKind::Other => "Error",
+                };
+                format!("{service}{kind}")
+            }
+            Error::Kube(_) => "KubernetesError".into(),
+            Error::PasswordSecret(_) => "PasswordSecretUnusable".into(),
+            Error::Waiting(_) => "Waiting".into(),
+        }
+    }
+
+    fn from_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Error {
+        use kube::runtime::finalizer::Error as F;
+        match e {
+            F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+            F::AddFinalizer(e) | F::RemoveFinalizer(e) => Error::Kube(e),
+            F::UnnamedObject => Error::Waiting("object without a name".into()),
+            F::InvalidFinalizer => Error::Waiting("invalid finalizer".into()),
+        }
+    }
+}
+
+/// The current time as a condition's `lastTransitionTime`.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Requeue delay after an error: short, since most are outages that end.
+pub(crate) fn retry_after(error: &Error) -> Duration {
+    match error {
+        Error::Waiting(_) => Duration::from_secs(2),
+        _ => Duration::from_secs(5),
+    }
+}
+
+/// Runs the controller until SIGTERM/SIGINT, or until it loses the leader lease.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    stackube_telemetry::init_tracing(match args.log_format {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    });
+    // Bad configuration stops start-up here, with the key named.
+    let config = config::load(args.config.as_deref()).context("invalid configuration")?;
+    let client = stackube_kube::client(args.kubeconfig.as_deref())
+        .await
+        .context("cannot reach Kubernetes")?;
+
+    let mut registry = Registry::with_prefix("stackube_controller");
+    let metrics = Metrics::register(&mut registry);
+    let health = Health::new(registry);
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
+    tokio::spawn({
+        let health = health.clone();
+        async move {
+            if let Err(e) = health.serve_on(listener).await {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        }
+    });
+
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "stackube".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        config,
+        metrics.clone(),
+        &identity,
+    ));
+    health.set_ready(true);
+
+    tracing::info!(%identity, namespace = %args.lease_namespace, "waiting for the leader lease");
+    let lease = LeaseManagerBuilder::new(client.clone(), "stackube-controller")
+        .with_namespace(&args.lease_namespace)
+        .with_identity(&identity)
+        .with_duration(15)
+        .with_grace(5)
+        .build()
+        .await
+        .context("cannot set up leader election")?;
+    let (mut leader, lease_task) = lease.watch().await;
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        if *leader.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            changed = leader.changed() => changed.context("leader election stopped")?,
+            () = &mut shutdown => return Ok(()),
+        }
+    }
+    metrics.leader.set(1);
+    tracing::info!(%identity, "leading: starting the Tenant and Network controllers");
+
+    let lost = async {
+        while leader.changed().await.is_ok() {
+            if !*leader.borrow() {
+                return;
+            }
+        }
+    };
+    let result = tokio::select! {
+        () = run_controllers(ctx.clone(), args.concurrency) => Ok(()),
+        () = gc::run(ctx.clone()) => Ok(()),
+        () = lost => Err(anyhow::anyhow!("lost the leader lease; exiting so that another replica leads")),
+        () = &mut shutdown => Ok(()),
+    };
+    metrics.leader.set(0);
+    // Dropping the receiver ends the lease task, which releases the lease for a fast hand-over.
+    drop(leader);
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    result
+}
+
+async fn run_controllers(ctx: Arc<Context>, concurrency: u16) {
+    let tenants = tenant::controller(ctx.clone(), concurrency).for_each(|_| async {});
+    let networks = network::controller(ctx, concurrency).for_each(|_| async {});
+    tokio::join!(tenants, networks);
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,453 @@
+//! Shared harness of the controller's integration tests: the real test environment, the real
+//! controller binary as a child process, and checks against Keystone, Neutron and kube-apiserver.
+//!
+//! Every test file is its own test binary and cargo runs binaries one after another; tests in one
+//! file take [`serial`] because each starts a controller, and two controllers would contend for
+//! the one leader lease (or, with different leases, for the same Tenants).
+
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part of the harness
+
+use std::collections::HashSet;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::{Client, CustomResourceExt, ResourceExt};
+use stackube_core::ownership::{CLUSTER_TAG, OWNER_TAG, description_owner};
+use stackube_model::crd::{Network, NetworkState, Tenant, TenantSpec};
+use stackube_openstack::identity::{ProjectFilter, UserFilter};
+use stackube_openstack::network::{NetworkFilter, PortFilter, RouterFilter, SubnetFilter};
+use stackube_openstack::{Credentials, OpenStack};
+use stackube_testenv::TestEnv;
+use tokio::sync::{Mutex, MutexGuard};
+
+/// The `cluster-name` every test controller uses (the devbox's controller uses `stackube`).
+pub const CLUSTER: &str = "stackube-test";
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// Holds the right to run a controller; take it first in every test of a file.
+pub async fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+/// The environment's clients.
+pub struct Env {
+    /// Settings of `.testenv/env`.
+    pub env: &'static TestEnv,
+    /// kube-apiserver, as cluster admin.
+    pub client: Client,
+    /// OpenStack, as cloud admin.
+    pub os: OpenStack,
+}
+
+/// Connects to the test environment and installs the CRDs.
+pub async fn env() -> Env {
+    let env = TestEnv::get();
+    let client = stackube_kube::client(Some(&env.kubeconfig))
+        .await
+        .expect("kube client");
+    for crd in [Tenant::crd(), Network::crd()] {
+        stackube_kube::apply_crd(&client, &crd, Duration::from_secs(30))
+            .await
+            .expect("CRD installed");
+    }
+    let os = OpenStack::connect(&admin_credentials(env))
+        .await
+        .expect("OpenStack admin connection");
+    Env { env, client, os }
+}
+
+/// The cloud admin's credentials.
+pub fn admin_credentials(env: &TestEnv) -> Credentials {
+    Credentials {
+        auth_url: env.os_auth_url.clone(),
+        username: env.os_username.clone(),
+        password: env.os_password.clone().into(),
+        project_name: env.os_project_name.clone(),
+        user_domain_name: env.os_user_domain_name.clone(),
+        project_domain_name: env.os_project_domain_name.clone(),
+        region: Some(env.os_region_name.clone()),
+    }
+}
+
+/// The controller configuration for the test environment (a YAML map of the seed's keys).
+pub fn config_yaml(env: &TestEnv, extra: &[(&str, &str)]) -> String {
+    let mut lines = vec![
+        format!("auth-url: \"{}\"", env.os_auth_url),
+        format!("username: \"{}\"", env.os_username),
+        format!("password: \"{}\"", env.os_password),
+        format!("tenant-name: \"{}\"", env.os_project_name),
+        format!("region: \"{}\"", env.os_region_name),
+        format!("ext-net-id: \"{}\"", env.ext_net_id),
+        format!("cluster-name: \"{CLUSTER}\""),
+    ];
+    for (key, value) in extra {
+        lines.retain(|l| !l.starts_with(&format!("{key}:")));
+        lines.push(format!("{key}: \"{value}\""));
+    }
+    lines.join("\n") + "\n"
+}
+
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "stackube-controller-test-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+/// A `stackube-controller` process.
+pub struct Controller {
+    child: Option<Child>,
+    /// Its /metrics address.
+    pub metrics: SocketAddr,
+    /// Its log (stderr).
+    pub log: PathBuf,
+    identity: String,
+    config: PathBuf,
+}
+
+impl Controller {
+    /// Starts the controller with the test configuration (`extra` keys override it). The same
+    /// `identity` after a kill takes the lease back at once, as a restarted pod would.
+    pub fn start(env: &TestEnv, identity: &str, extra: &[(&str, &str)]) -> Controller {
+        let dir = scratch_dir();
+        let config = dir.join("stackube.yaml");
+        std::fs::write(&config, config_yaml(env, extra)).expect("config written");
+        Controller::spawn(env, identity, config, dir.join("controller.log"))
+    }
+
+    fn spawn(env: &TestEnv, identity: &str, config: PathBuf, log: PathBuf) -> Controller {
+        let metrics = free_port();
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_stackube-controller"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--kubeconfig")
+            .arg(&env.kubeconfig)
+            .arg("--metrics-addr")
+            .arg(metrics.to_string())
+            .arg("--identity")
+            .arg(identity)
+            .env("RUST_LOG", "info,stackube_controller=debug")
+            .env_remove("STACKUBE_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("controller started");
+        Controller {
+            child: Some(child),
+            metrics,
+            log,
+            identity: identity.to_owned(),
+            config,
+        }
+    }
+
+    /// SIGKILL: no chance to clean up, as in a node failure.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process and starts it again with the same identity and configuration.
+    pub fn restart(&mut self, env: &TestEnv) {
+        self.kill();
+        let next = Controller::spawn(env, &self.identity, self.config.clone(), self.log.clone());
+        *self = next;
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// GET /metrics (empty while the endpoint is not up).
+    pub fn metrics_text(&self) -> String {
+        http_get(self.metrics, "/metrics").unwrap_or_default()
+    }
+
+    /// Whether this replica holds the leader lease.
+    pub fn is_leading(&self) -> bool {
+        self.metrics_text()
+            .lines()
+            .any(|l| l.trim() == "stackube_controller_leader 1")
+    }
+
+    /// Waits until it leads.
+    pub async fn wait_leading(&self) {
+        wait_for(
+            "the controller to lead",
+            Duration::from_secs(60),
+            || async { self.is_leading().then_some(()) },
+        )
+        .await;
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response.split_once("\r\n\r\n")?.1.to_owned())
+}
+
+/// Polls `f` every 250 ms until it returns `Some`, or panics naming `what` after `timeout`.
+/// The timeout is a failure bound, not a performance assertion: durations are benchmarked.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = f().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A Tenant named `name`.
+pub fn tenant(name: &str, spec: TenantSpec) -> Tenant {
+    Tenant::new(name, spec)
+}
+
+/// Creates a Tenant.
+pub async fn create_tenant(client: &Client, tenant: &Tenant) -> Tenant {
+    Api::<Tenant>::all(client.clone())
+        .create(&PostParams::default(), tenant)
+        .await
+        .expect("tenant created")
+}
+
+/// Waits until the Tenant is Ready and returns it.
+pub async fn wait_ready(client: &Client, name: &str, timeout: Duration) -> Tenant {
+    let api = Api::<Tenant>::all(client.clone());
+    wait_for(&format!("tenant {name} to be Ready"), timeout, || async {
+        let t = api.get_opt(name).await.ok()??;
+        let ready = t
+            .status
+            .as_ref()?
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(t)
+    })
+    .await
+}
+
+/// The Tenant's condition `type_`, if set.
+pub fn condition(tenant: &Tenant, type_: &str) -> Option<(String, String, String)> {
+    tenant
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Deletes the Tenant (if present) and waits until it is gone.
+pub async fn delete_tenant(client: &Client, name: &str, timeout: Duration) {
+    let api = Api::<Tenant>::all(client.clone());
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => return,
+        Err(e) => panic!("deleting tenant {name}: {e}"),
+    }
+    wait_for(&format!("tenant {name} to be deleted"), timeout, || async {
+        api.get_opt(name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
+
+/// The Network `<ns>/<name>`, once Active.
+pub async fn wait_network_active(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    timeout: Duration,
+) -> Network {
+    let api = Api::<Network>::namespaced(client.clone(), ns);
+    wait_for(
+        &format!("Network {ns}/{name} to be Active"),
+        timeout,
+        || async {
+            let n = api.get_opt(name).await.ok()??;
+            (n.status.as_ref()?.state == Some(NetworkState::Active)).then_some(n)
+        },
+    )
+    .await
+}
+
+/// Whether namespace `name` exists.
+pub async fn namespace_exists(client: &Client, name: &str) -> bool {
+    Api::<Namespace>::all(client.clone())
+        .get_opt(name)
+        .await
+        .expect("namespace readable")
+        .is_some()
+}
+
+/// Everything in OpenStack still owned (by tag or description) by one of `uids` in the test
+/// cluster: `kind name/id` lines; empty when nothing leaked.
+pub async fn leftovers(os: &OpenStack, uids: &HashSet<String>) -> Vec<String> {
+    let neutron = os.networking();
+    let identity = os.identity();
+    let cluster = vec![format!("{CLUSTER_TAG}{CLUSTER}")];
+    let owned = |tags: &[String]| {
+        tags.iter()
+            .filter_map(|t| t.strip_prefix(OWNER_TAG))
+            .any(|uid| uids.contains(uid))
+    };
+    let described =
+        |d: &str| description_owner(d, CLUSTER).is_some_and(|(_, uid)| uids.contains(uid));
+    let mut found = Vec::new();
+    for n in neutron
+        .list_networks(&NetworkFilter::default())
+        .await
+        .expect("networks")
+    {
+        if owned(&n.tags) || described(&n.description) {
+            found.push(format!("network {}/{}", n.name, n.id));
+        }
+    }
+    for s in neutron
+        .list_subnets(&SubnetFilter::default())
+        .await
+        .expect("subnets")
+    {
+        if owned(&s.tags) || described(&s.description) {
+            found.push(format!("subnet {}/{}", s.name, s.id));
+        }
+    }
+    for r in neutron
+        .list_routers(&RouterFilter::default())
+        .await
+        .expect("routers")
+    {
+        if owned(&r.tags) || described(&r.description) {
+            found.push(format!("router {}/{}", r.name, r.id));
+        }
+    }
+    for p in neutron
+        .list_ports(&PortFilter {
+            tags: cluster.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("ports")
+    {
+        if owned(&p.tags) {
+            found.push(format!("port {}/{}", p.name, p.id));
+        }
+    }
+    for p in identity
+        .list_projects(&ProjectFilter::default())
+        .await
+        .expect("projects")
+    {
+        if owned(&p.tags) || described(&p.description) {
+            found.push(format!("project {}/{}", p.name, p.id));
+        }
+    }
+    for u in identity
+        .list_users(&UserFilter::default())
+        .await
+        .expect("users")
+    {
+        if described(&u.description) {
+            found.push(format!("user {}/{}", u.name, u.id));
+        }
+    }
+    found
+}
+
+/// The uids of a Tenant and of the default Network it made, for [`leftovers`].
+pub async fn owner_uids(client: &Client, tenant: &str) -> HashSet<String> {
+    let mut uids = HashSet::new();
+    if let Ok(Some(t)) = Api::<Tenant>::all(client.clone()).get_opt(tenant).await {
+        uids.extend(t.uid());
+    }
+    if let Ok(Some(n)) = Api::<Network>::namespaced(client.clone(), tenant)
+        .get_opt(tenant)
+        .await
+    {
+        uids.extend(n.uid());
+    }
+    uids
+}
+
+/// Runs `kubectl` of the environment; returns (success, stdout+stderr).
+pub fn kubectl(env: &TestEnv, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let mut command = env.kubectl();
+    command
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if stdin.is_some() {
+        command.stdin(Stdio::piped());
+    }
+    let mut child = command.spawn().expect("kubectl runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("stdin written");
+    }
+    let out = child.wait_with_output().expect("kubectl finished");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    stackube_testenv::workspace_root()
+}
