@@ -173,6 +173,13 @@ svc_ensure() {
   (
     echo "$BASHPID" >"$cg/cgroup.procs"
     cd /
+    # A service must not inherit our other open files: a lock our caller holds (flock), a CI
+    # runner's pipe, would then live as long as the service.
+    local fd
+    for fd in "/proc/$BASHPID/fd"/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+    done
     exec setsid env "${envs[@]}" "${drop[@]}" "$@" >>"$TESTENV_LOGS/$name.log" 2>&1 </dev/null
   ) &
   echo $! >"$TESTENV_RUN/$name.pid"

@@ -118,19 +118,36 @@ pub struct Controller {
     pub log: PathBuf,
     identity: String,
     config: PathBuf,
+    kubeconfig: PathBuf,
 }
 
 impl Controller {
     /// Starts the controller with the test configuration (`extra` keys override it). The same
     /// `identity` after a kill takes the lease back at once, as a restarted pod would.
     pub fn start(env: &TestEnv, identity: &str, extra: &[(&str, &str)]) -> Controller {
+        Controller::start_as(env, identity, &env.kubeconfig, extra)
+    }
+
+    /// [`Controller::start`] with another identity towards kube-apiserver (a ServiceAccount's
+    /// kubeconfig, say).
+    pub fn start_as(
+        env: &TestEnv,
+        identity: &str,
+        kubeconfig: &std::path::Path,
+        extra: &[(&str, &str)],
+    ) -> Controller {
         let dir = scratch_dir();
         let config = dir.join("stackube.yaml");
         std::fs::write(&config, config_yaml(env, extra)).expect("config written");
-        Controller::spawn(env, identity, config, dir.join("controller.log"))
+        Controller::spawn(
+            identity,
+            kubeconfig.to_path_buf(),
+            config,
+            dir.join("controller.log"),
+        )
     }
 
-    fn spawn(env: &TestEnv, identity: &str, config: PathBuf, log: PathBuf) -> Controller {
+    fn spawn(identity: &str, kubeconfig: PathBuf, config: PathBuf, log: PathBuf) -> Controller {
         let metrics = free_port();
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -141,7 +158,7 @@ impl Controller {
             .arg("--config")
             .arg(&config)
             .arg("--kubeconfig")
-            .arg(&env.kubeconfig)
+            .arg(&kubeconfig)
             .arg("--metrics-addr")
             .arg(metrics.to_string())
             .arg("--identity")
@@ -158,6 +175,7 @@ impl Controller {
             log,
             identity: identity.to_owned(),
             config,
+            kubeconfig,
         }
     }
 
@@ -169,10 +187,16 @@ impl Controller {
         }
     }
 
-    /// Kills the process and starts it again with the same identity and configuration.
-    pub fn restart(&mut self, env: &TestEnv) {
+    /// Kills the process and starts it again with the same identity and configuration (`_env`
+    /// only proves the environment is there).
+    pub fn restart(&mut self, _env: &TestEnv) {
         self.kill();
-        let next = Controller::spawn(env, &self.identity, self.config.clone(), self.log.clone());
+        let next = Controller::spawn(
+            &self.identity,
+            self.kubeconfig.clone(),
+            self.config.clone(),
+            self.log.clone(),
+        );
         *self = next;
     }
 
@@ -450,4 +474,129 @@ pub fn kubectl(env: &TestEnv, args: &[&str], stdin: Option<&str>) -> (bool, Stri
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     stackube_testenv::workspace_root()
+}
+
+/// Whether process `pid` is running: it exists and is neither a zombie nor dead.
+pub fn process_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // `pid (comm) state ...`: comm may hold spaces and parentheses, the state follows the
+        // last `) `.
+        stat.rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
+    })
+}
+
+impl Controller {
+    /// Whether its process is still running (not exited, not a zombie).
+    pub fn is_running(&self) -> bool {
+        self.pid().is_some_and(process_running)
+    }
+
+    /// Its identity in the leader Lease.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+}
+
+/// The value of the sample `series` (`name{labels}` exactly as exported) in /metrics text.
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// The Network's condition `type_`, if set: (status, reason, message).
+pub fn network_condition(network: &Network, type_: &str) -> Option<(String, String, String)> {
+    network
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Runs `hack/testenv <args>`; returns (success, stdout+stderr).
+pub fn testenv_command(args: &[&str]) -> (bool, String) {
+    let out = Command::new(repo_root().join("hack/testenv"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("hack/testenv runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Whatever Neutron and Keystone hold under the names a Tenant `tenant` (with its default
+/// Network, and `username` if it has one) gives them — owned by anyone: `kind name/id` lines.
+pub async fn named_resources(os: &OpenStack, tenant: &str, username: Option<&str>) -> Vec<String> {
+    let neutron = os.networking();
+    let identity = os.identity();
+    // The seed's names, spelled out rather than taken from the code under test.
+    let network_name = format!("kube-{tenant}-{tenant}");
+    let subnet_name = format!("kube-{tenant}-{tenant}-subnet");
+    let router_name = format!("kube-{tenant}-{tenant}");
+    let mut found = Vec::new();
+    for n in neutron
+        .list_networks(&NetworkFilter {
+            name: Some(network_name),
+            ..Default::default()
+        })
+        .await
+        .expect("networks")
+    {
+        found.push(format!("network {}/{}", n.name, n.id));
+    }
+    for s in neutron
+        .list_subnets(&SubnetFilter {
+            name: Some(subnet_name),
+            ..Default::default()
+        })
+        .await
+        .expect("subnets")
+    {
+        found.push(format!("subnet {}/{}", s.name, s.id));
+    }
+    for r in neutron
+        .list_routers(&RouterFilter {
+            name: Some(router_name),
+            ..Default::default()
+        })
+        .await
+        .expect("routers")
+    {
+        found.push(format!("router {}/{}", r.name, r.id));
+    }
+    for p in identity
+        .list_projects(&ProjectFilter {
+            name: Some(tenant.to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("projects")
+    {
+        found.push(format!("project {}/{}", p.name, p.id));
+    }
+    if let Some(username) = username {
+        for u in identity
+            .list_users(&UserFilter {
+                name: Some(username.to_owned()),
+                ..Default::default()
+            })
+            .await
+            .expect("users")
+        {
+            found.push(format!("user {}/{}", u.name, u.id));
+        }
+    }
+    found
 }

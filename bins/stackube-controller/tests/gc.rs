@@ -1,0 +1,281 @@
+//! The garbage collector against the real Keystone, Neutron and kube-apiserver: it deletes the
+//! Stackube-tagged resources whose owner is gone, and nothing else.
+
+mod common;
+
+use std::net::IpAddr;
+
+use common::*;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, PostParams};
+use prometheus_client::registry::Registry;
+use stackube_controller::Context;
+use stackube_controller::gc::sweep;
+use stackube_controller::metrics::Metrics;
+use stackube_core::ownership::{Owner, OwnerKind};
+use stackube_model::config::ControllerConfig;
+use stackube_model::crd::{Network, NetworkSpec};
+use stackube_openstack::identity::{NewProject, NewUser};
+use stackube_openstack::network::{
+    ExternalGateway, NewNetwork, NewPort, NewRouter, NewSubnet, SubnetGateway, TaggedResource,
+};
+use stackube_openstack::{ErrorKind, Networking};
+use stackube_testenv::unique_name;
+
+fn owner(cluster: &str, kind: OwnerKind, uid: &str) -> Owner {
+    Owner {
+        cluster: cluster.into(),
+        kind,
+        display: "gc-test/gc-test".into(),
+        uid: uid.into(),
+    }
+}
+
+fn fresh_uid() -> String {
+    let r: u128 = rand::random();
+    let h = format!("{r:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// A network with a subnet, a gatewayed router with an interface, and a port, owned by `owner`
+/// (or untagged): what a Network's reconciler (and a pod) leaves in Neutron.
+async fn network_set(
+    neutron: &dyn Networking,
+    owner: Option<&Owner>,
+    ext: &str,
+) -> Vec<TaggedResource> {
+    let name = unique_name("gc");
+    let tags = owner.map(Owner::tags).unwrap_or_default();
+    let description = owner.map(Owner::description);
+    let net = neutron
+        .create_network(&NewNetwork {
+            name: name.clone(),
+            description: description.clone(),
+            tags: tags.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("network");
+    let subnet = neutron
+        .create_subnet(&NewSubnet {
+            network_id: net.id.clone(),
+            name: format!("{name}-subnet"),
+            description: description.clone(),
+            cidr: "10.99.0.0/24".into(),
+            ip_version: 4,
+            gateway: SubnetGateway::Ip("10.99.0.1".parse::<IpAddr>().expect("ip")),
+            enable_dhcp: Some(false),
+            dns_nameservers: Vec::new(),
+            allocation_pools: Vec::new(),
+            project_id: None,
+            tags: tags.clone(),
+        })
+        .await
+        .expect("subnet");
+    let router = neutron
+        .create_router(&NewRouter {
+            name: name.clone(),
+            description,
+            external_gateway: Some(ExternalGateway {
+                network_id: ext.into(),
+                enable_snat: None,
+                external_fixed_ips: Vec::new(),
+            }),
+            tags,
+            ..Default::default()
+        })
+        .await
+        .expect("router");
+    neutron
+        .add_router_interface(&router.id, &subnet.id)
+        .await
+        .expect("interface");
+    let port = neutron
+        .create_port(&NewPort::new(net.id.clone(), format!("{name}-pod")))
+        .await
+        .expect("a pod's port");
+    vec![
+        TaggedResource::Network(net.id),
+        TaggedResource::Subnet(subnet.id),
+        TaggedResource::Router(router.id),
+        TaggedResource::Port(port.id),
+    ]
+}
+
+async fn exists(neutron: &dyn Networking, resource: &TaggedResource) -> bool {
+    let result = match resource {
+        TaggedResource::Network(id) => neutron.get_network(id).await.map(|_| ()),
+        TaggedResource::Subnet(id) => neutron.get_subnet(id).await.map(|_| ()),
+        TaggedResource::Router(id) => neutron.get_router(id).await.map(|_| ()),
+        TaggedResource::Port(id) => neutron.get_port(id).await.map(|_| ()),
+        other => panic!("unexpected {other:?}"),
+    };
+    match result {
+        Ok(()) => true,
+        Err(e) if e.kind() == ErrorKind::NotFound => false,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn remove(neutron: &dyn Networking, set: &[TaggedResource]) {
+    let [
+        TaggedResource::Network(net),
+        TaggedResource::Subnet(subnet),
+        TaggedResource::Router(router),
+        TaggedResource::Port(port),
+    ] = set
+    else {
+        panic!("a network set");
+    };
+    neutron.delete_port(port).await.expect("cleanup port");
+    neutron
+        .remove_router_interface(router, subnet)
+        .await
+        .expect("cleanup interface");
+    neutron.delete_router(router).await.expect("cleanup router");
+    neutron.delete_subnet(subnet).await.expect("cleanup subnet");
+    neutron.delete_network(net).await.expect("cleanup network");
+}
+
+#[tokio::test]
+async fn the_sweep_deletes_orphans_and_only_them() {
+    let _serial = serial().await;
+    let Env { env, client, os } = env().await;
+    let neutron = os.networking();
+    let identity = os.identity();
+
+    // An existing owner: a Network object (no controller runs here, so it stays as created).
+    let mut live = Network::new(
+        &unique_name("gc-live"),
+        NetworkSpec {
+            cidr: "10.98.0.0/24".into(),
+            gateway: "10.98.0.1".into(),
+            network_id: None,
+        },
+    );
+    live.metadata.namespace = Some("default".into());
+    let live = Api::<Network>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &live)
+        .await
+        .expect("live Network");
+    let live_uid = live.uid().expect("uid");
+
+    let orphan_uid = fresh_uid();
+    let orphan = owner(CLUSTER, OwnerKind::Network, &orphan_uid);
+    let orphaned = network_set(neutron.as_ref(), Some(&orphan), &env.ext_net_id).await;
+    let owned = network_set(
+        neutron.as_ref(),
+        Some(&owner(CLUSTER, OwnerKind::Network, &live_uid)),
+        &env.ext_net_id,
+    )
+    .await;
+    let untagged = network_set(neutron.as_ref(), None, &env.ext_net_id).await;
+    let other_cluster = network_set(
+        neutron.as_ref(),
+        Some(&owner("another-cluster", OwnerKind::Network, &fresh_uid())),
+        &env.ext_net_id,
+    )
+    .await;
+
+    let orphan_tenant = owner(CLUSTER, OwnerKind::Tenant, &fresh_uid());
+    let orphan_project = identity
+        .create_project(&NewProject {
+            name: unique_name("gc"),
+            description: Some(orphan_tenant.description()),
+            tags: orphan_tenant.tags(),
+            ..Default::default()
+        })
+        .await
+        .expect("orphan project");
+    let orphan_user = identity
+        .create_user(&NewUser {
+            name: unique_name("gc"),
+            password: "gc-test-password".to_owned().into(),
+            domain_id: None,
+            default_project_id: Some(orphan_project.id.clone()),
+            description: Some(orphan_tenant.description()),
+        })
+        .await
+        .expect("orphan user");
+    let foreign = owner("another-cluster", OwnerKind::Tenant, &fresh_uid());
+    let foreign_project = identity
+        .create_project(&NewProject {
+            name: unique_name("gc"),
+            description: Some(foreign.description()),
+            tags: foreign.tags(),
+            ..Default::default()
+        })
+        .await
+        .expect("another cluster's project");
+
+    let config: std::collections::BTreeMap<String, String> =
+        serde_saphyr::from_str(&config_yaml(env, &[])).expect("config yaml");
+    let config = ControllerConfig::from_map(&config).expect("config");
+    let mut registry = Registry::default();
+    let ctx = Context::new(
+        client.clone(),
+        config,
+        Metrics::register(&mut registry),
+        "gc-test",
+    );
+    let swept = sweep(&ctx).await.expect("sweep");
+
+    assert!(swept.networks.contains(&orphan_uid), "{swept:?}");
+    assert!(!swept.networks.contains(&live_uid), "{swept:?}");
+    assert_eq!(swept.projects, vec![orphan_project.id.to_string()]);
+    assert_eq!(swept.users, vec![orphan_user.id.to_string()]);
+    for resource in &orphaned {
+        assert!(
+            !exists(neutron.as_ref(), resource).await,
+            "orphan {resource:?} deleted"
+        );
+    }
+    for resource in owned.iter().chain(&untagged).chain(&other_cluster) {
+        assert!(
+            exists(neutron.as_ref(), resource).await,
+            "{resource:?} kept"
+        );
+    }
+    assert_eq!(
+        identity
+            .get_project(&orphan_project.id)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        identity.get_user(&orphan_user.id).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(
+        identity.get_project(&foreign_project.id).await.is_ok(),
+        "another cluster's project kept"
+    );
+
+    // A second sweep finds nothing more of ours to delete.
+    let again = sweep(&ctx).await.expect("second sweep");
+    assert!(
+        !again.networks.contains(&orphan_uid) && again.projects.is_empty(),
+        "{again:?}"
+    );
+
+    for set in [&owned, &untagged, &other_cluster] {
+        remove(neutron.as_ref(), set).await;
+    }
+    identity
+        .delete_project(&foreign_project.id)
+        .await
+        .expect("cleanup");
+    Api::<Network>::namespaced(client.clone(), "default")
+        .delete(&live.name_any(), &DeleteParams::default())
+        .await
+        .expect("cleanup");
+}
