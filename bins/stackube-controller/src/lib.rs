@@ -28,6 +28,7 @@ use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
@@ -103,6 +104,58 @@ pub struct Context {
     /// reach the watch cache after the next reconciliation starts, and setting a password again
     /// costs Keystone a password hash and revokes the user's tokens.
     pub applied_passwords: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// Tenants whose Keystone parts were verified recently.
+    pub tenants_verified: Verified<tenant::VerifiedTenant>,
+    /// Networks whose Neutron parts were verified recently.
+    pub networks_verified: Verified<network::VerifiedNetwork>,
+}
+
+/// How long a verification of OpenStack state is trusted by later reconciliations of the same
+/// generation. A new Tenant or Network is reconciled a handful of times within seconds (its own
+/// status updates, its namespace, its Network); asking Keystone and Neutron each time would
+/// multiply the calls for nothing. Periodic resyncs come after this, so drift (a role revoked by
+/// hand, a router deleted) is still found.
+pub const VERIFIED_TTL: Duration = Duration::from_secs(60);
+
+/// What a reconciler verified in OpenStack, by object uid, for [`VERIFIED_TTL`] and one
+/// generation.
+pub struct Verified<T> {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (i64, std::time::Instant, T)>>,
+}
+
+impl<T> Default for Verified<T> {
+    fn default() -> Self {
+        Verified {
+            entries: Default::default(),
+        }
+    }
+}
+
+impl<T: Clone> Verified<T> {
+    /// The verified value of `uid` at `generation`, if recent.
+    pub fn get(&self, uid: &str, generation: i64) -> Option<T> {
+        let entries = self.entries.lock().ok()?;
+        let (g, at, value) = entries.get(uid)?;
+        (*g == generation && at.elapsed() < VERIFIED_TTL).then(|| value.clone())
+    }
+
+    /// Records what was just verified.
+    pub fn put(&self, uid: &str, generation: i64, value: T) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, (_, at, _)| at.elapsed() < VERIFIED_TTL);
+            entries.insert(
+                uid.to_owned(),
+                (generation, std::time::Instant::now(), value),
+            );
+        }
+    }
+
+    /// Forgets `uid` (it changed, or is being deleted).
+    pub fn forget(&self, uid: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(uid);
+        }
+    }
 }
 
 impl Context {
@@ -133,6 +186,8 @@ impl Context {
             metrics,
             member_role: OnceCell::new(),
             applied_passwords: Default::default(),
+            tenants_verified: Verified::default(),
+            networks_verified: Verified::default(),
         }
     }
 
@@ -204,14 +259,30 @@ impl Error {
         }
     }
 
-    fn from_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Error {
+    /// The outcome of kube's finalizer helper: an object that vanished while its finalizer was
+    /// being removed is simply done.
+    pub(crate) fn from_finalizer(
+        result: Result<Action, kube::runtime::finalizer::Error<Error>>,
+    ) -> Result<Action, Error> {
         use kube::runtime::finalizer::Error as F;
-        match e {
-            F::ApplyFailed(e) | F::CleanupFailed(e) => e,
-            F::AddFinalizer(e) | F::RemoveFinalizer(e) => Error::Kube(e),
-            F::UnnamedObject => Error::Waiting("object without a name".into()),
-            F::InvalidFinalizer => Error::Waiting("invalid finalizer".into()),
+        match result {
+            Ok(action) => Ok(action),
+            Err(F::RemoveFinalizer(kube::Error::Api(e))) if e.code == 404 => {
+                Ok(Action::await_change())
+            }
+            Err(F::ApplyFailed(e) | F::CleanupFailed(e)) => Err(e),
+            Err(F::AddFinalizer(e) | F::RemoveFinalizer(e)) => Err(Error::Kube(e)),
+            Err(F::UnnamedObject) => Err(Error::Waiting("object without a name".into())),
+            Err(F::InvalidFinalizer) => Err(Error::Waiting("invalid finalizer".into())),
         }
+    }
+}
+
+/// Treats "not found" as done: the object was deleted while we were writing its status.
+pub(crate) fn gone_is_ok(error: kube::Error) -> Result<(), kube::Error> {
+    match error {
+        kube::Error::Api(e) if e.code == 404 => Ok(()),
+        e => Err(e),
     }
 }
 

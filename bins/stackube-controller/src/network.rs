@@ -85,8 +85,8 @@ pub async fn reconcile(network: Arc<Network>, ctx: Arc<Context>) -> Result<Actio
             Event::Cleanup(network) => cleanup(&network, &ctx).await,
         }
     })
-    .await
-    .map_err(Error::from_finalizer);
+    .await;
+    let result = Error::from_finalizer(result);
     ctx.metrics.observe_reconcile(CONTROLLER, started.elapsed());
     if let Err(e) = &result
         && !matches!(e, Error::Waiting(_))
@@ -267,6 +267,15 @@ async fn apply_inner(
         )));
     };
     let owner = owner(network, ctx);
+    let cidr = &network.spec.cidr;
+    let uid = network.uid().unwrap_or_default();
+    let generation = network.metadata.generation.unwrap_or(0);
+    if let Some(verified) = ctx.networks_verified.get(&uid, generation) {
+        status.network_id = Some(verified.network_id);
+        status.subnet_id = Some(verified.subnet_id);
+        status.router_id = Some(verified.router_id);
+        return Ok(ready_parts(status, cidr, &network.spec.gateway, ctx));
+    }
     let obs = &observe(network, &owner, neutron.as_ref(), false).await?;
     let mut network_id = obs.network.as_ref().map(|n| NetworkId::new(n.id.clone()));
     let mut subnet_id = obs.subnet.as_ref().map(|s| SubnetId::new(s.id.clone()));
@@ -280,7 +289,6 @@ async fn apply_inner(
         enable_snat: None,
         external_fixed_ips: Vec::new(),
     };
-    let cidr = &network.spec.cidr;
     let gateway: IpAddr = network.spec.gateway.parse().map_err(|_| {
         Error::Waiting(format!(
             "spec.gateway {} is not an IP address",
@@ -392,7 +400,33 @@ async fn apply_inner(
     status.network_id = network_id.map(|id| id.to_string());
     status.subnet_id = subnet_id.map(|id| id.to_string());
     status.router_id = router_id.map(|id| id.to_string());
-    Ok(vec![
+    if let (Some(network_id), Some(subnet_id), Some(router_id)) =
+        (&status.network_id, &status.subnet_id, &status.router_id)
+    {
+        ctx.networks_verified.put(
+            &uid,
+            generation,
+            VerifiedNetwork {
+                network_id: network_id.clone(),
+                subnet_id: subnet_id.clone(),
+                router_id: router_id.clone(),
+            },
+        );
+    }
+    Ok(ready_parts(status, cidr, &network.spec.gateway, ctx))
+}
+
+/// The Neutron ids of a Network as last verified.
+#[derive(Clone, Debug)]
+pub struct VerifiedNetwork {
+    network_id: String,
+    subnet_id: String,
+    router_id: String,
+}
+
+fn ready_parts(status: &NetworkStatus, cidr: &str, gateway: &str, ctx: &Context) -> Vec<Status> {
+    let ext = &ctx.config.ext_net_id;
+    vec![
         Status::ok(
             "NetworkReady",
             "Ready",
@@ -409,12 +443,9 @@ async fn apply_inner(
         Status::ok(
             "RouterReady",
             "Ready",
-            format!(
-                "router gatewayed to {} with an interface on the subnet",
-                ext.network_id
-            ),
+            format!("router gatewayed to {ext} with an interface on the subnet"),
         ),
-    ])
+    ]
 }
 
 async fn report(
@@ -467,7 +498,9 @@ async fn report(
             &PatchParams::default(),
             &Patch::Merge(json!({ "status": status })),
         )
-        .await?;
+        .await
+        .map(|_| ())
+        .or_else(crate::gone_is_ok)?;
     Ok(())
 }
 
@@ -492,6 +525,8 @@ async fn cleanup(network: &Network, ctx: &Context) -> Result<Action, Error> {
 }
 
 async fn cleanup_inner(network: &Network, ctx: &Context) -> Result<Action, Error> {
+    ctx.networks_verified
+        .forget(&network.uid().unwrap_or_default());
     let neutron = ctx.cloud.networking().await?;
     let owner = owner(network, ctx);
     let observation = observe(network, &owner, neutron.as_ref(), true).await?;

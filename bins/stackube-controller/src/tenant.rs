@@ -29,6 +29,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use secrecy::SecretString;
@@ -57,9 +58,7 @@ const CONTROLLER: &str = "tenant";
 pub fn controller(
     ctx: Arc<Context>,
     concurrency: u16,
-) -> impl Stream<
-    Item = Result<(kube::runtime::reflector::ObjectRef<Tenant>, Action), impl std::error::Error>,
-> {
+) -> impl Stream<Item = Result<(ObjectRef<Tenant>, Action), impl std::error::Error>> {
     let client = ctx.client.clone();
     Controller::new(
         Api::<Tenant>::all(client.clone()),
@@ -69,7 +68,19 @@ pub fn controller(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default(),
     )
-    .owns(Api::<Network>::all(client), watcher::Config::default())
+    // Not `.owns()`: for a namespaced child of a cluster-scoped owner, kube-runtime keys the
+    // owner by the child's namespace, and the scheduler would then see the same Tenant under two
+    // keys and reconcile it twice at once.
+    .watches(
+        Api::<Network>::all(client),
+        watcher::Config::default(),
+        |network: Network| {
+            network
+                .labels()
+                .get(TENANT_LABEL)
+                .map(|tenant| ObjectRef::<Tenant>::new(tenant))
+        },
+    )
     .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
     .run(reconcile, error_policy, ctx)
 }
@@ -89,8 +100,8 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
             Event::Cleanup(tenant) => cleanup(&tenant, &ctx).await,
         }
     })
-    .await
-    .map_err(Error::from_finalizer);
+    .await;
+    let result = Error::from_finalizer(result);
     ctx.metrics.observe_reconcile(CONTROLLER, started.elapsed());
     if let Err(e) = &result
         && !matches!(e, Error::Waiting(_))
@@ -149,6 +160,14 @@ async fn desired_password(
     }
     let version = secret.metadata.resource_version.unwrap_or_default();
     Ok(Some((password.into(), format!("{generation}/{version}"))))
+}
+
+/// The Keystone parts of a Tenant as last verified: its project, and its user (holding the
+/// member role) when one is requested.
+#[derive(Clone, Debug)]
+pub struct VerifiedTenant {
+    project: ProjectState,
+    user: Option<String>,
 }
 
 /// The facts observation gathers beyond the plan's [`Observation`].
@@ -231,6 +250,15 @@ async fn observe_user(
         }
         None => false,
     };
+    Ok(UserState::Ours {
+        id: user.id.to_string(),
+        member,
+        password_current: password_is_current(tenant, ctx, password_marker),
+    })
+}
+
+/// Whether the user's password was last set from `marker` (by status, or by this process).
+fn password_is_current(tenant: &Tenant, ctx: &Context, marker: Option<&str>) -> bool {
     let in_status = tenant
         .status
         .as_ref()
@@ -241,13 +269,7 @@ async fn observe_user(
             .ok()
             .and_then(|m| m.get(&uid).cloned())
     });
-    let password_current = password_marker.is_some()
-        && (in_status.as_deref() == password_marker || in_memory.as_deref() == password_marker);
-    Ok(UserState::Ours {
-        id: user.id.to_string(),
-        member,
-        password_current,
-    })
+    marker.is_some() && (in_status.as_deref() == marker || in_memory.as_deref() == marker)
 }
 
 async fn member_role(
@@ -432,8 +454,14 @@ async fn apply_steps(
     };
     let password_marker = password.as_ref().map(|(_, m)| m.clone());
 
-    // Observe.
-    let project_state = observe_project(tenant, owner, identity.as_ref()).await?;
+    // Observe (or trust a recent verification of this generation).
+    let uid = tenant.uid().unwrap_or_default();
+    let generation = tenant.metadata.generation.unwrap_or(0);
+    let verified = ctx.tenants_verified.get(&uid, generation);
+    let project_state = match &verified {
+        Some(v) => v.project.clone(),
+        None => observe_project(tenant, owner, identity.as_ref()).await?,
+    };
     let mut project_id = match &project_state {
         ProjectState::Ours(id) | ProjectState::Adopted(id) => Some(ProjectId::new(id.clone())),
         _ => None,
@@ -442,6 +470,12 @@ async fn apply_steps(
     let user_state = if parts.user.ok == Some(false) {
         // The password Secret is unusable: leave the user alone this round.
         UserState::NotRequested
+    } else if let Some(VerifiedTenant { user: Some(id), .. }) = &verified {
+        UserState::Ours {
+            id: id.clone(),
+            member: true,
+            password_current: password_is_current(tenant, ctx, password_marker.as_deref()),
+        }
     } else {
         observe_user(
             tenant,
@@ -617,6 +651,18 @@ async fn apply_steps(
             "the project's Keystone groups are bound in the namespace",
         );
     }
+    // Everything in Keystone is as desired now: trust it for a while.
+    let keystone_ok =
+        parts.project.ok == Some(true) && parts.user.ok == Some(true) && plan.blocked.is_empty();
+    if keystone_ok && let Some(project) = &project_id {
+        let project = match &observed.plan.project {
+            ProjectState::Adopted(_) => ProjectState::Adopted(project.to_string()),
+            _ => ProjectState::Ours(project.to_string()),
+        };
+        let user = user_id.as_ref().map(ToString::to_string);
+        ctx.tenants_verified
+            .put(&uid, generation, VerifiedTenant { project, user });
+    }
     if parts.network.ok.is_none() {
         let network = match observed.network {
             Some(n) => Some(n),
@@ -775,7 +821,9 @@ async fn report(
             &PatchParams::default(),
             &Patch::Merge(json!({ "status": status })),
         )
-        .await?;
+        .await
+        .map(|_| ())
+        .or_else(crate::gone_is_ok)?;
     Ok(())
 }
 
@@ -881,8 +929,11 @@ async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         .await?;
         return Err(e);
     }
-    if let (Some(uid), Ok(mut applied)) = (tenant.uid(), ctx.applied_passwords.lock()) {
-        applied.remove(&uid);
+    if let Some(uid) = tenant.uid() {
+        if let Ok(mut applied) = ctx.applied_passwords.lock() {
+            applied.remove(&uid);
+        }
+        ctx.tenants_verified.forget(&uid);
     }
     tracing::info!(tenant = %name, "tenant deleted");
     Ok(Action::await_change())
@@ -905,6 +956,8 @@ async fn report_deleting(tenant: &Tenant, ctx: &Context, message: String) -> Res
             &PatchParams::default(),
             &Patch::Merge(json!({ "status": status })),
         )
-        .await?;
+        .await
+        .map(|_| ())
+        .or_else(crate::gone_is_ok)?;
     Ok(())
 }
