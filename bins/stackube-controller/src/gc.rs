@@ -175,7 +175,7 @@ pub async fn sweep(ctx: &Context) -> Result<Swept, Error> {
     let mut swept = Swept::default();
     for (uid, observation) in &orphans {
         tracing::info!(owner = %uid, "deleting the Neutron resources of a Network that no longer exists");
-        crate::network::remove(neutron.as_ref(), observation).await?;
+        crate::network::remove(ctx, neutron.as_ref(), observation).await?;
         count(ctx, "network", observation.network.is_some());
         count(ctx, "subnet", observation.subnet.is_some());
         count(ctx, "router", observation.router.is_some());

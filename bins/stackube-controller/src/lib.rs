@@ -108,7 +108,15 @@ pub struct Context {
     pub tenants_verified: Verified<tenant::VerifiedTenant>,
     /// Networks whose Neutron parts were verified recently.
     pub networks_verified: Verified<network::VerifiedNetwork>,
+    /// Admits the Neutron calls that cost the server most (routers, their gateways and
+    /// interfaces) a few at a time. Neutron serves many tenants' reconciles at once much worse
+    /// than a steady stream: past a handful in flight its answers take longer than the request
+    /// timeout, and the retries add to the load.
+    neutron_heavy: tokio::sync::Semaphore,
 }
+
+/// How many of the costliest Neutron calls are in flight at once.
+pub const NEUTRON_HEAVY_CALLS: usize = 2;
 
 /// How long a verification of OpenStack state is trusted by later reconciliations of the same
 /// generation. A new Tenant or Network is reconciled a handful of times within seconds (its own
@@ -171,6 +179,9 @@ impl Context {
                 &config,
                 ConnectOptions {
                     observer: Arc::new(metrics.clone()),
+                    // A loaded Neutron answers router calls slowly but surely; giving up sooner
+                    // only adds a retry to its load.
+                    request_timeout: Duration::from_secs(120),
                     ..ConnectOptions::default()
                 },
             ),
@@ -188,7 +199,14 @@ impl Context {
             applied_passwords: Default::default(),
             tenants_verified: Verified::default(),
             networks_verified: Verified::default(),
+            neutron_heavy: tokio::sync::Semaphore::new(NEUTRON_HEAVY_CALLS),
         }
+    }
+
+    /// Waits for a turn at one of the costliest Neutron calls.
+    pub(crate) async fn neutron_heavy(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        // The semaphore is never closed, so this only fails in theory: then, go ahead.
+        self.neutron_heavy.acquire().await.ok()
     }
 
     /// Publishes an Event on `object`; a failure to publish is logged, never fatal.

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::Stream;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
@@ -277,126 +277,81 @@ async fn apply_inner(
         return Ok(ready_parts(status, cidr, &network.spec.gateway, ctx));
     }
     let obs = &observe(network, &owner, neutron.as_ref(), false).await?;
-    let mut network_id = obs.network.as_ref().map(|n| NetworkId::new(n.id.clone()));
-    let mut subnet_id = obs.subnet.as_ref().map(|s| SubnetId::new(s.id.clone()));
-    let mut router_id = obs
-        .router
-        .as_ref()
-        .map(|r| RouterId::new(r.resource.id.clone()));
-    let reference = network.object_ref(&());
-    let ext = ExternalGateway {
-        network_id: ctx.config.ext_net_id.clone(),
-        enable_snat: None,
-        external_fixed_ips: Vec::new(),
-    };
     let gateway: IpAddr = network.spec.gateway.parse().map_err(|_| {
         Error::Waiting(format!(
             "spec.gateway {} is not an IP address",
             network.spec.gateway
         ))
     })?;
-
-    for step in plan(&owner, obs, ctx.config.ext_net_id.as_str()) {
-        match step {
-            Step::CreateNetwork => {
-                let created = neutron
-                    .create_network(&NewNetwork {
-                        name: naming::network_name(&namespace, &name),
-                        project_id: Some(project.clone()),
-                        description: Some(owner.description()),
-                        tags: owner.tags(),
-                        ..Default::default()
-                    })
-                    .await?;
-                ctx.event(
-                    &reference,
-                    EventType::Normal,
-                    "NetworkCreated",
-                    "Create",
-                    format!("created Neutron network {} ({})", created.name, created.id),
-                )
-                .await;
-                network_id = Some(created.id);
+    let applier = Applier {
+        ctx,
+        neutron: neutron.as_ref(),
+        owner: &owner,
+        project: &project,
+        namespace: &namespace,
+        name: &name,
+        cidr,
+        gateway,
+        reference: network.object_ref(&()),
+        ext: ExternalGateway {
+            network_id: ctx.config.ext_net_id.clone(),
+            enable_snat: None,
+            external_fixed_ips: Vec::new(),
+        },
+    };
+    let steps = plan(&owner, obs, ctx.config.ext_net_id.as_str());
+    // The router does not depend on the network or the subnet: it is made alongside them, and
+    // only the interface waits for both.
+    let (router_steps, network_steps): (Vec<Step>, Vec<Step>) =
+        steps.iter().cloned().partition(|s| {
+            matches!(
+                s,
+                Step::CreateRouter
+                    | Step::SetRouterGateway { .. }
+                    | Step::Tag {
+                        collection: Collection::Routers,
+                        ..
+                    }
+            )
+        });
+    let mut ids = Ids {
+        network: obs.network.as_ref().map(|n| NetworkId::new(n.id.clone())),
+        subnet: obs.subnet.as_ref().map(|s| SubnetId::new(s.id.clone())),
+        router: obs
+            .router
+            .as_ref()
+            .map(|r| RouterId::new(r.resource.id.clone())),
+    };
+    let mut router_ids = Ids {
+        router: ids.router.take(),
+        ..Ids::default()
+    };
+    tokio::try_join!(
+        async {
+            for step in network_steps
+                .iter()
+                .filter(|s| **s != Step::AddRouterInterface)
+            {
+                applier.step(step, &mut ids).await?;
             }
-            Step::CreateSubnet => {
-                let Some(net) = &network_id else { continue };
-                let created = neutron
-                    .create_subnet(&NewSubnet {
-                        network_id: net.clone(),
-                        name: naming::subnet_name(&namespace, &name),
-                        cidr: cidr.clone(),
-                        ip_version: 4,
-                        gateway: SubnetGateway::Ip(gateway),
-                        // Pods get their addresses from their ports (kubestack), not DHCP: no
-                        // dnsmasq per tenant network.
-                        enable_dhcp: Some(false),
-                        project_id: Some(project.clone()),
-                        description: Some(owner.description()),
-                        tags: owner.tags(),
-                        dns_nameservers: Vec::new(),
-                        allocation_pools: Vec::new(),
-                    })
-                    .await?;
-                ctx.event(
-                    &reference,
-                    EventType::Normal,
-                    "SubnetCreated",
-                    "Create",
-                    format!("created Neutron subnet {} ({cidr})", created.id),
-                )
-                .await;
-                subnet_id = Some(created.id);
+            Ok::<(), Error>(())
+        },
+        async {
+            for step in &router_steps {
+                applier.step(step, &mut router_ids).await?;
             }
-            Step::CreateRouter => {
-                let created = neutron
-                    .create_router(&NewRouter {
-                        name: naming::router_name(&namespace, &name),
-                        project_id: Some(project.clone()),
-                        external_gateway: Some(ext.clone()),
-                        description: Some(owner.description()),
-                        tags: owner.tags(),
-                        ..Default::default()
-                    })
-                    .await?;
-                ctx.event(
-                    &reference,
-                    EventType::Normal,
-                    "RouterCreated",
-                    "Create",
-                    format!(
-                        "created Neutron router {} gatewayed to {}",
-                        created.id, ext.network_id
-                    ),
-                )
-                .await;
-                router_id = Some(created.id);
-            }
-            Step::SetRouterGateway { router_id: id } => {
-                neutron
-                    .set_router_gateway(&RouterId::new(id), Some(&ext))
-                    .await?;
-            }
-            Step::Tag { collection, id } => {
-                let resource = match collection {
-                    Collection::Networks => TaggedResource::Network(NetworkId::new(id)),
-                    Collection::Subnets => TaggedResource::Subnet(SubnetId::new(id)),
-                    Collection::Routers => TaggedResource::Router(RouterId::new(id)),
-                };
-                neutron.replace_tags(&resource, &owner.tags()).await?;
-            }
-            Step::AddRouterInterface => {
-                let (Some(router), Some(subnet)) = (&router_id, &subnet_id) else {
-                    continue;
-                };
-                neutron.add_router_interface(router, subnet).await?;
-            }
-            Step::DeletePort { .. }
-            | Step::RemoveRouterInterface { .. }
-            | Step::DeleteRouter { .. }
-            | Step::DeleteSubnet { .. }
-            | Step::DeleteNetwork { .. } => {}
-        }
+            Ok::<(), Error>(())
+        },
+    )?;
+    ids.router = router_ids.router;
+    if steps.contains(&Step::AddRouterInterface) {
+        applier.step(&Step::AddRouterInterface, &mut ids).await?;
     }
+    let Ids {
+        network: network_id,
+        subnet: subnet_id,
+        router: router_id,
+    } = ids;
     status.network_id = network_id.map(|id| id.to_string());
     status.subnet_id = subnet_id.map(|id| id.to_string());
     status.router_id = router_id.map(|id| id.to_string());
@@ -414,6 +369,137 @@ async fn apply_inner(
         );
     }
     Ok(ready_parts(status, cidr, &network.spec.gateway, ctx))
+}
+
+/// Ids of the resources a plan works on, filled in as they are created.
+#[derive(Default)]
+struct Ids {
+    network: Option<NetworkId>,
+    subnet: Option<SubnetId>,
+    router: Option<RouterId>,
+}
+
+/// Carries out the steps of a Network's plan.
+struct Applier<'a> {
+    ctx: &'a Context,
+    neutron: &'a dyn Networking,
+    owner: &'a Owner,
+    project: &'a ProjectId,
+    namespace: &'a str,
+    name: &'a str,
+    cidr: &'a str,
+    gateway: IpAddr,
+    reference: ObjectReference,
+    ext: ExternalGateway,
+}
+
+impl Applier<'_> {
+    async fn event(&self, reason: &str, note: String) {
+        self.ctx
+            .event(&self.reference, EventType::Normal, reason, "Create", note)
+            .await;
+    }
+
+    async fn step(&self, step: &Step, ids: &mut Ids) -> Result<(), Error> {
+        let neutron = self.neutron;
+        let (namespace, name, owner) = (self.namespace, self.name, self.owner);
+        match step {
+            Step::CreateNetwork => {
+                let created = neutron
+                    .create_network(&NewNetwork {
+                        name: naming::network_name(namespace, name),
+                        project_id: Some(self.project.clone()),
+                        description: Some(owner.description()),
+                        tags: owner.tags(),
+                        ..Default::default()
+                    })
+                    .await?;
+                self.event(
+                    "NetworkCreated",
+                    format!("created Neutron network {} ({})", created.name, created.id),
+                )
+                .await;
+                ids.network = Some(created.id);
+            }
+            Step::CreateSubnet => {
+                let Some(net) = &ids.network else {
+                    return Ok(());
+                };
+                let created = neutron
+                    .create_subnet(&NewSubnet {
+                        network_id: net.clone(),
+                        name: naming::subnet_name(namespace, name),
+                        cidr: self.cidr.to_owned(),
+                        ip_version: 4,
+                        gateway: SubnetGateway::Ip(self.gateway),
+                        // Pods get their addresses from their ports (kubestack), not DHCP: no
+                        // dnsmasq per tenant network.
+                        enable_dhcp: Some(false),
+                        project_id: Some(self.project.clone()),
+                        description: Some(owner.description()),
+                        tags: owner.tags(),
+                        dns_nameservers: Vec::new(),
+                        allocation_pools: Vec::new(),
+                    })
+                    .await?;
+                self.event(
+                    "SubnetCreated",
+                    format!("created Neutron subnet {} ({})", created.id, self.cidr),
+                )
+                .await;
+                ids.subnet = Some(created.id);
+            }
+            Step::CreateRouter => {
+                let _heavy = self.ctx.neutron_heavy().await;
+                let created = neutron
+                    .create_router(&NewRouter {
+                        name: naming::router_name(namespace, name),
+                        project_id: Some(self.project.clone()),
+                        external_gateway: Some(self.ext.clone()),
+                        description: Some(owner.description()),
+                        tags: owner.tags(),
+                        ..Default::default()
+                    })
+                    .await?;
+                self.event(
+                    "RouterCreated",
+                    format!(
+                        "created Neutron router {} gatewayed to {}",
+                        created.id, self.ext.network_id
+                    ),
+                )
+                .await;
+                ids.router = Some(created.id);
+            }
+            Step::SetRouterGateway { router_id } => {
+                let _heavy = self.ctx.neutron_heavy().await;
+                neutron
+                    .set_router_gateway(&RouterId::new(router_id.clone()), Some(&self.ext))
+                    .await?;
+            }
+            Step::Tag { collection, id } => {
+                let resource = match collection {
+                    Collection::Networks => TaggedResource::Network(NetworkId::new(id.clone())),
+                    Collection::Subnets => TaggedResource::Subnet(SubnetId::new(id.clone())),
+                    Collection::Routers => TaggedResource::Router(RouterId::new(id.clone())),
+                };
+                neutron.replace_tags(&resource, &owner.tags()).await?;
+            }
+            Step::AddRouterInterface => {
+                let (Some(router), Some(subnet)) = (&ids.router, &ids.subnet) else {
+                    return Ok(());
+                };
+                let _heavy = self.ctx.neutron_heavy().await;
+                neutron.add_router_interface(router, subnet).await?;
+            }
+            Step::DeletePort { .. }
+            | Step::RemoveRouterInterface { .. }
+            | Step::DeleteRouter { .. }
+            | Step::DeleteSubnet { .. }
+            | Step::DeleteNetwork { .. } => {}
+        }
+        Ok(())
+    }
 }
 
 /// The Neutron ids of a Network as last verified.
@@ -530,7 +616,7 @@ async fn cleanup_inner(network: &Network, ctx: &Context) -> Result<Action, Error
     let neutron = ctx.cloud.networking().await?;
     let owner = owner(network, ctx);
     let observation = observe(network, &owner, neutron.as_ref(), true).await?;
-    if let Some(deleted) = remove(neutron.as_ref(), &observation).await? {
+    if let Some(deleted) = remove(ctx, neutron.as_ref(), &observation).await? {
         let reference = network.object_ref(&());
         ctx.event(
             &reference,
@@ -548,6 +634,7 @@ async fn cleanup_inner(network: &Network, ctx: &Context) -> Result<Action, Error
 /// Carries out the cleanup plan of `observation`; returns the id of the deleted network, if
 /// there was one. Shared with the garbage collector.
 pub(crate) async fn remove(
+    ctx: &Context,
     neutron: &dyn Networking,
     observation: &Observation,
 ) -> Result<Option<String>, Error> {
@@ -559,11 +646,15 @@ pub(crate) async fn remove(
                 router_id,
                 subnet_id,
             } => {
+                let _heavy = ctx.neutron_heavy().await;
                 neutron
                     .remove_router_interface(&RouterId::new(router_id), &SubnetId::new(subnet_id))
                     .await?;
             }
-            Step::DeleteRouter { id } => neutron.delete_router(&RouterId::new(id)).await?,
+            Step::DeleteRouter { id } => {
+                let _heavy = ctx.neutron_heavy().await;
+                neutron.delete_router(&RouterId::new(id)).await?;
+            }
             Step::DeleteSubnet { id } => neutron.delete_subnet(&SubnetId::new(id)).await?,
             Step::DeleteNetwork { id } => {
                 neutron.delete_network(&NetworkId::new(id.clone())).await?;

@@ -427,7 +427,14 @@ async fn apply(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     result?;
     // Resync now and then: a role may be revoked by hand, and a password Secret may change
     // (Secrets are not watched: that would take list/watch on every Secret in the cluster).
+    // Waiting only for the Network to become Active needs no polling: its status change wakes
+    // the Tenant.
+    let waiting_for_network = parts.network.reason == "NetworkPending"
+        && [&parts.project, &parts.user, &parts.namespace, &parts.rbac]
+            .iter()
+            .all(|p| p.ok == Some(true));
     let resync = match (ready, tenant.spec.password_secret_ref.is_some()) {
+        (false, _) if waiting_for_network => 60,
         (false, _) => 10,
         (true, true) => 60,
         (true, false) => 300,

@@ -111,7 +111,9 @@ pub struct Plan {
     pub blocked: Vec<Blocked>,
 }
 
-/// Plans a Tenant named `name`.
+/// Plans a Tenant named `name`: the project first (everything needs its id), then the
+/// namespace, its RoleBindings and the default Network, then the user — so that the Network,
+/// whose Neutron resources take longest, starts as early as possible.
 pub fn plan(name: &str, observed: &Observation) -> Plan {
     let mut plan = Plan::default();
     let project_ok = match &observed.project {
@@ -143,6 +145,50 @@ pub fn plan(name: &str, observed: &Observation) -> Plan {
         return plan;
     }
 
+    let namespace_ok = match observed.namespace {
+        ObjectState::Missing | ObjectState::Stale => {
+            plan.actions.push(Action::ApplyNamespace);
+            true
+        }
+        ObjectState::Current => true,
+        ObjectState::Terminating => {
+            plan.blocked.push(Blocked {
+                condition: "NamespaceReady",
+                reason: "NamespaceTerminating",
+                message: format!(
+                    "namespace {name} is being deleted; it is created again once gone"
+                ),
+            });
+            false
+        }
+        ObjectState::Foreign => {
+            plan.blocked.push(Blocked {
+                condition: "NamespaceReady",
+                reason: "NamespaceConflict",
+                message: format!("namespace {name} exists and does not belong to this Tenant"),
+            });
+            false
+        }
+    };
+    if namespace_ok {
+        if matches!(
+            observed.role_bindings,
+            ObjectState::Missing | ObjectState::Stale | ObjectState::Foreign
+        ) {
+            plan.actions.push(Action::ApplyRoleBindings);
+        }
+        match observed.network {
+            ObjectState::Missing => plan.actions.push(Action::CreateNetwork),
+            ObjectState::Foreign => plan.blocked.push(Blocked {
+                condition: "NetworkReady",
+                reason: "NetworkConflict",
+                message: format!("Network {name}/{name} exists and does not belong to this Tenant"),
+            }),
+            ObjectState::Current | ObjectState::Stale | ObjectState::Terminating => {}
+        }
+    }
+
+    // The user last: the Network (and with it Neutron, the slow part) need not wait for it.
     match &observed.user {
         UserState::NotRequested => {}
         UserState::Missing => plan
@@ -169,49 +215,6 @@ pub fn plan(name: &str, observed: &Observation) -> Plan {
         }),
     }
 
-    let namespace_ok = match observed.namespace {
-        ObjectState::Missing | ObjectState::Stale => {
-            plan.actions.push(Action::ApplyNamespace);
-            true
-        }
-        ObjectState::Current => true,
-        ObjectState::Terminating => {
-            plan.blocked.push(Blocked {
-                condition: "NamespaceReady",
-                reason: "NamespaceTerminating",
-                message: format!(
-                    "namespace {name} is being deleted; it is created again once gone"
-                ),
-            });
-            false
-        }
-        ObjectState::Foreign => {
-            plan.blocked.push(Blocked {
-                condition: "NamespaceReady",
-                reason: "NamespaceConflict",
-                message: format!("namespace {name} exists and does not belong to this Tenant"),
-            });
-            false
-        }
-    };
-    if !namespace_ok {
-        return plan;
-    }
-    if matches!(
-        observed.role_bindings,
-        ObjectState::Missing | ObjectState::Stale | ObjectState::Foreign
-    ) {
-        plan.actions.push(Action::ApplyRoleBindings);
-    }
-    match observed.network {
-        ObjectState::Missing => plan.actions.push(Action::CreateNetwork),
-        ObjectState::Foreign => plan.blocked.push(Blocked {
-            condition: "NetworkReady",
-            reason: "NetworkConflict",
-            message: format!("Network {name}/{name} exists and does not belong to this Tenant"),
-        }),
-        ObjectState::Current | ObjectState::Stale | ObjectState::Terminating => {}
-    }
     plan
 }
 
@@ -282,11 +285,11 @@ mod tests {
                 },
                 vec![
                     CreateProject,
-                    CreateUser,
-                    GrantMember,
                     ApplyNamespace,
                     ApplyRoleBindings,
                     CreateNetwork,
+                    CreateUser,
+                    GrantMember,
                 ],
                 vec![],
             ),
@@ -344,12 +347,13 @@ mod tests {
                 vec!["UserConflict"],
             ),
             (
-                "namespace of that name not ours",
+                "namespace of that name not ours: the user is still looked after",
                 Observation {
                     namespace: ObjectState::Foreign,
+                    user: UserState::Missing,
                     ..ready()
                 },
-                vec![],
+                vec![CreateUser, GrantMember],
                 vec!["NamespaceConflict"],
             ),
             (
