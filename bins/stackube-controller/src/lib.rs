@@ -296,12 +296,43 @@ impl Error {
     }
 }
 
-/// Treats "not found" as done: the object was deleted while we were writing its status.
-pub(crate) fn gone_is_ok(error: kube::Error) -> Result<(), kube::Error> {
-    match error {
-        kube::Error::Api(e) if e.code == 404 => Ok(()),
-        e => Err(e),
+/// Merge-patches `status` into the object `name`. An object deleted meanwhile is not an error:
+/// there is nothing left to report on.
+pub(crate) async fn patch_status<K>(
+    api: &kube::Api<K>,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let patch = kube::api::Patch::Merge(serde_json::json!({ "status": status }));
+    match api
+        .patch_status(name, &kube::api::PatchParams::default(), &patch)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// Ends a reconciliation: records its duration and, unless it is only waiting, its failure.
+pub(crate) fn finish(
+    ctx: &Context,
+    controller: &'static str,
+    started: std::time::Instant,
+    result: Result<Action, kube::runtime::finalizer::Error<Error>>,
+) -> Result<Action, Error> {
+    let result = Error::from_finalizer(result);
+    ctx.metrics.observe_reconcile(controller, started.elapsed());
+    if let Err(e) = &result
+        && !matches!(e, Error::Waiting(_))
+    {
+        ctx.metrics.count_error(controller, &e.reason());
+        tracing::warn!(error = %e, reason = %e.reason(), controller, "reconciliation failed");
+    }
+    result
 }
 
 /// The current time as a condition's `lastTransitionTime`.

@@ -20,14 +20,13 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 use k8s_openapi::api::core::v1::{Namespace, ObjectReference};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use stackube_core::conditions::{self, Status};
 use stackube_core::naming;
 use stackube_core::network::{
@@ -86,15 +85,7 @@ pub async fn reconcile(network: Arc<Network>, ctx: Arc<Context>) -> Result<Actio
         }
     })
     .await;
-    let result = Error::from_finalizer(result);
-    ctx.metrics.observe_reconcile(CONTROLLER, started.elapsed());
-    if let Err(e) = &result
-        && !matches!(e, Error::Waiting(_))
-    {
-        ctx.metrics.count_error(CONTROLLER, &e.reason());
-        tracing::warn!(error = %e, reason = %e.reason(), "network reconciliation failed");
-    }
-    result
+    crate::finish(&ctx, CONTROLLER, started, result)
 }
 
 fn owner(network: &Network, ctx: &Context) -> Owner {
@@ -578,16 +569,12 @@ async fn report(
             _ => {}
         }
     }
-    Api::<Network>::namespaced(ctx.client.clone(), &network.namespace().unwrap_or_default())
-        .patch_status(
-            &network.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await
-        .map(|_| ())
-        .or_else(crate::gone_is_ok)?;
-    Ok(())
+    crate::patch_status(
+        &Api::<Network>::namespaced(ctx.client.clone(), &network.namespace().unwrap_or_default()),
+        &network.name_any(),
+        &status,
+    )
+    .await
 }
 
 async fn cleanup(network: &Network, ctx: &Context) -> Result<Action, Error> {

@@ -33,7 +33,6 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use secrecy::SecretString;
-use serde_json::json;
 use stackube_core::conditions::{self, Status};
 use stackube_core::identity::tenant_role_bindings;
 use stackube_core::ownership::{Owner, OwnerKind};
@@ -101,15 +100,7 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
         }
     })
     .await;
-    let result = Error::from_finalizer(result);
-    ctx.metrics.observe_reconcile(CONTROLLER, started.elapsed());
-    if let Err(e) = &result
-        && !matches!(e, Error::Waiting(_))
-    {
-        ctx.metrics.count_error(CONTROLLER, &e.reason());
-        tracing::warn!(error = %e, reason = %e.reason(), "tenant reconciliation failed");
-    }
-    result
+    crate::finish(&ctx, CONTROLLER, started, result)
 }
 
 fn owner(tenant: &Tenant, ctx: &Context) -> Owner {
@@ -822,16 +813,12 @@ async fn report(
         )
         .await;
     }
-    Api::<Tenant>::all(ctx.client.clone())
-        .patch_status(
-            &tenant.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await
-        .map(|_| ())
-        .or_else(crate::gone_is_ok)?;
-    Ok(())
+    crate::patch_status(
+        &Api::<Tenant>::all(ctx.client.clone()),
+        &tenant.name_any(),
+        &status,
+    )
+    .await
 }
 
 async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
@@ -957,14 +944,10 @@ async fn report_deleting(tenant: &Tenant, ctx: &Context, message: String) -> Res
     if tenant.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    Api::<Tenant>::all(ctx.client.clone())
-        .patch_status(
-            &tenant.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "status": status })),
-        )
-        .await
-        .map(|_| ())
-        .or_else(crate::gone_is_ok)?;
-    Ok(())
+    crate::patch_status(
+        &Api::<Tenant>::all(ctx.client.clone()),
+        &tenant.name_any(),
+        &status,
+    )
+    .await
 }
