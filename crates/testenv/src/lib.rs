@@ -120,12 +120,20 @@ pub fn env_file() -> PathBuf {
     workspace_root().join(".testenv").join("env")
 }
 
-/// The workspace root (two levels above this crate's manifest).
+/// The workspace root: the nearest ancestor of the package under test that holds `Cargo.lock`.
+///
+/// The package directory is taken from `CARGO_MANIFEST_DIR` at *run* time (cargo sets it for
+/// tests, benches and `cargo run`). The compile-time value is only a fallback: cargo does not
+/// rebuild when the same sources move, so with a shared `CARGO_TARGET_DIR` (as CI keeps) a binary
+/// built in another checkout would otherwise read that checkout's files.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    package
         .ancestors()
-        .nth(2)
-        .expect("crates/testenv sits two levels below the workspace root")
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or(&package)
         .to_path_buf()
 }
 
