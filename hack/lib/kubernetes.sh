@@ -8,6 +8,9 @@ K8S_PKI=$K8S_DIR/pki
 K8S_APISERVER=https://127.0.0.1:6443
 K8S_SERVICE_CIDR=10.96.0.0/12
 K8S_BIN=""
+# Where kube-apiserver sends TokenReviews: stackube-auth, started by hack/devbox (or by the tests)
+# with the certificates of k8s_pki_auth.
+STACKUBE_AUTH_LISTEN=127.0.0.1:8443
 
 phase_k8s_build() {
   phase "kubernetes binaries (Go module proxy, cached)"
@@ -93,6 +96,38 @@ k8s_pki() {
   mark k8s-pki
 }
 
+# The webhook's serving certificate, kube-apiserver's client certificate for it, and the
+# kubeconfig-format file that tells kube-apiserver where the webhook is. A separate marker, so
+# that an environment made before the webhook existed gets them too.
+k8s_pki_auth() {
+  marker k8s-pki-auth && return 0
+  k8s_cert auth-webhook stackube-auth "" \
+    "IP:127.0.0.1,DNS:localhost,DNS:stackube-auth.kube-system.svc,DNS:stackube-auth.kube-system.svc.cluster.local"
+  k8s_cert apiserver-webhook-client kube-apiserver-webhook-client
+  cat >"$K8S_DIR/auth-webhook.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: stackube-auth
+  cluster:
+    server: https://$STACKUBE_AUTH_LISTEN/tokenreview
+    certificate-authority: $K8S_PKI/ca.crt
+users:
+- name: kube-apiserver
+  user:
+    client-certificate: $K8S_PKI/apiserver-webhook-client.crt
+    client-key: $K8S_PKI/apiserver-webhook-client.key
+contexts:
+- name: webhook
+  context:
+    cluster: stackube-auth
+    user: kube-apiserver
+current-context: webhook
+EOF
+  chmod 600 "$K8S_DIR/auth-webhook.kubeconfig"
+  mark k8s-pki-auth
+}
+
 k8s_ready() {
   curl -sf --cacert "$K8S_PKI/ca.crt" --cert "$K8S_PKI/admin.crt" --key "$K8S_PKI/admin.key" \
     "$K8S_APISERVER/readyz" | grep -qx ok
@@ -102,6 +137,7 @@ phase_kubernetes() {
   phase "kubernetes control plane"
   mkdir -p "$K8S_DIR"
   k8s_pki
+  k8s_pki_auth
   svc_ensure etcd -- "$K8S_BIN/etcd" --name stackube-testenv --data-dir "$K8S_DIR/etcd" \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
@@ -117,8 +153,14 @@ phase_kubernetes() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range "$K8S_SERVICE_CIDR" \
     --authorization-mode Node,RBAC \
+    --authentication-token-webhook-config-file "$K8S_DIR/auth-webhook.kubeconfig" \
+    --authentication-token-webhook-version v1 \
+    --authentication-token-webhook-cache-ttl 10s \
     --allow-privileged=true \
     --endpoint-reconciler-type none || true
+  # (--authentication-token-webhook-*: bearer tokens that are neither ServiceAccount nor bootstrap
+  # tokens go to stackube-auth, which caches reviews itself; kube-apiserver's own cache is kept
+  # short so that a revoked token is noticed soon after stackube-auth's cache lets go of it.)
   # (--endpoint-reconciler-type none: the only address here is loopback, which the `kubernetes`
   # Service's endpoints may not hold; nothing in the cluster needs that Service yet.)
   wait_until 120 "kube-apiserver /readyz" "$TESTENV_LOGS/kube-apiserver.log" -- k8s_ready

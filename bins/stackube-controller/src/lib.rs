@@ -399,7 +399,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("cannot set up leader election")?;
     let (mut leader, lease_task) = lease.watch().await;
-    let shutdown = shutdown_signal();
+    let shutdown = stackube_telemetry::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         if *leader.borrow_and_update() {
@@ -437,16 +437,4 @@ async fn run_controllers(ctx: Arc<Context>, concurrency: u16) {
     let tenants = tenant::controller(ctx.clone(), concurrency).for_each(|_| async {});
     let networks = network::controller(ctx, concurrency).for_each(|_| async {});
     tokio::join!(tenants, networks);
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = tokio::signal::ctrl_c() => {},
-    }
-    tracing::info!("shutting down");
 }

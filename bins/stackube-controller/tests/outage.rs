@@ -12,7 +12,7 @@ use kube::api::{Api, DeleteParams};
 use stackube_model::ProjectId;
 use stackube_model::crd::{Network, NetworkState, Tenant, TenantSpec};
 use stackube_openstack::{Credentials, ErrorKind, OpenStack};
-use stackube_testenv::unique_name;
+use stackube_testenv::{Outage, unique_name};
 
 /// Failure bound for the controller to notice a stopped service and say so.
 const NOTICED: Duration = Duration::from_secs(120);
@@ -22,49 +22,6 @@ const READY: Duration = Duration::from_secs(300);
 const GONE: Duration = Duration::from_secs(300);
 /// Failure bound for the whole environment to be healthy again after an outage.
 const SETTLED: Duration = Duration::from_secs(300);
-
-/// Services of the test environment stopped for a test. They are started again by [`end`] or,
-/// should the test fail first, on drop: the shared environment never stays without them.
-///
-/// [`end`]: Outage::end
-struct Outage {
-    services: Vec<&'static str>,
-    down: bool,
-}
-
-impl Outage {
-    /// `hack/testenv stop <services>`.
-    fn start(services: &[&'static str]) -> Outage {
-        // Down from before the stop is attempted: a half-done stop is restored too.
-        let outage = Outage {
-            services: services.to_vec(),
-            down: true,
-        };
-        let mut args = vec!["stop"];
-        args.extend(services);
-        let (ok, out) = testenv_command(&args);
-        assert!(ok, "hack/testenv stop {services:?}: {out}");
-        eprintln!("stopped {services:?}");
-        outage
-    }
-
-    /// `hack/testenv up`: starts what is stopped and waits until it is ready.
-    fn end(&mut self) {
-        self.down = false;
-        let started = Instant::now();
-        let (ok, out) = testenv_command(&["up"]);
-        assert!(
-            ok,
-            "hack/testenv up (bringing {:?} back): {out}",
-            self.services
-        );
-        eprintln!(
-            "started {:?} again: hack/testenv up took {:?}",
-            self.services,
-            started.elapsed()
-        );
-    }
-}
 
 /// Waits until `hack/testenv status` finds every service and endpoint healthy. `up` waits for
 /// the restarted service only; a Neutron agent whose state report went unanswered while
@@ -86,20 +43,6 @@ async fn wait_environment_healthy() {
             "the environment is not healthy {SETTLED:?} after the outage: {out}"
         );
         tokio::time::sleep(Duration::from_secs(5)).await;
-    }
-}
-
-impl Drop for Outage {
-    fn drop(&mut self) {
-        if self.down {
-            let (ok, out) = testenv_command(&["up"]);
-            if !ok {
-                eprintln!(
-                    "restoring {:?} failed: hack/testenv up: {out}",
-                    self.services
-                );
-            }
-        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! The `stackube` command line, as a library so that tests drive it.
 
+pub mod login;
+
 use std::path::Path;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

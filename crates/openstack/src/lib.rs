@@ -59,6 +59,7 @@ pub mod identity;
 pub mod network;
 pub mod observe;
 mod serde_util;
+pub mod tokens;
 
 pub use block_storage::BlockStorage;
 pub use client::{ConnectOptions, OpenStack};

@@ -38,8 +38,11 @@ pub const DEFAULT_FILTER: &str = "info,openstack_sdk=warn,openstack_sdk_core=war
 pub fn init_tracing(format: LogFormat) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours for a terminal only: log files stay greppable.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -95,6 +98,19 @@ impl Health {
         }
         axum::serve(listener, self.router()).await
     }
+}
+
+/// Completes on SIGTERM or SIGINT (and logs that the process is shutting down).
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutting down");
 }
 
 async fn metrics(State(health): State<Health>) -> impl IntoResponse {

@@ -9,7 +9,7 @@
 //! cloud's `OS_*` variables must never point the tests (which create and delete resources) at it.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use rand::Rng;
@@ -39,6 +39,16 @@ pub struct TestEnv {
     pub os_region_name: String,
     /// Id of the external (provider, flat) Neutron network routers are gatewayed to.
     pub ext_net_id: String,
+    /// CA of kube-apiserver (and of the webhook's serving certificate).
+    pub k8s_ca_file: PathBuf,
+    /// Where kube-apiserver expects stackube-auth (`127.0.0.1:8443`).
+    pub auth_listen: String,
+    /// stackube-auth's serving certificate.
+    pub auth_tls_cert_file: PathBuf,
+    /// Its private key.
+    pub auth_tls_private_key_file: PathBuf,
+    /// The CA of kube-apiserver's webhook client certificate.
+    pub auth_client_ca_file: PathBuf,
     /// Where the environment's Kubernetes binaries (`kubectl`, …) are: the first entry of the
     /// `PATH` the env file sets.
     pub bin_dir: Option<PathBuf>,
@@ -81,6 +91,11 @@ impl TestEnv {
             os_project_domain_name: var("OS_PROJECT_DOMAIN_NAME")?,
             os_region_name: var("OS_REGION_NAME")?,
             ext_net_id: var("STACKUBE_EXT_NET_ID")?,
+            k8s_ca_file: PathBuf::from(var("STACKUBE_K8S_CA_FILE")?),
+            auth_listen: var("STACKUBE_AUTH_LISTEN")?,
+            auth_tls_cert_file: PathBuf::from(var("STACKUBE_AUTH_TLS_CERT_FILE")?),
+            auth_tls_private_key_file: PathBuf::from(var("STACKUBE_AUTH_TLS_PRIVATE_KEY_FILE")?),
+            auth_client_ca_file: PathBuf::from(var("STACKUBE_AUTH_CLIENT_CA_FILE")?),
             bin_dir: vars
                 .get("PATH")
                 .and_then(|p| p.split(':').next())
@@ -195,4 +210,93 @@ mod tests {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         );
     }
+}
+
+/// Runs `hack/testenv <args>`; returns (success, stdout+stderr).
+pub fn testenv_command(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(workspace_root().join("hack/testenv"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("hack/testenv runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Services of the test environment stopped for a test (`hack/testenv stop`). They are started
+/// again by [`Outage::end`] or, should the test fail first, on drop: the shared environment never
+/// stays without them.
+#[derive(Debug)]
+pub struct Outage {
+    services: Vec<&'static str>,
+    down: bool,
+}
+
+impl Outage {
+    /// `hack/testenv stop <services>`.
+    ///
+    /// # Panics
+    /// When the services cannot be stopped.
+    pub fn start(services: &[&'static str]) -> Outage {
+        // Down from before the stop is attempted: a half-done stop is restored too.
+        let outage = Outage {
+            services: services.to_vec(),
+            down: true,
+        };
+        let mut args = vec!["stop"];
+        args.extend(services);
+        let (ok, out) = testenv_command(&args);
+        assert!(ok, "hack/testenv stop {services:?}: {out}");
+        eprintln!("stopped {services:?}");
+        outage
+    }
+
+    /// `hack/testenv up`: starts what is stopped and waits until it is ready.
+    ///
+    /// # Panics
+    /// When the environment does not come back.
+    pub fn end(&mut self) {
+        self.down = false;
+        let started = std::time::Instant::now();
+        let (ok, out) = testenv_command(&["up"]);
+        assert!(
+            ok,
+            "hack/testenv up (bringing {:?} back): {out}",
+            self.services
+        );
+        eprintln!(
+            "started {:?} again: hack/testenv up took {:?}",
+            self.services,
+            started.elapsed()
+        );
+    }
+}
+
+impl Drop for Outage {
+    fn drop(&mut self) {
+        if self.down {
+            let (ok, out) = testenv_command(&["up"]);
+            if !ok {
+                eprintln!(
+                    "restoring {:?} failed: hack/testenv up: {out}",
+                    self.services
+                );
+            }
+        }
+    }
+}
+
+/// The value of the sample `series` (`name{labels}` exactly as exported) in /metrics text.
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }

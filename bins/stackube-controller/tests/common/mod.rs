@@ -499,16 +499,8 @@ impl Controller {
     }
 }
 
-/// The value of the sample `series` (`name{labels}` exactly as exported) in /metrics text.
-pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        line.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
+#[allow(unused_imports)] // not every test binary uses both
+pub use stackube_testenv::{metric_value, testenv_command};
 
 /// The Network's condition `type_`, if set: (status, reason, message).
 pub fn network_condition(network: &Network, type_: &str) -> Option<(String, String, String)> {
@@ -519,21 +511,6 @@ pub fn network_condition(network: &Network, type_: &str) -> Option<(String, Stri
         .iter()
         .find(|c| c.type_ == type_)
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-}
-
-/// Runs `hack/testenv <args>`; returns (success, stdout+stderr).
-pub fn testenv_command(args: &[&str]) -> (bool, String) {
-    let out = Command::new(repo_root().join("hack/testenv"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("hack/testenv runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// Whatever Neutron and Keystone hold under the names a Tenant `tenant` (with its default
