@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::Read as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,27 +24,12 @@ struct Webhook {
     log: PathBuf,
 }
 
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address")
-}
-
 impl Webhook {
     async fn start(env: &TestEnv, extra: &[&str]) -> Webhook {
         let metrics = free_port();
         let log = std::env::temp_dir().join(format!("{}.log", unique_name("stackube-auth")));
         let child = Command::new(env!("CARGO_BIN_EXE_stackube-auth"))
-            .args([
-                format!("--listen={}", env.auth_listen),
-                format!("--tls-cert-file={}", env.auth_tls_cert_file.display()),
-                format!(
-                    "--tls-private-key-file={}",
-                    env.auth_tls_private_key_file.display()
-                ),
-                format!("--client-ca-file={}", env.auth_client_ca_file.display()),
-                format!("--keystone-url={}", env.os_auth_url),
-                format!("--metrics-addr={metrics}"),
-            ])
+            .args(webhook_args(env, metrics))
             .args(extra)
             .env("RUST_LOG", "info,stackube_auth=debug")
             .env_remove("OS_AUTH_URL")

@@ -1380,37 +1380,8 @@ fn report(runs: &[Run], commit: &str) -> String {
 
 /// Replaces (or appends) this benchmark's section of docs/benchmarks.md.
 fn write_doc(section: &str) -> anyhow::Result<PathBuf> {
-    let path = common::repo_root().join("docs/benchmarks.md");
-    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        "# Benchmarks\n\nRecorded results of the benchmarks; each section is rewritten by the \
-         benchmark named in it.\n"
-            .to_owned()
-    });
-    let mut before = String::new();
-    let mut after = String::new();
-    let mut state = 0; // 0: before the section, 1: inside it, 2: after it
-    for line in old.split_inclusive('\n') {
-        match state {
-            0 if line.trim_end() == SECTION => state = 1,
-            0 => before.push_str(line),
-            1 if line.starts_with("## ") => {
-                state = 2;
-                after.push_str(line);
-            }
-            1 => {}
-            _ => after.push_str(line),
-        }
-    }
-    let mut text = before.trim_end().to_owned();
-    text.push_str("\n\n");
-    text.push_str(section.trim_end());
-    text.push('\n');
-    if !after.is_empty() {
-        text.push('\n');
-        text.push_str(&after);
-    }
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    stackube_testenv::write_benchmark_section(SECTION, section)
+        .context("writing docs/benchmarks.md")
 }
 
 #[tokio::main]

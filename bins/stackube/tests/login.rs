@@ -26,22 +26,9 @@ impl Webhook {
                 env.auth_listen
             );
         }
-        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
-        let args = stackube_auth::Args::try_parse_from([
-            "stackube-auth".to_owned(),
-            format!("--listen={}", env.auth_listen),
-            format!("--tls-cert-file={}", env.auth_tls_cert_file.display()),
-            format!(
-                "--tls-private-key-file={}",
-                env.auth_tls_private_key_file.display()
-            ),
-            format!("--client-ca-file={}", env.auth_client_ca_file.display()),
-            format!("--keystone-url={}", env.os_auth_url),
-            format!("--metrics-addr={metrics}"),
-        ])
-        .expect("webhook flags");
+        let mut argv = vec!["stackube-auth".to_owned()];
+        argv.extend(webhook_args(env, free_port()));
+        let args = stackube_auth::Args::try_parse_from(argv).expect("webhook flags");
         let task = tokio::spawn(stackube_auth::run(args));
         let started = Instant::now();
         while std::net::TcpStream::connect(&env.auth_listen).is_err() {

@@ -300,3 +300,90 @@ pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
             .ok()
     })
 }
+
+/// Replaces (or appends) the section headed `heading` (a `## ` line) of `docs/benchmarks.md`
+/// with `section` (which starts with that heading); other sections are left as they are.
+pub fn write_benchmark_section(heading: &str, section: &str) -> std::io::Result<PathBuf> {
+    let path = workspace_root().join("docs/benchmarks.md");
+    let old = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        "# Benchmarks\n\nRecorded results of the benchmarks; each section is rewritten by the \
+         benchmark named in it.\n"
+            .to_owned()
+    });
+    std::fs::write(&path, replace_section(&old, heading, section))?;
+    Ok(path)
+}
+
+fn replace_section(old: &str, heading: &str, section: &str) -> String {
+    let mut before = String::new();
+    let mut after = String::new();
+    let mut state = 0; // 0: before the section, 1: inside it, 2: after it
+    for line in old.split_inclusive('\n') {
+        match state {
+            0 if line.trim_end() == heading => state = 1,
+            0 => before.push_str(line),
+            1 if line.starts_with("## ") => {
+                state = 2;
+                after.push_str(line);
+            }
+            1 => {}
+            _ => after.push_str(line),
+        }
+    }
+    let mut text = before.trim_end().to_owned();
+    text.push_str("\n\n");
+    text.push_str(section.trim_end());
+    text.push('\n');
+    if !after.is_empty() {
+        text.push('\n');
+        text.push_str(&after);
+    }
+    text
+}
+
+#[cfg(test)]
+mod section_tests {
+    use super::replace_section;
+
+    #[test]
+    fn a_section_is_replaced_in_place_or_appended() {
+        let doc = "# B\n\nintro\n\n## a\nold a\n\n## b\nkeep b\n";
+        assert_eq!(
+            replace_section(doc, "## a", "## a\nnew a\n"),
+            "# B\n\nintro\n\n## a\nnew a\n\n## b\nkeep b\n"
+        );
+        assert_eq!(
+            replace_section(doc, "## c", "## c\nc\n"),
+            "# B\n\nintro\n\n## a\nold a\n\n## b\nkeep b\n\n## c\nc\n"
+        );
+    }
+}
+
+/// Runs `command` (with `stdin` written to it, if given) to completion; returns (success,
+/// stdout+stderr).
+///
+/// # Panics
+/// When the command cannot be started.
+pub fn run_command(mut command: std::process::Command, stdin: Option<&str>) -> (bool, String) {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"));
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).expect("stdin written");
+    }
+    let out = child.wait_with_output().expect("the command finished");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

@@ -5,14 +5,13 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use stackube_openstack::identity::{NewProject, NewUser};
 use stackube_openstack::tokens::{DomainSelector, KeystoneTokens, Selector, UserCredentials};
 use stackube_openstack::{Credentials, OpenStack};
-use stackube_testenv::{TestEnv, unique_name};
+use stackube_testenv::{TestEnv, run_command, unique_name};
 
 /// Serializes the tests of one binary: they share the webhook address kube-apiserver calls.
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
@@ -174,37 +173,11 @@ pub async fn admin_token(env: &TestEnv) -> String {
     .await
 }
 
-fn run(mut command: Command, stdin: Option<&str>) -> (bool, String) {
-    use std::io::Write as _;
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    command.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = command.spawn().expect("kubectl runs");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("stdin written");
-    }
-    let out = child.wait_with_output().expect("kubectl finished");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 /// `kubectl` as the environment's admin (client certificate).
 pub fn kubectl_admin(env: &TestEnv, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     let mut command = env.kubectl();
     command.args(args);
-    run(command, stdin)
+    run_command(command, stdin)
 }
 
 /// `kubectl` with nothing but a bearer token: no kubeconfig user, no client certificate.
@@ -217,7 +190,7 @@ pub fn kubectl_with_token(env: &TestEnv, token: &str, args: &[&str]) -> (bool, S
         &format!("--token={token}"),
     ]);
     command.args(args);
-    run(command, None)
+    run_command(command, None)
 }
 
 /// `kubectl` with kubeconfig `kubeconfig` and exactly the environment variables `vars` (and
@@ -238,7 +211,30 @@ pub fn kubectl_as(
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .args(args);
-    run(command, None)
+    run_command(command, None)
+}
+
+/// The flags that run stackube-auth where the test environment's kube-apiserver calls it, with
+/// its metrics on `metrics_addr`.
+pub fn webhook_args(env: &TestEnv, metrics_addr: std::net::SocketAddr) -> Vec<String> {
+    vec![
+        format!("--listen={}", env.auth_listen),
+        format!("--tls-cert-file={}", env.auth_tls_cert_file.display()),
+        format!(
+            "--tls-private-key-file={}",
+            env.auth_tls_private_key_file.display()
+        ),
+        format!("--client-ca-file={}", env.auth_client_ca_file.display()),
+        format!("--keystone-url={}", env.os_auth_url),
+        format!("--metrics-addr={metrics_addr}"),
+    ]
+}
+
+/// A free loopback port.
+pub fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
 }
 
 /// Whether kubectl's output says 401 (the token did not authenticate).

@@ -446,29 +446,8 @@ pub async fn owner_uids(client: &Client, tenant: &str) -> HashSet<String> {
 /// Runs `kubectl` of the environment; returns (success, stdout+stderr).
 pub fn kubectl(env: &TestEnv, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     let mut command = env.kubectl();
-    command
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if stdin.is_some() {
-        command.stdin(Stdio::piped());
-    }
-    let mut child = command.spawn().expect("kubectl runs");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("stdin written");
-    }
-    let out = child.wait_with_output().expect("kubectl finished");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    command.args(args);
+    stackube_testenv::run_command(command, stdin)
 }
 
 /// The repository root.
