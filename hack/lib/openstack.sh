@@ -25,6 +25,7 @@ TESTENV_PACKAGES=(
   ceph-mon ceph-mgr ceph-osd ceph-common python3-rados python3-rbd
   rabbitmq-server mariadb-server python3-pymysql
   sudo uuid-runtime curl iproute2 iputils-ping ethtool busybox jq openssl bc
+  containerd runc # the node's container runtime (hack/lib/containerd.sh)
   shellcheck # not a service: the test suite lints hack/ with it
 )
 

@@ -12,8 +12,6 @@
 //! Each reconciler reads observe → plan (pure, in `stackube-core`) → apply → report (status
 //! conditions, Events, metrics).
 
-pub mod cloud;
-pub mod config;
 pub mod gc;
 pub mod metrics;
 pub mod network;
@@ -38,8 +36,8 @@ use stackube_openstack::{ConnectOptions, ErrorKind, OpenStackError, Service};
 use stackube_telemetry::{Health, LogFormat};
 use tokio::sync::OnceCell;
 
-use crate::cloud::Cloud;
 use crate::metrics::Metrics;
+use stackube_openstack::Cloud;
 
 /// Field manager of everything the controller applies server-side.
 pub const FIELD_MANAGER: &str = "stackube-controller";
@@ -355,7 +353,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         LogFormatArg::Json => LogFormat::Json,
     });
     // Bad configuration stops start-up here, with the key named.
-    let config = config::load(args.config.as_deref()).context("invalid configuration")?;
+    let config = stackube_kube::config_map::load_config(args.config.as_deref())
+        .context("invalid configuration")?;
     let client = stackube_kube::client(args.kubeconfig.as_deref())
         .await
         .context("cannot reach Kubernetes")?;

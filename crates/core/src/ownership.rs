@@ -35,6 +35,8 @@ pub enum OwnerKind {
     Tenant,
     /// A `Network` (Neutron network, subnet, router, and ports left on them).
     Network,
+    /// A pod (its Neutron port, made by kubestack; the owner uid is the pod's).
+    Pod,
 }
 
 impl OwnerKind {
@@ -43,6 +45,7 @@ impl OwnerKind {
         match self {
             OwnerKind::Tenant => "tenant",
             OwnerKind::Network => "network",
+            OwnerKind::Pod => "pod",
         }
     }
 }
@@ -79,6 +82,7 @@ impl Owner {
             match self.kind {
                 OwnerKind::Tenant => "Tenant",
                 OwnerKind::Network => "Network",
+                OwnerKind::Pod => "Pod",
             },
             self.display,
             self.uid,
@@ -117,6 +121,7 @@ pub fn description_owner<'d>(description: &'d str, cluster: &str) -> Option<(Own
     let kind = match head.split_once(' ')?.0 {
         "Tenant" => OwnerKind::Tenant,
         "Network" => OwnerKind::Network,
+        "Pod" => OwnerKind::Pod,
         _ => return None,
     };
     Some((kind, uid))

@@ -5,6 +5,8 @@
 //! installs its CRDs at start-up and tests install theirs, and both must wait until the apiserver
 //! serves the new resource (its `Established` condition) before using it.
 
+pub mod config_map;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -26,6 +26,22 @@ pub struct Credentials {
     pub region: Option<String>,
 }
 
+impl Credentials {
+    /// The credentials of the seed's ConfigMap keys (`auth-url`, `username`, `password`,
+    /// `tenant-name`, `region`, and the domains).
+    pub fn from_config(config: &stackube_model::config::ControllerConfig) -> Self {
+        Credentials {
+            auth_url: config.auth_url.clone(),
+            username: config.username.clone(),
+            password: config.password.expose().to_owned().into(),
+            project_name: config.tenant_name.clone(),
+            user_domain_name: config.user_domain_name.clone(),
+            project_domain_name: config.project_domain_name.clone(),
+            region: config.region.clone(),
+        }
+    }
+}
+
 /// Facts about the token in use. The token string itself is never exposed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenInfo {

@@ -53,6 +53,7 @@
 
 pub mod block_storage;
 mod client;
+pub mod cloud;
 pub mod credentials;
 pub mod error;
 pub mod identity;
@@ -63,6 +64,7 @@ pub mod tokens;
 
 pub use block_storage::BlockStorage;
 pub use client::{ConnectOptions, OpenStack};
+pub use cloud::Cloud;
 pub use credentials::{Credentials, TokenInfo};
 pub use error::{ErrorKind, OpenStackError, Result};
 pub use identity::Identity;

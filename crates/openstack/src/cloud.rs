@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use stackube_model::config::ControllerConfig;
-use stackube_openstack::{
+
+use crate::{
     BlockStorage, ConnectOptions, Credentials, Identity, Networking, OpenStack, OpenStackError,
 };
 use tokio::sync::Mutex;
@@ -24,15 +25,7 @@ impl Cloud {
     /// A connection to the cloud `config` names, reporting every call to `options.observer`.
     pub fn new(config: &ControllerConfig, options: ConnectOptions) -> Cloud {
         Cloud {
-            credentials: Credentials {
-                auth_url: config.auth_url.clone(),
-                username: config.username.clone(),
-                password: config.password.expose().to_owned().into(),
-                project_name: config.tenant_name.clone(),
-                user_domain_name: config.user_domain_name.clone(),
-                project_domain_name: config.project_domain_name.clone(),
-                region: config.region.clone(),
-            },
+            credentials: Credentials::from_config(config),
             options,
             connection: Mutex::new(None),
         }

@@ -1,6 +1,7 @@
-//! Reading the controller's configuration: the seed's ConfigMap keys from a file or a mounted
-//! ConfigMap directory, overridden by `STACKUBE_<KEY>` environment variables, validated by
-//! [`ControllerConfig::from_map`] (which names the offending key).
+//! Reading Stackube's configuration, the seed's `stackube-config` ConfigMap keys, shared by the
+//! controller and the node daemon: from a file or a mounted ConfigMap directory, overridden by
+//! `STACKUBE_<KEY>` environment variables, validated by [`ControllerConfig::from_map`] (which
+//! names the offending key).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,7 +80,7 @@ fn parse_yaml(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
 }
 
 /// Reads and validates the configuration.
-pub fn load(path: Option<&Path>) -> anyhow::Result<ControllerConfig> {
+pub fn load_config(path: Option<&Path>) -> anyhow::Result<ControllerConfig> {
     let raw = read_raw(path, |var| std::env::var(var).ok())?;
     Ok(ControllerConfig::from_map(&raw)?)
 }

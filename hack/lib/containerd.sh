@@ -1,0 +1,99 @@
+# shellcheck shell=bash
+# The node's container runtime: containerd and runc from Debian with containerd's CRI plugin,
+# driven by crictl the way a kubelet drives it. Pod networks come from the CNI configuration in
+# $CNI_CONF_DIR (kubestack's, once installed; nothing else is put there), plugins from
+# $CNI_BIN_DIR. There is no registry: the sandbox image is `pause`, built here and imported.
+#
+# Everything is the environment's own: containerd listens on its own socket, keeps its state
+# under $TESTENV_ROOT, and pods' cgroups sit under one parent that `down` empties.
+
+CONTAINERD_DIR=$TESTENV_ROOT/containerd
+CONTAINERD_SOCK=/run/stackube-testenv/containerd.sock
+CNI_BIN_DIR=$TESTENV_ROOT/cni/bin
+CNI_CONF_DIR=$TESTENV_ROOT/cni/net.d
+# The cgroup parent tests give their pod sandboxes (crictl's pod config linux.cgroup_parent).
+POD_CGROUP_PARENT=/stackube-testenv-pods
+PAUSE_IMAGE=stackube.local/pause:1
+NODE_BIN=""
+
+phase_node_build() {
+  phase "node tools (Go module proxy, cached)"
+  local log=$TESTENV_LOGS/node-build.log
+  mkdir -p "$TESTENV_LOGS"
+  if ! NODE_BIN=$("$HACK_DIR/lib/node-build.sh" 2>"$log"); then
+    log "testenv: building the node tools failed"
+    explain_failure "$log"
+    exit 1
+  fi
+  phase_done "$NODE_BIN"
+}
+
+CRICTL_CONFIG=$TESTENV_ROOT/crictl.yaml
+crictl_() { CRI_CONFIG_FILE=$CRICTL_CONFIG "$NODE_BIN/crictl" "$@"; }
+
+phase_containerd() {
+  phase "containerd (CRI) and runc"
+  mkdir -p "$CONTAINERD_DIR" "$CNI_BIN_DIR" "$CNI_CONF_DIR" "$(dirname "$CONTAINERD_SOCK")"
+  install -m 0755 "$NODE_BIN/loopback" "$CNI_BIN_DIR/loopback"
+  put_file "$CONTAINERD_DIR/config.toml" 644 root:root <<EOF || true
+# Written by hack/testenv: the test environment's containerd.
+version = 2
+root = "$CONTAINERD_DIR/root"
+state = "/run/stackube-testenv/containerd"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = "$CONTAINERD_SOCK"
+
+[ttrpc]
+  address = "$CONTAINERD_SOCK.ttrpc"
+
+[debug]
+  address = "$CONTAINERD_SOCK.debug"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CNI_BIN_DIR"
+    conf_dir = "$CNI_CONF_DIR"
+    max_conf_num = 1
+EOF
+  put_file "$CRICTL_CONFIG" 644 root:root <<EOF || true
+runtime-endpoint: unix://$CONTAINERD_SOCK
+image-endpoint: unix://$CONTAINERD_SOCK
+timeout: 60
+EOF
+  svc_ensure containerd --watch "$CONTAINERD_DIR/config.toml" -- \
+    /usr/bin/containerd --config "$CONTAINERD_DIR/config.toml" || true
+  wait_until 60 "containerd's CRI" "$TESTENV_LOGS/containerd.log" -- crictl_ info
+  if ! crictl_ inspecti "$PAUSE_IMAGE" >/dev/null 2>&1; then
+    python3 "$HACK_DIR/lib/oci-image.py" "$CONTAINERD_DIR/pause.tar" "$PAUSE_IMAGE" /pause "$NODE_BIN/pause"
+    run_logged "$TESTENV_LOGS/containerd-import.log" "$TESTENV_LOGS/containerd.log" -- \
+      ctr --address "$CONTAINERD_SOCK" --namespace k8s.io images import "$CONTAINERD_DIR/pause.tar"
+  fi
+  phase_done "unix://$CONTAINERD_SOCK"
+}
+
+# Before containerd stops: every pod sandbox removed (their network torn down through CNI) and
+# whatever still runs in the pods' cgroup parent killed, so that nothing outlives `down`.
+containerd_remove_pods() {
+  if svc_running containerd && [ -n "$NODE_BIN" ]; then
+    crictl_ rmp --all --force >/dev/null 2>&1 || true
+  fi
+  local cg=/sys/fs/cgroup/pids$POD_CGROUP_PARENT
+  [ -d "$cg" ] || return 0
+  local pids
+  pids=$(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null || true)
+  # shellcheck disable=SC2086 # one pid per word
+  [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+  find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+}
+
+CONTAINERD_SERVICES=(containerd)
