@@ -53,6 +53,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
+  # Sandboxes ask for oom_score_adj -998, which this machine does not allow (not even root may
+  # lower it): runc then dies ("can't get final child's PID from pipe"). Clamp it to ours.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "native"
     default_runtime_name = "runc"

@@ -1,0 +1,650 @@
+//! The node daemon: it holds the OpenStack session and a Kubernetes client, and does the work
+//! of each CNI command the plugin hands it.
+//!
+//! ADD: the pod's namespace → its tenant `Network` (`<ns>/<ns>`, Active) → a Neutron port
+//! `kube-<ns>-<pod>` on it, bound to this node (`binding:host_id`), owned by the pod
+//! (`device_id` = the CNI container id, `device_owner` = `compute:kubestack`, Stackube's tags
+//! with the pod's uid) → a veth whose pod end is the port (MAC, address, gateway, MTU) → the host
+//! end on the integration bridge with `iface-id` → Neutron reports the port ACTIVE (bounded
+//! wait) → the CNI result. Any failure undoes what this ADD created. A retried ADD reuses the
+//! port it finds for the container.
+//!
+//! DEL: the container's ports (by `device_id`), their bridge ports and veths, then the Neutron
+//! ports; anything already gone is fine. GC: the same for every container of this node that is
+//! not in the runtime's list of valid attachments.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use kube::Api;
+use serde_json::{Value, json};
+use stackube_core::ownership::{Owner, OwnerKind};
+use stackube_model::ProjectId;
+use stackube_model::crd::{Network, NetworkState};
+use stackube_model::{NetworkId, PortId, SubnetId};
+use stackube_net::ovs::{Bridge, CONTAINER_KEY};
+use stackube_net::{NetError, veth};
+use stackube_openstack::network::{NewPort, Port, PortFilter};
+use stackube_openstack::{Cloud, ErrorKind, Networking, OpenStackError};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Mutex;
+
+use crate::cni::{CniError, Command, Invocation, code};
+use crate::protocol::Response;
+
+/// `device_owner` of pod ports.
+pub const DEVICE_OWNER: &str = "compute:kubestack";
+/// How long a tenant network's facts are reused.
+const NETWORK_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// The daemon's settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// This node's name: the Neutron agent's host (`binding:host_id`).
+    pub node: String,
+    /// The integration bridge (`integration-bridge`, `br-int`).
+    pub bridge: String,
+    /// `cluster-name`, for ownership tags.
+    pub cluster: String,
+    /// How long ADD waits for the port to become ACTIVE.
+    pub active_timeout: Duration,
+}
+
+/// A tenant network's facts, as ADD needs them.
+#[derive(Clone, Debug)]
+struct TenantNet {
+    network_id: NetworkId,
+    project_id: Option<ProjectId>,
+    cidr: Ipv4Net,
+    gateway: Option<Ipv4Addr>,
+    mtu: u32,
+}
+
+/// The daemon.
+pub struct Daemon {
+    settings: Settings,
+    kube: kube::Client,
+    cloud: Cloud,
+    host: rtnetlink::Handle,
+    bridge: Bridge,
+    networks: Mutex<HashMap<String, (TenantNet, Instant)>>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn openstack_error(what: &str, e: &OpenStackError) -> CniError {
+    let code = if e.kind() == ErrorKind::Unavailable {
+        code::TRY_AGAIN_LATER
+    } else {
+        code::OPENSTACK
+    };
+    CniError::new(code, format!("{what}: {e}"))
+}
+
+fn net_error(what: &str, e: &NetError) -> CniError {
+    let code = match e {
+        NetError::NoNetns(_) => code::UNKNOWN_CONTAINER,
+        _ => code::NODE_NETWORKING,
+    };
+    CniError::new(code, format!("{what}: {e}"))
+}
+
+/// The host end's name for a port: `tap` and the first 11 characters of its id, as Nova names
+/// them (15 bytes at most).
+pub fn host_link_name(port_id: &str) -> String {
+    format!("tap{}", port_id.chars().take(11).collect::<String>())
+}
+
+impl Daemon {
+    /// A daemon with these parts.
+    pub fn new(
+        settings: Settings,
+        kube: kube::Client,
+        cloud: Cloud,
+        host: rtnetlink::Handle,
+    ) -> Self {
+        let bridge = Bridge::new(settings.bridge.clone());
+        Self {
+            settings,
+            kube,
+            cloud,
+            host,
+            bridge,
+            networks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Serves the plugin on `socket` until the process ends.
+    pub async fn serve(self: Arc<Self>, socket: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = socket.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        match std::fs::remove_file(socket) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let listener = UnixListener::bind(socket)?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+        }
+        tracing::info!(socket = %socket.display(), node = %self.settings.node, "serving the kubestack CNI plugin");
+        loop {
+            let (stream, _) = listener.accept().await?;
+            let daemon = self.clone();
+            tokio::spawn(async move { daemon.connection(stream).await });
+        }
+    }
+
+    async fn connection(&self, stream: UnixStream) {
+        let (read, mut write) = stream.into_split();
+        let mut line = String::new();
+        if BufReader::new(read).read_line(&mut line).await.is_err() {
+            return;
+        }
+        let response = match serde_json::from_str::<Invocation>(&line) {
+            Ok(invocation) => match self.handle(&invocation).await {
+                Ok(value) => Response::Result(value),
+                Err(error) => Response::Error(error),
+            },
+            Err(e) => Response::Error(CniError::new(
+                code::DECODING_FAILURE,
+                format!("the daemon cannot read the plugin's request: {e}"),
+            )),
+        };
+        let mut bytes = serde_json::to_vec(&response).unwrap_or_default();
+        bytes.push(b'\n');
+        let _ = write.write_all(&bytes).await;
+    }
+
+    /// Does one CNI command.
+    pub async fn handle(&self, invocation: &Invocation) -> Result<Value, CniError> {
+        let started = Instant::now();
+        let result = match invocation.command {
+            Command::Add => self.add(invocation).await,
+            Command::Del => self
+                .del(&invocation.container_id)
+                .await
+                .map(|()| Value::Null),
+            Command::Check => self.check(invocation).await.map(|()| Value::Null),
+            Command::Status => self.status().await.map(|()| Value::Null),
+            Command::Gc => self.gc(invocation).await.map(|()| Value::Null),
+            Command::Version => Ok(crate::cni::version_answer(Some(&invocation.cni_version))),
+        };
+        let pod = invocation
+            .pod
+            .as_ref()
+            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .unwrap_or_default();
+        match &result {
+            Ok(_) => tracing::info!(
+                command = ?invocation.command,
+                container = %invocation.container_id,
+                %pod,
+                ms = started.elapsed().as_millis() as u64,
+                "done"
+            ),
+            Err(e) => tracing::warn!(
+                command = ?invocation.command,
+                container = %invocation.container_id,
+                %pod,
+                code = e.code,
+                error = %e.msg,
+                "failed"
+            ),
+        }
+        result.map_err(|e| e.version(&invocation.cni_version))
+    }
+
+    async fn networking(&self) -> Result<Arc<dyn Networking>, CniError> {
+        self.cloud
+            .networking()
+            .await
+            .map_err(|e| openstack_error("cannot connect to OpenStack", &e))
+    }
+
+    /// The tenant network of pods in `namespace`: its `Network` `<ns>/<ns>`.
+    async fn tenant_network(&self, namespace: &str) -> Result<TenantNet, CniError> {
+        if let Some((net, at)) = self.networks.lock().await.get(namespace)
+            && at.elapsed() < NETWORK_CACHE_TTL
+        {
+            return Ok(net.clone());
+        }
+        let api: Api<Network> = Api::namespaced(self.kube.clone(), namespace);
+        let network = api.get_opt(namespace).await.map_err(|e| {
+            CniError::new(
+                code::TRY_AGAIN_LATER,
+                format!("cannot read Network {namespace}/{namespace}: {e}"),
+            )
+        })?;
+        let Some(network) = network else {
+            return Err(CniError::new(
+                code::TRY_AGAIN_LATER,
+                format!(
+                    "namespace {namespace} has no Network {namespace}: it is not a tenant's \
+                     namespace, or its tenant is still being created"
+                ),
+            ));
+        };
+        let status = network.status.unwrap_or_default();
+        let (Some(NetworkState::Active), Some(network_id)) = (status.state, status.network_id)
+        else {
+            return Err(CniError::new(
+                code::TRY_AGAIN_LATER,
+                format!("Network {namespace}/{namespace} is not Active yet"),
+            ));
+        };
+        let networking = self.networking().await?;
+        let network_id = NetworkId::from(network_id);
+        let neutron_network = networking
+            .get_network(&network_id)
+            .await
+            .map_err(|e| openstack_error("reading the tenant network", &e))?;
+        let subnet = match status.subnet_id {
+            Some(id) => networking
+                .get_subnet(&SubnetId::from(id))
+                .await
+                .map_err(|e| openstack_error("reading the tenant subnet", &e))?,
+            None => {
+                let subnets = networking
+                    .list_subnets(&stackube_openstack::network::SubnetFilter {
+                        network_id: Some(network_id.clone()),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| openstack_error("listing the tenant subnets", &e))?;
+                subnets
+                    .into_iter()
+                    .find(|s| s.cidr.parse::<Ipv4Net>().is_ok())
+                    .ok_or_else(|| {
+                        CniError::new(
+                            code::OPENSTACK,
+                            format!("network {network_id} has no IPv4 subnet"),
+                        )
+                    })?
+            }
+        };
+        let cidr: Ipv4Net = subnet.cidr.parse().map_err(|_| {
+            CniError::new(
+                code::OPENSTACK,
+                format!("subnet {} has CIDR {:?}, not IPv4", subnet.id, subnet.cidr),
+            )
+        })?;
+        let gateway = match subnet.gateway_ip {
+            Some(IpAddr::V4(gateway)) => Some(gateway),
+            _ => None,
+        };
+        let net = TenantNet {
+            network_id,
+            project_id: neutron_network.project_id.clone(),
+            cidr,
+            gateway,
+            mtu: neutron_network.mtu.unwrap_or(1500),
+        };
+        self.networks
+            .lock()
+            .await
+            .insert(namespace.to_owned(), (net.clone(), Instant::now()));
+        Ok(net)
+    }
+
+    async fn container_ports(&self, container_id: &str) -> Result<Vec<Port>, CniError> {
+        self.networking()
+            .await?
+            .list_ports(&PortFilter {
+                device_id: Some(container_id.to_owned()),
+                device_owner: Some(DEVICE_OWNER.to_owned()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| openstack_error("listing the container's ports", &e))
+    }
+
+    async fn add(&self, invocation: &Invocation) -> Result<Value, CniError> {
+        let pod = invocation.pod.as_ref().ok_or_else(|| {
+            CniError::new(code::INVALID_ENVIRONMENT, "CNI_ARGS: the pod is not named")
+        })?;
+        let netns = PathBuf::from(invocation.netns.as_deref().unwrap_or_default());
+        let net = self.tenant_network(&pod.namespace).await?;
+        let networking = self.networking().await?;
+
+        let existing = self.container_ports(&invocation.container_id).await?;
+        let (port, created) = match existing
+            .into_iter()
+            .find(|p| p.network_id == net.network_id)
+        {
+            Some(port) => (port, false),
+            None => {
+                let owner = Owner {
+                    cluster: self.settings.cluster.clone(),
+                    kind: OwnerKind::Pod,
+                    display: format!("{}/{}", pod.namespace, pod.name),
+                    uid: if pod.uid.is_empty() {
+                        invocation.container_id.clone()
+                    } else {
+                        pod.uid.clone()
+                    },
+                };
+                let mut new = NewPort::new(
+                    net.network_id.clone(),
+                    format!("kube-{}-{}", pod.namespace, pod.name),
+                );
+                new.description = Some(owner.description());
+                new.project_id = net.project_id.clone();
+                new.device_id = Some(invocation.container_id.clone());
+                new.device_owner = Some(DEVICE_OWNER.to_owned());
+                new.binding_host_id = Some(self.settings.node.clone());
+                new.tags = owner.tags();
+                let port = networking
+                    .create_port(&new)
+                    .await
+                    .map_err(|e| openstack_error("creating the pod's port", &e))?;
+                (port, true)
+            }
+        };
+
+        match self
+            .plug(
+                &port,
+                &net,
+                &netns,
+                &invocation.if_name,
+                &invocation.container_id,
+            )
+            .await
+        {
+            Ok(address) => Ok(self.result(invocation, &port, &net, address, &netns)),
+            Err(error) => {
+                self.unplug(&port).await;
+                if created {
+                    let _ = networking.delete_port(&port.id).await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Plumbs `port` into the pod and waits until Neutron has wired it.
+    async fn plug(
+        &self,
+        port: &Port,
+        net: &TenantNet,
+        netns: &Path,
+        if_name: &str,
+        container_id: &str,
+    ) -> Result<Ipv4Net, CniError> {
+        let ip = port
+            .fixed_ips
+            .iter()
+            .find_map(|f| match f.ip_address {
+                IpAddr::V4(ip) if net.cidr.contains(&ip) => Some(ip),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                CniError::new(
+                    code::OPENSTACK,
+                    format!("port {} has no address in {}", port.id, net.cidr),
+                )
+            })?;
+        let address = Ipv4Net::new(ip, net.cidr.prefix_len())
+            .map_err(|e| CniError::new(code::OPENSTACK, format!("address {ip}: {e}")))?;
+        let mac = veth::parse_mac(&port.mac_address).ok_or_else(|| {
+            CniError::new(
+                code::OPENSTACK,
+                format!("port {} has MAC {:?}", port.id, port.mac_address),
+            )
+        })?;
+        let host_name = host_link_name(port.id.as_str());
+        // A retried ADD may find the veth of an earlier attempt.
+        veth::delete(&self.host, &host_name)
+            .await
+            .map_err(|e| net_error("removing an earlier attempt's veth", &e))?;
+        let link = veth::PodLink {
+            netns: netns.to_owned(),
+            if_name: if_name.to_owned(),
+            host_name: host_name.clone(),
+            mac,
+            mtu: net.mtu,
+            address,
+            gateway: net.gateway,
+        };
+        veth::create(&self.host, &link)
+            .await
+            .map_err(|e| net_error("creating the pod's interface", &e))?;
+        self.bridge
+            .add_port(
+                &host_name,
+                port.id.as_str(),
+                &port.mac_address,
+                container_id,
+            )
+            .await
+            .map_err(|e| net_error("attaching the pod to the integration bridge", &e))?;
+        self.wait_active(&port.id).await?;
+        Ok(address)
+    }
+
+    async fn wait_active(&self, port_id: &PortId) -> Result<(), CniError> {
+        let networking = self.networking().await?;
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let port = networking
+                .get_port(port_id)
+                .await
+                .map_err(|e| openstack_error("reading the pod's port", &e))?;
+            if port.status == "ACTIVE" {
+                return Ok(());
+            }
+            if started.elapsed() >= self.settings.active_timeout {
+                return Err(CniError::new(
+                    code::TRY_AGAIN_LATER,
+                    format!(
+                        "port {port_id} is still {} after {:?}: is the Open vSwitch agent of node {} alive?",
+                        port.status, self.settings.active_timeout, self.settings.node
+                    ),
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// Removes `port`'s bridge port and veth (not the Neutron port).
+    async fn unplug(&self, port: &Port) {
+        let host_name = host_link_name(port.id.as_str());
+        if let Err(e) = self.bridge.del_port(&host_name).await {
+            tracing::warn!(port = %port.id, error = %e, "cannot remove the bridge port");
+        }
+        if let Err(e) = veth::delete(&self.host, &host_name).await {
+            tracing::warn!(port = %port.id, error = %e, "cannot remove the veth");
+        }
+    }
+
+    fn result(
+        &self,
+        invocation: &Invocation,
+        port: &Port,
+        net: &TenantNet,
+        address: Ipv4Net,
+        netns: &Path,
+    ) -> Value {
+        let mut ip = json!({ "address": address.to_string(), "interface": 1 });
+        let mut routes = Vec::new();
+        if let Some(gateway) = net.gateway {
+            ip["gateway"] = json!(gateway.to_string());
+            routes.push(json!({ "dst": "0.0.0.0/0", "gw": gateway.to_string() }));
+        }
+        json!({
+            "cniVersion": invocation.cni_version,
+            "interfaces": [
+                { "name": host_link_name(port.id.as_str()) },
+                { "name": invocation.if_name, "mac": port.mac_address, "sandbox": netns.display().to_string() },
+            ],
+            "ips": [ip],
+            "routes": routes,
+            "dns": {},
+        })
+    }
+
+    async fn del(&self, container_id: &str) -> Result<(), CniError> {
+        let networking = self.networking().await?;
+        for port in self.container_ports(container_id).await? {
+            self.unplug(&port).await;
+            networking
+                .delete_port(&port.id)
+                .await
+                .map_err(|e| openstack_error("deleting the pod's port", &e))?;
+        }
+        // Bridge ports whose Neutron port is already gone.
+        let ours = self
+            .bridge
+            .stackube_ports()
+            .await
+            .map_err(|e| net_error("listing the bridge's pod ports", &e))?;
+        for port in ours
+            .iter()
+            .filter(|p| p.external_ids.get(CONTAINER_KEY).map(String::as_str) == Some(container_id))
+        {
+            self.bridge
+                .del_port(&port.name)
+                .await
+                .map_err(|e| net_error("removing a bridge port", &e))?;
+            veth::delete(&self.host, &port.name)
+                .await
+                .map_err(|e| net_error("removing a veth", &e))?;
+        }
+        Ok(())
+    }
+
+    async fn check(&self, invocation: &Invocation) -> Result<(), CniError> {
+        let ports = self.container_ports(&invocation.container_id).await?;
+        let Some(port) = ports.first() else {
+            return Err(CniError::new(
+                code::INTERFACE_MISMATCH,
+                format!("container {} has no Neutron port", invocation.container_id),
+            ));
+        };
+        if port.status != "ACTIVE" {
+            return Err(CniError::new(
+                code::INTERFACE_MISMATCH,
+                format!("port {} is {}, not ACTIVE", port.id, port.status),
+            ));
+        }
+        let netns = PathBuf::from(invocation.netns.as_deref().unwrap_or_default());
+        let state = veth::inspect(&netns, &invocation.if_name)
+            .await
+            .map_err(|e| net_error("inspecting the pod's interface", &e))?
+            .ok_or_else(|| {
+                CniError::new(
+                    code::INTERFACE_MISMATCH,
+                    format!(
+                        "{} does not exist in {}",
+                        invocation.if_name,
+                        netns.display()
+                    ),
+                )
+            })?;
+        if state.mac.map(|m| veth::format_mac(&m)).as_deref() != Some(port.mac_address.as_str()) {
+            return Err(CniError::new(
+                code::INTERFACE_MISMATCH,
+                format!(
+                    "{} does not have the port's MAC {}",
+                    invocation.if_name, port.mac_address
+                ),
+            ));
+        }
+        for fixed in &port.fixed_ips {
+            if let IpAddr::V4(ip) = fixed.ip_address
+                && !state.addresses.iter().any(|a| a.addr() == ip)
+            {
+                return Err(CniError::new(
+                    code::INTERFACE_MISMATCH,
+                    format!("{} lacks the port's address {ip}", invocation.if_name),
+                ));
+            }
+        }
+        if !state.up {
+            return Err(CniError::new(
+                code::INTERFACE_MISMATCH,
+                format!("{} is down", invocation.if_name),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn status(&self) -> Result<(), CniError> {
+        self.cloud.connect().await.map(|_| ()).map_err(|e| {
+            CniError::new(
+                code::PLUGIN_NOT_AVAILABLE,
+                format!("cannot reach OpenStack: {e}"),
+            )
+        })
+    }
+
+    /// Removes the pod ports of this node whose container is not among the valid attachments.
+    async fn gc(&self, invocation: &Invocation) -> Result<(), CniError> {
+        let valid: BTreeSet<&str> = invocation
+            .valid_attachments
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .collect();
+        let mut stale: BTreeSet<String> = BTreeSet::new();
+        let ports = self
+            .networking()
+            .await?
+            .list_ports(&PortFilter {
+                device_owner: Some(DEVICE_OWNER.to_owned()),
+                binding_host_id: Some(self.settings.node.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| openstack_error("listing this node's pod ports", &e))?;
+        stale.extend(
+            ports
+                .iter()
+                .map(|p| p.device_id.clone())
+                .filter(|c| !valid.contains(c.as_str())),
+        );
+        let bridge_ports = self
+            .bridge
+            .stackube_ports()
+            .await
+            .map_err(|e| net_error("listing the bridge's pod ports", &e))?;
+        stale.extend(
+            bridge_ports
+                .iter()
+                .filter_map(|p| p.external_ids.get(CONTAINER_KEY).cloned())
+                .filter(|c| !valid.contains(c.as_str())),
+        );
+        for container in &stale {
+            tracing::info!(container = %container, "garbage: the runtime no longer knows this container");
+            self.del(container).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_link_names_fit_the_kernel_limit() {
+        let name = host_link_name("3f9c2a1e-7b4d-4c2a-9e1f-0a1b2c3d4e5f");
+        assert_eq!(name, "tap3f9c2a1e-7b");
+        assert!(name.len() <= 15);
+    }
+}
