@@ -49,6 +49,16 @@ pub struct TestEnv {
     pub auth_tls_private_key_file: PathBuf,
     /// The CA of kube-apiserver's webhook client certificate.
     pub auth_client_ca_file: PathBuf,
+    /// crictl's configuration (the environment's containerd).
+    pub cri_config_file: PathBuf,
+    /// Where crictl is.
+    pub node_bin_dir: PathBuf,
+    /// Where containerd looks for CNI plugins.
+    pub cni_bin_dir: PathBuf,
+    /// Where containerd looks for the CNI configuration.
+    pub cni_conf_dir: PathBuf,
+    /// The cgroup parent pod sandboxes get (so that `hack/testenv down` finds them).
+    pub pod_cgroup_parent: String,
     /// Where the environment's Kubernetes binaries (`kubectl`, …) are: the first entry of the
     /// `PATH` the env file sets.
     pub bin_dir: Option<PathBuf>,
@@ -96,6 +106,11 @@ impl TestEnv {
             auth_tls_cert_file: PathBuf::from(var("STACKUBE_AUTH_TLS_CERT_FILE")?),
             auth_tls_private_key_file: PathBuf::from(var("STACKUBE_AUTH_TLS_PRIVATE_KEY_FILE")?),
             auth_client_ca_file: PathBuf::from(var("STACKUBE_AUTH_CLIENT_CA_FILE")?),
+            cri_config_file: PathBuf::from(var("CRI_CONFIG_FILE")?),
+            node_bin_dir: PathBuf::from(var("STACKUBE_NODE_BIN_DIR")?),
+            cni_bin_dir: PathBuf::from(var("STACKUBE_CNI_BIN_DIR")?),
+            cni_conf_dir: PathBuf::from(var("STACKUBE_CNI_CONF_DIR")?),
+            pod_cgroup_parent: var("STACKUBE_POD_CGROUP_PARENT")?,
             bin_dir: vars
                 .get("PATH")
                 .and_then(|p| p.split(':').next())
@@ -113,6 +128,32 @@ impl TestEnv {
 }
 
 impl TestEnv {
+    /// The seed's configuration keys for this environment's cloud, as a YAML map, with
+    /// `cluster-name` `cluster` and the `extra` keys added or replaced.
+    pub fn config_yaml(&self, cluster: &str, extra: &[(&str, &str)]) -> String {
+        let mut lines = vec![
+            format!("auth-url: \"{}\"", self.os_auth_url),
+            format!("username: \"{}\"", self.os_username),
+            format!("password: \"{}\"", self.os_password),
+            format!("tenant-name: \"{}\"", self.os_project_name),
+            format!("region: \"{}\"", self.os_region_name),
+            format!("ext-net-id: \"{}\"", self.ext_net_id),
+            format!("cluster-name: \"{cluster}\""),
+        ];
+        for (key, value) in extra {
+            lines.retain(|l| !l.starts_with(&format!("{key}:")));
+            lines.push(format!("{key}: \"{value}\""));
+        }
+        lines.join("\n") + "\n"
+    }
+
+    /// A `crictl` command talking to the environment's containerd.
+    pub fn crictl(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(self.node_bin_dir.join("crictl"));
+        command.env("CRI_CONFIG_FILE", &self.cri_config_file);
+        command
+    }
+
     /// A `kubectl` command of the environment, with its `KUBECONFIG`.
     pub fn kubectl(&self) -> std::process::Command {
         let kubectl = self

@@ -77,20 +77,7 @@ pub fn admin_credentials(env: &TestEnv) -> Credentials {
 
 /// The controller configuration for the test environment (a YAML map of the seed's keys).
 pub fn config_yaml(env: &TestEnv, extra: &[(&str, &str)]) -> String {
-    let mut lines = vec![
-        format!("auth-url: \"{}\"", env.os_auth_url),
-        format!("username: \"{}\"", env.os_username),
-        format!("password: \"{}\"", env.os_password),
-        format!("tenant-name: \"{}\"", env.os_project_name),
-        format!("region: \"{}\"", env.os_region_name),
-        format!("ext-net-id: \"{}\"", env.ext_net_id),
-        format!("cluster-name: \"{CLUSTER}\""),
-    ];
-    for (key, value) in extra {
-        lines.retain(|l| !l.starts_with(&format!("{key}:")));
-        lines.push(format!("{key}: \"{value}\""));
-    }
-    lines.join("\n") + "\n"
+    env.config_yaml(CLUSTER, extra)
 }
 
 fn scratch_dir() -> PathBuf {
