@@ -73,6 +73,10 @@ pub struct Daemon {
     host: rtnetlink::Handle,
     bridge: Bridge,
     networks: Mutex<HashMap<String, (TenantNet, Instant)>>,
+    /// One command at a time per container: a DEL that arrives while its ADD still runs (the
+    /// runtime gave up on a plugin it killed) waits for it, rather than finding nothing to
+    /// delete and letting the ADD finish into a leak.
+    containers: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -122,7 +126,18 @@ impl Daemon {
             host,
             bridge,
             networks: Mutex::new(HashMap::new()),
+            containers: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    fn container_lock(&self, container_id: &str) -> Arc<Mutex<()>> {
+        let mut containers = self.containers.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget locks nobody holds or waits for, so the map stays as small as the node's pods.
+        containers.retain(|_, lock| Arc::strong_count(lock) > 1);
+        containers
+            .entry(container_id.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// Serves the plugin on `socket` until the process ends.
@@ -172,6 +187,12 @@ impl Daemon {
     /// Does one CNI command.
     pub async fn handle(&self, invocation: &Invocation) -> Result<Value, CniError> {
         let started = Instant::now();
+        let lock = (!invocation.container_id.is_empty())
+            .then(|| self.container_lock(&invocation.container_id));
+        let _guard = match &lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         let result = match invocation.command {
             Command::Add => self.add(invocation).await,
             Command::Del => self

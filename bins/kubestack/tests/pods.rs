@@ -3,230 +3,14 @@
 //! daemon (the real binary) against the real Neutron, its OVS agent and Open vSwitch. The tenants
 //! and their networks come from stackube-controller, run in this process.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use kube::Api;
-use kube::api::{DeleteParams, PostParams};
-use serde_json::{Value, json};
-use stackube_model::crd::{Tenant, TenantSpec};
-use stackube_openstack::network::PortFilter;
-use stackube_openstack::{Credentials, OpenStack};
-use stackube_testenv::{TestEnv, run_command, unique_name};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// The cluster name of the test controller (the controller's own tests use it too).
-const CLUSTER: &str = "stackube-test";
-/// Failure bounds.
-const READY: Duration = Duration::from_secs(180);
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-}
-
-/// The controller (in-process), the kubestack daemon (a child process), and kubestack installed
-/// as containerd's CNI plugin. Dropping it uninstalls and stops them.
-struct Node {
-    dir: PathBuf,
-    daemon: Child,
-    controller: tokio::task::JoinHandle<anyhow::Result<()>>,
-    conflist: PathBuf,
-}
-
-impl Node {
-    async fn start(env: &TestEnv) -> Node {
-        let dir = std::env::temp_dir().join(unique_name("kubestack"));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        let config = dir.join("config.yaml");
-        std::fs::write(&config, env.config_yaml(CLUSTER, &[])).expect("config written");
-
-        let controller = tokio::spawn(stackube_controller::run(stackube_controller::Args {
-            config: Some(config.clone()),
-            kubeconfig: Some(env.kubeconfig.clone()),
-            metrics_addr: free_port(),
-            lease_namespace: "kube-system".into(),
-            identity: Some(unique_name("kubestack-test")),
-            log_format: stackube_controller::LogFormatArg::Text,
-            concurrency: 4,
-        }));
-
-        let socket = dir.join("kubestack.sock");
-        let daemon = Command::new(env!("CARGO_BIN_EXE_kubestack"))
-            .arg("daemon")
-            .arg(format!("--config={}", config.display()))
-            .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
-            .arg(format!("--socket={}", socket.display()))
-            .env("RUST_LOG", "info,kubestack=debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("daemon.log")).expect("log"))
-            .spawn()
-            .expect("kubestack daemon starts");
-
-        // kubestack as containerd's CNI plugin (containerd watches the directory).
-        let plugin = env.cni_bin_dir.join("kubestack");
-        let _ = std::fs::remove_file(&plugin);
-        std::fs::copy(env!("CARGO_BIN_EXE_kubestack"), &plugin).expect("plugin installed");
-        let conflist = env.cni_conf_dir.join("10-kubestack.conflist");
-        std::fs::write(
-            &conflist,
-            json!({"cniVersion": "1.0.0", "name": "stackube", "plugins": [
-                {"type": "kubestack", "daemonSocket": socket}
-            ]})
-            .to_string(),
-        )
-        .expect("conflist written");
-
-        let started = Instant::now();
-        while !socket.exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the daemon does not listen: {}",
-                std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Node {
-            dir,
-            daemon,
-            controller,
-            conflist,
-        }
-    }
-
-    fn daemon_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
-    }
-
-    /// The plugin, executed as a runtime would.
-    fn plugin(&self, env: &[(&str, &str)], stdin: &Value) -> (bool, Value) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kubestack"));
-        command.env_clear().envs(env.iter().copied());
-        let (ok, out) = run_command(command, Some(&stdin.to_string()));
-        (ok, serde_json::from_str(&out).unwrap_or(Value::Null))
-    }
-
-    fn netconf(&self) -> Value {
-        json!({"cniVersion": "1.1.0", "name": "stackube", "type": "kubestack",
-            "daemonSocket": self.dir.join("kubestack.sock")})
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.conflist);
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        self.controller.abort();
-    }
-}
-
-/// A pod sandbox made with `crictl runp`.
-#[derive(Debug)]
-struct Pod {
-    id: String,
-    ip: String,
-    netns: String,
-}
-
-fn crictl(env: &TestEnv, args: &[&str]) -> (bool, String) {
-    let mut command = env.crictl();
-    command.args(args);
-    run_command(command, None)
-}
-
-fn run_pod(env: &TestEnv, dir: &Path, namespace: &str, name: &str) -> Pod {
-    let config = dir.join(format!("{namespace}-{name}.json"));
-    std::fs::write(
-        &config,
-        json!({"metadata": {"name": name, "namespace": namespace, "uid": unique_name("uid"), "attempt": 0},
-            "log_directory": dir.join("logs"),
-            "linux": {"cgroup_parent": env.pod_cgroup_parent}})
-        .to_string(),
-    )
-    .expect("pod config");
-    let (ok, out) = crictl(env, &["runp", &config.display().to_string()]);
-    assert!(ok, "crictl runp {namespace}/{name}: {out}");
-    let id = out.lines().last().unwrap_or_default().trim().to_owned();
-    let (ok, out) = crictl(env, &["inspectp", &id]);
-    assert!(ok, "crictl inspectp: {out}");
-    let info: Value = serde_json::from_str(&out).expect("inspectp JSON");
-    let ip = info["status"]["network"]["ip"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let netns = info["info"]["runtimeSpec"]["linux"]["namespaces"]
-        .as_array()
-        .and_then(|ns| ns.iter().find(|n| n["type"] == "network"))
-        .and_then(|n| n["path"].as_str())
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        !ip.is_empty() && !netns.is_empty(),
-        "pod {namespace}/{name} without IP or netns: {out}"
-    );
-    Pod { id, ip, netns }
-}
-
-fn in_pod(pod: &Pod, args: &[&str]) -> (bool, String) {
-    let mut command = Command::new("nsenter");
-    command.arg(format!("--net={}", pod.netns)).args(args);
-    run_command(command, None)
-}
-
-fn pings(pod: &Pod, ip: &str) -> bool {
-    in_pod(pod, &["ping", "-c", "3", "-W", "2", ip]).0
-}
-
-async fn tenant_ready(client: &kube::Client, name: &str) {
-    let api: Api<Tenant> = Api::all(client.clone());
-    let started = Instant::now();
-    loop {
-        let ready = api.get_opt(name).await.ok().flatten().is_some_and(|t| {
-            t.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-        });
-        if ready {
-            return;
-        }
-        assert!(
-            started.elapsed() < READY,
-            "tenant {name} not Ready within {READY:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn node_ports(os: &OpenStack) -> Vec<String> {
-    os.networking()
-        .list_ports(&PortFilter {
-            device_owner: Some(kubestack::daemon::DEVICE_OWNER.to_owned()),
-            ..Default::default()
-        })
-        .await
-        .expect("ports")
-        .into_iter()
-        .map(|p| format!("{} {} {}", p.id, p.name, p.device_id))
-        .collect()
-}
-
-fn bridge_taps() -> Vec<String> {
-    let out = Command::new("ovs-vsctl")
-        .args(["list-ports", "br-int"])
-        .output()
-        .expect("ovs-vsctl");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with("tap"))
-        .map(str::to_owned)
-        .collect()
-}
+use common::*;
+use serde_json::json;
+use stackube_testenv::{TestEnv, unique_name};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_of_a_tenant_talk_and_tenants_with_the_same_cidr_are_isolated() {
@@ -234,40 +18,14 @@ async fn pods_of_a_tenant_talk_and_tenants_with_the_same_cidr_are_isolated() {
     let client = stackube_kube::client(Some(&env.kubeconfig))
         .await
         .expect("kube client");
-    let os = OpenStack::connect(&Credentials {
-        auth_url: env.os_auth_url.clone(),
-        username: env.os_username.clone(),
-        password: env.os_password.clone().into(),
-        project_name: env.os_project_name.clone(),
-        user_domain_name: env.os_user_domain_name.clone(),
-        project_domain_name: env.os_project_domain_name.clone(),
-        region: Some(env.os_region_name.clone()),
-    })
-    .await
-    .expect("OpenStack");
+    let os = admin(env).await;
     let ports_before = node_ports(&os).await;
     let taps_before = bridge_taps();
     let node = Node::start(env).await;
 
     // Two tenants, both on the default 10.244.0.0/16.
-    let tenants: Api<Tenant> = Api::all(client.clone());
     let (a, b) = (unique_name("cni-a"), unique_name("cni-b"));
-    for name in [&a, &b] {
-        let tenant = Tenant::new(
-            name,
-            TenantSpec {
-                username: Some(name.clone()),
-                password: Some(format!("pw-{name}")),
-                ..Default::default()
-            },
-        );
-        tenants
-            .create(&PostParams::default(), &tenant)
-            .await
-            .expect("tenant created");
-    }
-    tenant_ready(&client, &a).await;
-    tenant_ready(&client, &b).await;
+    create_tenants(&client, &[&a, &b]).await;
 
     let a1 = run_pod(env, &node.dir, &a, "a1");
     let a2 = run_pod(env, &node.dir, &a, "a2");
@@ -360,17 +118,5 @@ async fn pods_of_a_tenant_talk_and_tenants_with_the_same_cidr_are_isolated() {
         node.daemon_log()
     );
 
-    for name in [&a, &b] {
-        tenants
-            .delete(name, &DeleteParams::default())
-            .await
-            .expect("tenant deleted");
-    }
-    let started = Instant::now();
-    while tenants.get_opt(&a).await.ok().flatten().is_some()
-        || tenants.get_opt(&b).await.ok().flatten().is_some()
-    {
-        assert!(started.elapsed() < READY, "tenants not deleted");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    delete_tenants(&client, &[&a, &b]).await;
 }
