@@ -65,7 +65,7 @@ impl Node {
         let plugin = env.cni_bin_dir.join("kubestack");
         let _ = std::fs::remove_file(&plugin);
         std::fs::copy(env!("CARGO_BIN_EXE_kubestack"), &plugin).expect("plugin installed");
-        let conflist = env.cni_conf_dir.join("10-kubestack.conflist");
+        let conflist = env.cni_conf_dir.join("05-kubestack-test.conflist");
         std::fs::write(
             &conflist,
             json!({"cniVersion": "1.0.0", "name": "stackube", "plugins": [
