@@ -53,6 +53,25 @@ pub struct Settings {
     pub cluster: String,
     /// How long ADD waits for the port to become ACTIVE.
     pub active_timeout: Duration,
+    /// Ports kept ready per tenant network used on this node (0: no pool).
+    pub pool_size: usize,
+}
+
+/// `device_id` prefix of pooled ports: `kubestack-pool:<node>`.
+pub const POOL_DEVICE_PREFIX: &str = "kubestack-pool:";
+/// `external_ids:stackube-container` of pooled ports' bridge ports.
+pub const POOL_CONTAINER: &str = "pool";
+
+/// The parked end's name for a pooled port: `pk` and 11 characters of its id.
+pub fn parked_link_name(port_id: &str) -> String {
+    format!("pk{}", port_id.chars().take(11).collect::<String>())
+}
+
+/// A port of the pool: created, bound, plugged (its host end on the bridge) and ACTIVE, its
+/// other end parked in the host's namespace.
+#[derive(Clone, Debug)]
+struct PoolPort {
+    port: Port,
 }
 
 /// A tenant network's facts, as ADD needs them.
@@ -77,6 +96,10 @@ pub struct Daemon {
     /// runtime gave up on a plugin it killed) waits for it, rather than finding nothing to
     /// delete and letting the ADD finish into a leak.
     containers: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Ready ports per tenant network.
+    pool: Mutex<HashMap<NetworkId, Vec<PoolPort>>>,
+    /// Networks whose pool is being refilled (one refill at a time per network).
+    refilling: std::sync::Mutex<BTreeSet<NetworkId>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -127,7 +150,13 @@ impl Daemon {
             bridge,
             networks: Mutex::new(HashMap::new()),
             containers: std::sync::Mutex::new(HashMap::new()),
+            pool: Mutex::new(HashMap::new()),
+            refilling: std::sync::Mutex::new(BTreeSet::new()),
         }
+    }
+
+    fn pool_device_id(&self) -> String {
+        format!("{POOL_DEVICE_PREFIX}{}", self.settings.node)
     }
 
     fn container_lock(&self, container_id: &str) -> Arc<Mutex<()>> {
@@ -163,7 +192,7 @@ impl Daemon {
         }
     }
 
-    async fn connection(&self, stream: UnixStream) {
+    async fn connection(self: Arc<Self>, stream: UnixStream) {
         let (read, mut write) = stream.into_split();
         let mut line = String::new();
         if BufReader::new(read).read_line(&mut line).await.is_err() {
@@ -185,16 +214,16 @@ impl Daemon {
     }
 
     /// Does one CNI command.
-    pub async fn handle(&self, invocation: &Invocation) -> Result<Value, CniError> {
+    pub async fn handle(self: &Arc<Self>, invocation: &Invocation) -> Result<Value, CniError> {
         let started = Instant::now();
         let lock = (!invocation.container_id.is_empty())
             .then(|| self.container_lock(&invocation.container_id));
-        let _guard = match &lock {
-            Some(lock) => Some(lock.lock().await),
+        let mut guard = match lock {
+            Some(lock) => Some(lock.lock_owned().await),
             None => None,
         };
         let result = match invocation.command {
-            Command::Add => self.add(invocation).await,
+            Command::Add => self.add(invocation, &mut guard).await,
             Command::Del => self
                 .del(&invocation.container_id)
                 .await
@@ -333,12 +362,23 @@ impl Daemon {
             .map_err(|e| openstack_error("listing the container's ports", &e))
     }
 
-    async fn add(&self, invocation: &Invocation) -> Result<Value, CniError> {
+    async fn add(
+        self: &Arc<Self>,
+        invocation: &Invocation,
+        guard: &mut Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Result<Value, CniError> {
         let pod = invocation.pod.as_ref().ok_or_else(|| {
             CniError::new(code::INVALID_ENVIRONMENT, "CNI_ARGS: the pod is not named")
         })?;
         let netns = PathBuf::from(invocation.netns.as_deref().unwrap_or_default());
         let net = self.tenant_network(&pod.namespace).await?;
+        if self.settings.pool_size > 0 {
+            let result = self.add_from_pool(invocation, &net, &netns, guard).await;
+            self.clone().refill(net.clone());
+            if let Some(result) = result {
+                return Ok(result);
+            }
+        }
         let networking = self.networking().await?;
 
         let existing = self.container_ports(&invocation.container_id).await?;
@@ -606,6 +646,334 @@ impl Daemon {
         Ok(())
     }
 
+    /// ADD served from the pool: the parked end moves into the pod, the bridge port is marked
+    /// with the container, and the result is answered at once. The Neutron port is renamed and
+    /// re-owned (device_id, tags) afterwards, still under the container's lock, so a DEL that
+    /// follows finds it. `None` when the pool has nothing ready (or a pooled port failed, which
+    /// is then dropped).
+    async fn add_from_pool(
+        self: &Arc<Self>,
+        invocation: &Invocation,
+        net: &TenantNet,
+        netns: &Path,
+        guard: &mut Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Option<Value> {
+        let pooled = self.pool.lock().await.get_mut(&net.network_id)?.pop()?;
+        let port = pooled.port;
+        let plugged = async {
+            let ip = port
+                .fixed_ips
+                .iter()
+                .find_map(|f| match f.ip_address {
+                    IpAddr::V4(ip) if net.cidr.contains(&ip) => Some(ip),
+                    _ => None,
+                })
+                .ok_or_else(|| format!("pooled port {} has no address in {}", port.id, net.cidr))?;
+            let address = Ipv4Net::new(ip, net.cidr.prefix_len()).map_err(|e| e.to_string())?;
+            let mac = veth::parse_mac(&port.mac_address).ok_or("bad MAC")?;
+            let link = veth::PodLink {
+                netns: netns.to_owned(),
+                if_name: invocation.if_name.clone(),
+                host_name: host_link_name(port.id.as_str()),
+                mac,
+                mtu: net.mtu,
+                address,
+                gateway: net.gateway,
+            };
+            veth::adopt_parked(&self.host, &parked_link_name(port.id.as_str()), &link)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.bridge
+                .add_port(
+                    &link.host_name,
+                    port.id.as_str(),
+                    &port.mac_address,
+                    &invocation.container_id,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(address)
+        }
+        .await;
+        let address = match plugged {
+            Ok(address) => address,
+            Err(why) => {
+                tracing::warn!(port = %port.id, error = %why, "a pooled port could not be used; dropping it");
+                self.drop_pool_port(&port).await;
+                return None;
+            }
+        };
+        let result = self.result(invocation, &port, net, address, netns);
+        tracing::info!(port = %port.id, container = %invocation.container_id, "ADD served from the pool");
+        // The Neutron side follows, holding the container's lock.
+        let held = guard.take();
+        let daemon = self.clone();
+        let pod = invocation.pod.clone().unwrap_or_default();
+        let container = invocation.container_id.clone();
+        tokio::spawn(async move {
+            let _held = held;
+            daemon.own_pooled_port(&port, &pod, &container).await;
+        });
+        Some(result)
+    }
+
+    /// Gives a pooled port to its pod in Neutron: device_id, name, tags.
+    async fn own_pooled_port(&self, port: &Port, pod: &crate::cni::PodRef, container: &str) {
+        let Ok(networking) = self.networking().await else {
+            return;
+        };
+        let owner = Owner {
+            cluster: self.settings.cluster.clone(),
+            kind: OwnerKind::Pod,
+            display: format!("{}/{}", pod.namespace, pod.name),
+            uid: if pod.uid.is_empty() {
+                container.to_owned()
+            } else {
+                pod.uid.clone()
+            },
+        };
+        let update = stackube_openstack::network::PortUpdate {
+            name: Some(format!("kube-{}-{}", pod.namespace, pod.name)),
+            device_id: Some(container.to_owned()),
+            ..Default::default()
+        };
+        for attempt in 0..5u32 {
+            let done = async {
+                networking.update_port(&port.id, &update).await?;
+                networking
+                    .replace_tags(
+                        &stackube_openstack::network::TaggedResource::Port(port.id.clone()),
+                        &owner.tags(),
+                    )
+                    .await
+            }
+            .await;
+            match done {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(port = %port.id, attempt, error = %e, "cannot give the pooled port to its pod yet");
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// Removes a pooled port entirely (bridge port, veth, Neutron port).
+    async fn drop_pool_port(&self, port: &Port) {
+        self.unplug(port).await;
+        let _ = veth::delete(&self.host, &parked_link_name(port.id.as_str())).await;
+        if let Ok(networking) = self.networking().await {
+            let _ = networking.delete_port(&port.id).await;
+        }
+    }
+
+    /// Tops the pool of `net` up to `pool_size` in the background (one refill per network).
+    fn refill(self: Arc<Self>, net: TenantNet) {
+        {
+            let mut refilling = self.refilling.lock().unwrap_or_else(|e| e.into_inner());
+            if !refilling.insert(net.network_id.clone()) {
+                return;
+            }
+        }
+        tokio::spawn(async move {
+            loop {
+                let have = self
+                    .pool
+                    .lock()
+                    .await
+                    .get(&net.network_id)
+                    .map_or(0, Vec::len);
+                if have >= self.settings.pool_size {
+                    break;
+                }
+                match self.new_pool_port(&net).await {
+                    Ok(port) => self
+                        .pool
+                        .lock()
+                        .await
+                        .entry(net.network_id.clone())
+                        .or_default()
+                        .push(PoolPort { port }),
+                    Err(e) => {
+                        tracing::warn!(network = %net.network_id, error = %e.msg, "cannot refill the port pool");
+                        break;
+                    }
+                }
+            }
+            self.refilling
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&net.network_id);
+        });
+    }
+
+    /// Creates, plugs and waits for one pooled port of `net`.
+    async fn new_pool_port(&self, net: &TenantNet) -> Result<Port, CniError> {
+        let networking = self.networking().await?;
+        let owner = Owner {
+            cluster: self.settings.cluster.clone(),
+            kind: OwnerKind::Pod,
+            display: format!("pool of node {}", self.settings.node),
+            uid: self.pool_device_id(),
+        };
+        let mut new = NewPort::new(
+            net.network_id.clone(),
+            format!("kube-pool-{}", self.settings.node),
+        );
+        new.description = Some(owner.description());
+        new.project_id = net.project_id.clone();
+        new.device_id = Some(self.pool_device_id());
+        new.device_owner = Some(DEVICE_OWNER.to_owned());
+        new.binding_host_id = Some(self.settings.node.clone());
+        new.tags = owner.tags();
+        let port = networking
+            .create_port(&new)
+            .await
+            .map_err(|e| openstack_error("creating a pooled port", &e))?;
+        let plugged = async {
+            let mac = veth::parse_mac(&port.mac_address).ok_or_else(|| {
+                CniError::new(
+                    code::OPENSTACK,
+                    format!("port {} has MAC {:?}", port.id, port.mac_address),
+                )
+            })?;
+            let host_name = host_link_name(port.id.as_str());
+            veth::create_parked(
+                &self.host,
+                &host_name,
+                &parked_link_name(port.id.as_str()),
+                mac,
+                net.mtu,
+            )
+            .await
+            .map_err(|e| net_error("creating a parked veth", &e))?;
+            self.bridge
+                .add_port(
+                    &host_name,
+                    port.id.as_str(),
+                    &port.mac_address,
+                    POOL_CONTAINER,
+                )
+                .await
+                .map_err(|e| net_error("attaching a pooled port to the bridge", &e))?;
+            self.wait_active(&port.id).await
+        }
+        .await;
+        match plugged {
+            Ok(()) => Ok(port),
+            Err(e) => {
+                self.drop_pool_port(&port).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// At start-up: takes back this node's pooled ports whose parked end and bridge port are
+    /// still there; finishes handing over those a crash left half-given to a pod; deletes the
+    /// rest. Nothing is leaked, and nothing that is fine is recreated.
+    pub async fn recover_pool(&self) -> Result<(), CniError> {
+        let networking = self.networking().await?;
+        let ports = networking
+            .list_ports(&PortFilter {
+                device_id: Some(self.pool_device_id()),
+                device_owner: Some(DEVICE_OWNER.to_owned()),
+                binding_host_id: Some(self.settings.node.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| openstack_error("listing this node's pooled ports", &e))?;
+        let bridge_ports = self
+            .bridge
+            .stackube_ports()
+            .await
+            .map_err(|e| net_error("listing the bridge's pod ports", &e))?;
+        let (mut kept, mut given, mut dropped) = (0, 0, 0);
+        for port in ports {
+            let host_name = host_link_name(port.id.as_str());
+            let marked = bridge_ports
+                .iter()
+                .find(|b| b.name == host_name)
+                .and_then(|b| b.external_ids.get(CONTAINER_KEY).cloned());
+            let parked = veth::find(&self.host, &parked_link_name(port.id.as_str()))
+                .await
+                .map_err(|e| net_error("looking for a parked veth", &e))?
+                .is_some();
+            match marked.as_deref() {
+                Some(POOL_CONTAINER) if parked && port.status == "ACTIVE" => {
+                    self.pool
+                        .lock()
+                        .await
+                        .entry(port.network_id.clone())
+                        .or_default()
+                        .push(PoolPort { port });
+                    kept += 1;
+                }
+                Some(container) if container != POOL_CONTAINER => {
+                    // A pod has it; the crash came before Neutron was told.
+                    let pod = crate::cni::PodRef::default();
+                    self.own_pooled_port(&port, &pod, container).await;
+                    given += 1;
+                }
+                _ => {
+                    self.drop_pool_port(&port).await;
+                    dropped += 1;
+                }
+            }
+        }
+        tracing::info!(kept, given, dropped, "pooled ports recovered");
+        Ok(())
+    }
+
+    /// Forgets pooled ports Neutron no longer has (their network was deleted with its tenant),
+    /// removing their bridge ports and veths.
+    pub async fn prune_pool(&self) -> Result<(), CniError> {
+        let networking = self.networking().await?;
+        let alive: BTreeSet<String> = networking
+            .list_ports(&PortFilter {
+                device_id: Some(self.pool_device_id()),
+                device_owner: Some(DEVICE_OWNER.to_owned()),
+                binding_host_id: Some(self.settings.node.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| openstack_error("listing this node's pooled ports", &e))?
+            .into_iter()
+            .map(|p| p.id.to_string())
+            .collect();
+        self.pool
+            .lock()
+            .await
+            .values_mut()
+            .for_each(|ports| ports.retain(|p| alive.contains(p.port.id.as_str())));
+        let bridge_ports = self
+            .bridge
+            .stackube_ports()
+            .await
+            .map_err(|e| net_error("listing the bridge's pod ports", &e))?;
+        for stale in bridge_ports.iter().filter(|b| {
+            b.external_ids.get(CONTAINER_KEY).map(String::as_str) == Some(POOL_CONTAINER)
+                && !b
+                    .external_ids
+                    .get("iface-id")
+                    .is_some_and(|id| alive.contains(id))
+        }) {
+            let port_id = stale
+                .external_ids
+                .get("iface-id")
+                .cloned()
+                .unwrap_or_default();
+            tracing::info!(port = %port_id, "pooled port gone from Neutron; removing its veth");
+            self.bridge
+                .del_port(&stale.name)
+                .await
+                .map_err(|e| net_error("removing a bridge port", &e))?;
+            veth::delete(&self.host, &stale.name)
+                .await
+                .map_err(|e| net_error("removing a veth", &e))?;
+        }
+        Ok(())
+    }
+
     async fn status(&self) -> Result<(), CniError> {
         self.cloud.connect().await.map(|_| ()).map_err(|e| {
             CniError::new(
@@ -648,13 +1016,13 @@ impl Daemon {
             bridge_ports
                 .iter()
                 .filter_map(|p| p.external_ids.get(CONTAINER_KEY).cloned())
-                .filter(|c| !valid.contains(c.as_str())),
+                .filter(|c| c != POOL_CONTAINER && !valid.contains(c.as_str())),
         );
         for container in &stale {
             tracing::info!(container = %container, "garbage: the runtime no longer knows this container");
             self.del(container).await?;
         }
-        Ok(())
+        self.prune_pool().await
     }
 }
 

@@ -67,6 +67,10 @@ pub struct DaemonArgs {
     /// How long ADD waits for Neutron to report the port ACTIVE.
     #[arg(long, default_value = "30s", value_parser = stackube_model::config::parse_duration)]
     pub active_timeout: Duration,
+    /// Ports kept ready (created, bound, plugged, ACTIVE) per tenant network used on this
+    /// node; an ADD served from them does not wait for Neutron. 0 turns the pool off.
+    #[arg(long, env = "KUBESTACK_POOL_SIZE", default_value_t = 0)]
+    pub pool_size: usize,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
     pub log_format: LogFormatArg,
@@ -102,10 +106,27 @@ pub async fn run_daemon(args: DaemonArgs) -> anyhow::Result<()> {
         bridge,
         cluster: config.cluster_name.clone(),
         active_timeout: args.active_timeout,
+        pool_size: args.pool_size,
     };
     let host = stackube_net::netns::host_netlink().context("netlink")?;
     let cloud = Cloud::new(&config, ConnectOptions::default());
     let daemon = Arc::new(daemon::Daemon::new(settings, kube, cloud, host));
+    // Pooled ports of an earlier run are taken back (or cleaned up) before serving; an
+    // unreachable OpenStack only delays that to the next start.
+    if let Err(e) = daemon.recover_pool().await {
+        tracing::warn!(error = %e.msg, "cannot recover the port pool now");
+    }
+    if args.pool_size > 0 {
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                if let Err(e) = daemon.prune_pool().await {
+                    tracing::warn!(error = %e.msg, "cannot prune the port pool");
+                }
+            }
+        });
+    }
     tokio::select! {
         result = daemon.serve(&args.socket) => result,
         () = stackube_telemetry::shutdown_signal() => Ok(()),

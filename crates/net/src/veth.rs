@@ -123,6 +123,14 @@ pub async fn create(host: &Handle, link: &PodLink) -> Result<()> {
 }
 
 async fn configure_pod_end(link: &PodLink) -> Result<()> {
+    configure_in_pod(link, true).await
+}
+
+async fn configure_pod_end_without_offload(link: &PodLink) -> Result<()> {
+    configure_in_pod(link, false).await
+}
+
+async fn configure_in_pod(link: &PodLink, offload_off: bool) -> Result<()> {
     let link = link.clone();
     let netns = link.netns.clone();
     netns::netlink_in(&netns, move |handle| async move {
@@ -170,7 +178,10 @@ async fn configure_pod_end(link: &PodLink) -> Result<()> {
                 .await
                 .map_err(netlink(format!("adding the default route via {gateway}")))?;
         }
-        ethtool_tx_off(Some(&link.netns), &link.if_name)
+        if offload_off {
+            ethtool_tx_off(Some(&link.netns), &link.if_name)?;
+        }
+        Ok(())
     })
     .await
 }
@@ -194,6 +205,71 @@ fn ethtool_tx_off(netns: Option<&Path>, dev: &str) -> Result<()> {
         },
         message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
     })
+}
+
+/// Creates a *parked* veth pair for a pooled port: both ends in the host's namespace, the host
+/// end `host_name` up (it goes on the integration bridge, where Neutron wires it), the other end
+/// `parked_name` down, with the port's MAC and the network's MTU, waiting for a pod. TX checksum
+/// offload is turned off on both ends now (the setting travels with the device).
+pub async fn create_parked(
+    host: &Handle,
+    host_name: &str,
+    parked_name: &str,
+    mac: [u8; 6],
+    mtu: u32,
+) -> Result<()> {
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(parked_name.to_owned())
+        .address(mac.to_vec())
+        .mtu(mtu)
+        .build();
+    let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(host_name.to_owned())
+        .mtu(mtu)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
+    host.link()
+        .add(veth)
+        .execute()
+        .await
+        .map_err(netlink(format!(
+            "creating parked veth {host_name}/{parked_name}"
+        )))?;
+    let result = ethtool_tx_off(None, host_name).and_then(|()| ethtool_tx_off(None, parked_name));
+    if result.is_err() {
+        let _ = delete(host, host_name).await;
+    }
+    result
+}
+
+/// Moves the parked end `parked_name` into the pod's namespace as `link.if_name` (one netlink
+/// request: namespace and name together) and configures it there as [`create`] does. The host
+/// end, and so the Neutron port's wiring, is left untouched.
+pub async fn adopt_parked(host: &Handle, parked_name: &str, link: &PodLink) -> Result<()> {
+    let parked = find(host, parked_name)
+        .await?
+        .ok_or_else(|| NetError::Other(format!("parked link {parked_name} does not exist")))?;
+    let netns_file = File::open(&link.netns).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => NetError::NoNetns(link.netns.display().to_string()),
+        _ => NetError::Other(format!("cannot open {}: {e}", link.netns.display())),
+    })?;
+    host.link()
+        .set(
+            LinkUnspec::new_with_index(parked.header.index)
+                .setns_by_fd(netns_file.as_raw_fd())
+                .name(link.if_name.clone())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(netlink(format!(
+            "moving {parked_name} into {} as {}",
+            link.netns.display(),
+            link.if_name
+        )))?;
+    drop(netns_file);
+    configure_pod_end_without_offload(link).await
 }
 
 /// Deletes the link `name` (with a veth, both ends); a missing link is fine.

@@ -102,3 +102,55 @@ async fn a_missing_namespace_is_named_and_nothing_is_left() {
     assert!(err.to_string().contains("stackube-does-not-exist"), "{err}");
     assert!(veth::find(&host, &link.host_name).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_parked_veth_is_adopted_by_a_pod_with_its_mac_and_the_host_end_untouched() {
+    let suffix = std::process::id();
+    let ns = Netns::new(&format!("stackube-park-{suffix}"));
+    let host = netns::host_netlink().unwrap();
+    let (host_name, parked) = (format!("sth{suffix}"), format!("stp{suffix}"));
+    let mac = [0xfa, 0x16, 0x3e, 0xab, 0xcd, 0xef];
+    veth::create_parked(&host, &host_name, &parked, mac, 1450)
+        .await
+        .expect("parked");
+    let host_index = veth::find(&host, &host_name)
+        .await
+        .unwrap()
+        .expect("host end")
+        .header
+        .index;
+    assert!(veth::find(&host, &parked).await.unwrap().is_some());
+
+    let link = PodLink {
+        netns: ns.path(),
+        if_name: "eth0".into(),
+        host_name: host_name.clone(),
+        mac,
+        mtu: 1450,
+        address: "10.99.2.7/24".parse().unwrap(),
+        gateway: Some(Ipv4Addr::new(10, 99, 2, 1)),
+    };
+    veth::adopt_parked(&host, &parked, &link)
+        .await
+        .expect("adopted");
+    assert!(
+        veth::find(&host, &parked).await.unwrap().is_none(),
+        "the parked end left the host"
+    );
+    let still = veth::find(&host, &host_name)
+        .await
+        .unwrap()
+        .expect("host end stays");
+    assert_eq!(
+        still.header.index, host_index,
+        "the host end was not recreated"
+    );
+    let state = veth::inspect(&ns.path(), "eth0")
+        .await
+        .unwrap()
+        .expect("eth0 in the pod");
+    assert_eq!(state.mac, Some(mac));
+    assert_eq!(state.addresses, vec![link.address]);
+    assert!(ns.ip(&["route"]).contains("default via 10.99.2.1"));
+    veth::delete(&host, &host_name).await.unwrap();
+}

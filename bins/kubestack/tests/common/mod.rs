@@ -36,12 +36,19 @@ pub struct Node {
     sandboxes_before: Vec<String>,
     daemon: Child,
     config: PathBuf,
+    daemon_args: Vec<String>,
     controller: tokio::task::JoinHandle<anyhow::Result<()>>,
     conflist: PathBuf,
 }
 
 impl Node {
     pub async fn start(env: &TestEnv) -> Node {
+        Self::start_with(env, &[]).await
+    }
+
+    /// [`Node::start`] with more flags for the daemon.
+    pub async fn start_with(env: &TestEnv, daemon_args: &[&str]) -> Node {
+        let daemon_args: Vec<String> = daemon_args.iter().map(|a| (*a).to_owned()).collect();
         let sandboxes_before = sandboxes(env);
         let dir = std::env::temp_dir().join(unique_name("kubestack"));
         std::fs::create_dir_all(&dir).expect("scratch dir");
@@ -59,7 +66,7 @@ impl Node {
         }));
 
         let socket = dir.join("kubestack.sock");
-        let daemon = spawn_daemon(env, &dir, &config);
+        let daemon = spawn_daemon(env, &dir, &config, &daemon_args);
 
         // kubestack as containerd's CNI plugin (containerd watches the directory).
         let plugin = env.cni_bin_dir.join("kubestack");
@@ -90,6 +97,7 @@ impl Node {
             sandboxes_before,
             daemon,
             config,
+            daemon_args,
             controller,
             conflist,
         }
@@ -113,7 +121,7 @@ impl Node {
     }
 }
 
-fn spawn_daemon(env: &TestEnv, dir: &Path, config: &Path) -> Child {
+fn spawn_daemon(env: &TestEnv, dir: &Path, config: &Path, args: &[String]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -124,6 +132,7 @@ fn spawn_daemon(env: &TestEnv, dir: &Path, config: &Path) -> Child {
         .arg(format!("--config={}", config.display()))
         .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
         .arg(format!("--socket={}", dir.join("kubestack.sock").display()))
+        .args(args)
         .env("RUST_LOG", "info,kubestack=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -143,7 +152,7 @@ impl Node {
     /// Starts the daemon again and waits until it listens.
     pub async fn restart_daemon(&mut self, env: &TestEnv) {
         self.kill_daemon();
-        self.daemon = spawn_daemon(env, &self.dir, &self.config);
+        self.daemon = spawn_daemon(env, &self.dir, &self.config, &self.daemon_args);
         let started = Instant::now();
         while !self.dir.join("kubestack.sock").exists() {
             assert!(
