@@ -266,8 +266,10 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("measuring without the pool");
         measure(env, &node, &tenant).await?
     };
+    // The second node stays up until the tenant is gone: its controller deletes the tenant,
+    // its daemon prunes the pool's side of the deleted ports.
+    let node = Node::start_with(env, &[&format!("--pool-size={POOL}")]).await;
     let with = {
-        let node = Node::start_with(env, &[&format!("--pool-size={POOL}")]).await;
         // One ADD starts the pool of the tenant's network; then wait until it is full.
         let warm = format!("{}-warm", unique_name("b"));
         netns(&warm, true);
@@ -279,7 +281,6 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("measuring with the pool");
         measure(env, &node, &tenant).await?
     };
-    delete_tenants(&client, &[&tenant]).await;
 
     let without = Run {
         add_seq: sorted(without.add_seq),
@@ -299,5 +300,13 @@ async fn main() -> anyhow::Result<()> {
     println!("{section}");
     let path = stackube_testenv::write_benchmark_section(SECTION, &section)?;
     eprintln!("written to {}", path.display());
+
+    delete_tenants(&client, &[&tenant]).await;
+    let mut gc_conf = node.netconf();
+    gc_conf["cni.dev/valid-attachments"] = json!([]);
+    let (ok, answer) = node.plugin(&[("CNI_COMMAND", "GC")], &gc_conf);
+    if !ok {
+        eprintln!("GC after the benchmark failed: {answer}");
+    }
     Ok(())
 }

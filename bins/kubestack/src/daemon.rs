@@ -127,6 +127,46 @@ fn net_error(what: &str, e: &NetError) -> CniError {
     CniError::new(code, format!("{what}: {e}"))
 }
 
+/// The pod interface `port` becomes on `net`: its address (with the subnet's prefix), MAC,
+/// the network's MTU and gateway.
+fn pod_link(
+    port: &Port,
+    net: &TenantNet,
+    netns: &Path,
+    if_name: &str,
+) -> Result<veth::PodLink, CniError> {
+    let ip = port
+        .fixed_ips
+        .iter()
+        .find_map(|f| match f.ip_address {
+            IpAddr::V4(ip) if net.cidr.contains(&ip) => Some(ip),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            CniError::new(
+                code::OPENSTACK,
+                format!("port {} has no address in {}", port.id, net.cidr),
+            )
+        })?;
+    let address = Ipv4Net::new(ip, net.cidr.prefix_len())
+        .map_err(|e| CniError::new(code::OPENSTACK, format!("address {ip}: {e}")))?;
+    let mac = veth::parse_mac(&port.mac_address).ok_or_else(|| {
+        CniError::new(
+            code::OPENSTACK,
+            format!("port {} has MAC {:?}", port.id, port.mac_address),
+        )
+    })?;
+    Ok(veth::PodLink {
+        netns: netns.to_owned(),
+        if_name: if_name.to_owned(),
+        host_name: host_link_name(port.id.as_str()),
+        mac,
+        mtu: net.mtu,
+        address,
+        gateway: net.gateway,
+    })
+}
+
 /// The host end's name for a port: `tap` and the first 11 characters of its id, as Nova names
 /// them (15 bytes at most).
 pub fn host_link_name(port_id: &str) -> String {
@@ -153,6 +193,27 @@ impl Daemon {
             pool: Mutex::new(HashMap::new()),
             refilling: std::sync::Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// The bridge's Stackube ports.
+    async fn bridge_ports(&self) -> Result<Vec<stackube_net::ovs::BridgePort>, CniError> {
+        self.bridge
+            .stackube_ports()
+            .await
+            .map_err(|e| net_error("listing the bridge's pod ports", &e))
+    }
+
+    /// This node's pooled ports in Neutron.
+    async fn pooled_ports(&self, networking: &dyn Networking) -> Result<Vec<Port>, CniError> {
+        networking
+            .list_ports(&PortFilter {
+                device_id: Some(self.pool_device_id()),
+                device_owner: Some(DEVICE_OWNER.to_owned()),
+                binding_host_id: Some(self.settings.node.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| openstack_error("listing this node's pooled ports", &e))
     }
 
     fn pool_device_id(&self) -> String {
@@ -437,6 +498,26 @@ impl Daemon {
         }
     }
 
+    /// Puts `port`'s host end on the bridge, marked with `container`, and waits until Neutron
+    /// has wired it.
+    async fn attach_and_wait(
+        &self,
+        port: &Port,
+        container: &str,
+        what: &str,
+    ) -> Result<(), CniError> {
+        self.bridge
+            .add_port(
+                &host_link_name(port.id.as_str()),
+                port.id.as_str(),
+                &port.mac_address,
+                container,
+            )
+            .await
+            .map_err(|e| net_error(what, &e))?;
+        self.wait_active(&port.id).await
+    }
+
     /// Plumbs `port` into the pod and waits until Neutron has wired it.
     async fn plug(
         &self,
@@ -446,55 +527,21 @@ impl Daemon {
         if_name: &str,
         container_id: &str,
     ) -> Result<Ipv4Net, CniError> {
-        let ip = port
-            .fixed_ips
-            .iter()
-            .find_map(|f| match f.ip_address {
-                IpAddr::V4(ip) if net.cidr.contains(&ip) => Some(ip),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                CniError::new(
-                    code::OPENSTACK,
-                    format!("port {} has no address in {}", port.id, net.cidr),
-                )
-            })?;
-        let address = Ipv4Net::new(ip, net.cidr.prefix_len())
-            .map_err(|e| CniError::new(code::OPENSTACK, format!("address {ip}: {e}")))?;
-        let mac = veth::parse_mac(&port.mac_address).ok_or_else(|| {
-            CniError::new(
-                code::OPENSTACK,
-                format!("port {} has MAC {:?}", port.id, port.mac_address),
-            )
-        })?;
-        let host_name = host_link_name(port.id.as_str());
+        let link = pod_link(port, net, netns, if_name)?;
         // A retried ADD may find the veth of an earlier attempt.
-        veth::delete(&self.host, &host_name)
+        veth::delete(&self.host, &link.host_name)
             .await
             .map_err(|e| net_error("removing an earlier attempt's veth", &e))?;
-        let link = veth::PodLink {
-            netns: netns.to_owned(),
-            if_name: if_name.to_owned(),
-            host_name: host_name.clone(),
-            mac,
-            mtu: net.mtu,
-            address,
-            gateway: net.gateway,
-        };
         veth::create(&self.host, &link)
             .await
             .map_err(|e| net_error("creating the pod's interface", &e))?;
-        self.bridge
-            .add_port(
-                &host_name,
-                port.id.as_str(),
-                &port.mac_address,
-                container_id,
-            )
-            .await
-            .map_err(|e| net_error("attaching the pod to the integration bridge", &e))?;
-        self.wait_active(&port.id).await?;
-        Ok(address)
+        self.attach_and_wait(
+            port,
+            container_id,
+            "attaching the pod to the integration bridge",
+        )
+        .await?;
+        Ok(link.address)
     }
 
     async fn wait_active(&self, port_id: &PortId) -> Result<(), CniError> {
@@ -570,11 +617,7 @@ impl Daemon {
                 .map_err(|e| openstack_error("deleting the pod's port", &e))?;
         }
         // Bridge ports whose Neutron port is already gone.
-        let ours = self
-            .bridge
-            .stackube_ports()
-            .await
-            .map_err(|e| net_error("listing the bridge's pod ports", &e))?;
+        let ours = self.bridge_ports().await?;
         for port in ours
             .iter()
             .filter(|p| p.external_ids.get(CONTAINER_KEY).map(String::as_str) == Some(container_id))
@@ -661,25 +704,7 @@ impl Daemon {
         let pooled = self.pool.lock().await.get_mut(&net.network_id)?.pop()?;
         let port = pooled.port;
         let plugged = async {
-            let ip = port
-                .fixed_ips
-                .iter()
-                .find_map(|f| match f.ip_address {
-                    IpAddr::V4(ip) if net.cidr.contains(&ip) => Some(ip),
-                    _ => None,
-                })
-                .ok_or_else(|| format!("pooled port {} has no address in {}", port.id, net.cidr))?;
-            let address = Ipv4Net::new(ip, net.cidr.prefix_len()).map_err(|e| e.to_string())?;
-            let mac = veth::parse_mac(&port.mac_address).ok_or("bad MAC")?;
-            let link = veth::PodLink {
-                netns: netns.to_owned(),
-                if_name: invocation.if_name.clone(),
-                host_name: host_link_name(port.id.as_str()),
-                mac,
-                mtu: net.mtu,
-                address,
-                gateway: net.gateway,
-            };
+            let link = pod_link(&port, net, netns, &invocation.if_name).map_err(|e| e.msg)?;
             veth::adopt_parked(&self.host, &parked_link_name(port.id.as_str()), &link)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -692,7 +717,7 @@ impl Daemon {
                 )
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>(address)
+            Ok::<_, String>(link.address)
         }
         .await;
         let address = match plugged {
@@ -847,16 +872,12 @@ impl Daemon {
             )
             .await
             .map_err(|e| net_error("creating a parked veth", &e))?;
-            self.bridge
-                .add_port(
-                    &host_name,
-                    port.id.as_str(),
-                    &port.mac_address,
-                    POOL_CONTAINER,
-                )
-                .await
-                .map_err(|e| net_error("attaching a pooled port to the bridge", &e))?;
-            self.wait_active(&port.id).await
+            self.attach_and_wait(
+                &port,
+                POOL_CONTAINER,
+                "attaching a pooled port to the bridge",
+            )
+            .await
         }
         .await;
         match plugged {
@@ -869,24 +890,12 @@ impl Daemon {
     }
 
     /// At start-up: takes back this node's pooled ports whose parked end and bridge port are
-    /// still there; finishes handing over those a crash left half-given to a pod; deletes the
-    /// rest. Nothing is leaked, and nothing that is fine is recreated.
+    /// still there (up to `pool_size` per network: a daemon started without a pool deletes
+    /// them); finishes handing over those a crash left half-given to a pod; deletes the rest. Nothing is leaked, and nothing that is fine is recreated.
     pub async fn recover_pool(&self) -> Result<(), CniError> {
         let networking = self.networking().await?;
-        let ports = networking
-            .list_ports(&PortFilter {
-                device_id: Some(self.pool_device_id()),
-                device_owner: Some(DEVICE_OWNER.to_owned()),
-                binding_host_id: Some(self.settings.node.clone()),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| openstack_error("listing this node's pooled ports", &e))?;
-        let bridge_ports = self
-            .bridge
-            .stackube_ports()
-            .await
-            .map_err(|e| net_error("listing the bridge's pod ports", &e))?;
+        let ports = self.pooled_ports(networking.as_ref()).await?;
+        let bridge_ports = self.bridge_ports().await?;
         let (mut kept, mut given, mut dropped) = (0, 0, 0);
         for port in ports {
             let host_name = host_link_name(port.id.as_str());
@@ -899,7 +908,17 @@ impl Daemon {
                 .map_err(|e| net_error("looking for a parked veth", &e))?
                 .is_some();
             match marked.as_deref() {
-                Some(POOL_CONTAINER) if parked && port.status == "ACTIVE" => {
+                Some(POOL_CONTAINER)
+                    if parked
+                        && port.status == "ACTIVE"
+                        && self
+                            .pool
+                            .lock()
+                            .await
+                            .get(&port.network_id)
+                            .map_or(0, Vec::len)
+                            < self.settings.pool_size =>
+                {
                     self.pool
                         .lock()
                         .await
@@ -928,15 +947,9 @@ impl Daemon {
     /// removing their bridge ports and veths.
     pub async fn prune_pool(&self) -> Result<(), CniError> {
         let networking = self.networking().await?;
-        let alive: BTreeSet<String> = networking
-            .list_ports(&PortFilter {
-                device_id: Some(self.pool_device_id()),
-                device_owner: Some(DEVICE_OWNER.to_owned()),
-                binding_host_id: Some(self.settings.node.clone()),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| openstack_error("listing this node's pooled ports", &e))?
+        let alive: BTreeSet<String> = self
+            .pooled_ports(networking.as_ref())
+            .await?
             .into_iter()
             .map(|p| p.id.to_string())
             .collect();
@@ -945,11 +958,7 @@ impl Daemon {
             .await
             .values_mut()
             .for_each(|ports| ports.retain(|p| alive.contains(p.port.id.as_str())));
-        let bridge_ports = self
-            .bridge
-            .stackube_ports()
-            .await
-            .map_err(|e| net_error("listing the bridge's pod ports", &e))?;
+        let bridge_ports = self.bridge_ports().await?;
         for stale in bridge_ports.iter().filter(|b| {
             b.external_ids.get(CONTAINER_KEY).map(String::as_str) == Some(POOL_CONTAINER)
                 && !b
@@ -1007,11 +1016,7 @@ impl Daemon {
                 .map(|p| p.device_id.clone())
                 .filter(|c| !valid.contains(c.as_str())),
         );
-        let bridge_ports = self
-            .bridge
-            .stackube_ports()
-            .await
-            .map_err(|e| net_error("listing the bridge's pod ports", &e))?;
+        let bridge_ports = self.bridge_ports().await?;
         stale.extend(
             bridge_ports
                 .iter()

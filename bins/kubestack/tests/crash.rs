@@ -34,16 +34,12 @@ fn kill_plugins(env: &TestEnv) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
     let env = TestEnv::get();
-    let client = stackube_kube::client(Some(&env.kubeconfig))
-        .await
-        .expect("kube client");
-    let os = admin(env).await;
-    let ports_before = node_ports(&os).await;
-    let taps_before = bridge_taps();
+    let baseline = Baseline::take(env).await;
+    let (client, os) = (&baseline.client, &baseline.os);
     let sandboxes_before = sandboxes(env);
     let mut node = Node::start(env).await;
     let tenant = unique_name("cni-crash");
-    create_tenants(&client, &[&tenant]).await;
+    create_tenants(client, &[&tenant]).await;
 
     let mut rng = rand::rng();
     let mut failed = 0;
@@ -110,7 +106,7 @@ async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
     let collected = node.daemon_log().matches("garbage:").count();
     eprintln!("GC removed the remains of {collected} container(s)");
     assert!(
-        !node_ports(&os)
+        !node_ports(os)
             .await
             .iter()
             .any(|p| p.ends_with(&forgotten.id)),
@@ -133,10 +129,10 @@ async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
         .iter()
         .filter(|id| !sandboxes_before.contains(id))
         .collect();
-    for port in node_ports(&os)
+    for port in node_ports(os)
         .await
         .iter()
-        .filter(|p| !ports_before.contains(p))
+        .filter(|p| !baseline.ports().contains(p))
     {
         assert!(
             new_sandboxes.iter().any(|id| port.ends_with(id.as_str())),
@@ -149,11 +145,6 @@ async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
         let (ok, out) = crictl(env, &["rmp", "--force", id]);
         assert!(ok, "crictl rmp: {out}");
     }
-    assert_eq!(
-        node_ports(&os).await,
-        ports_before,
-        "pod ports left in Neutron"
-    );
-    assert_eq!(bridge_taps(), taps_before, "veths left on br-int");
-    delete_tenants(&client, &[&tenant]).await;
+    baseline.assert_clean().await;
+    delete_tenants(client, &[&tenant]).await;
 }

@@ -15,17 +15,13 @@ use stackube_testenv::{TestEnv, unique_name};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_of_a_tenant_talk_and_tenants_with_the_same_cidr_are_isolated() {
     let env = TestEnv::get();
-    let client = stackube_kube::client(Some(&env.kubeconfig))
-        .await
-        .expect("kube client");
-    let os = admin(env).await;
-    let ports_before = node_ports(&os).await;
-    let taps_before = bridge_taps();
+    let baseline = Baseline::take(env).await;
+    let client = &baseline.client;
     let node = Node::start(env).await;
 
     // Two tenants, both on the default 10.244.0.0/16.
     let (a, b) = (unique_name("cni-a"), unique_name("cni-b"));
-    create_tenants(&client, &[&a, &b]).await;
+    create_tenants(client, &[&a, &b]).await;
 
     let a1 = run_pod(env, &node.dir, &a, "a1");
     let a2 = run_pod(env, &node.dir, &a, "a2");
@@ -106,17 +102,12 @@ async fn pods_of_a_tenant_talk_and_tenants_with_the_same_cidr_are_isolated() {
     ];
     let (ok, answer) = node.plugin(&del_env, &node.netconf());
     assert!(ok, "a second DEL: {answer}");
-    assert_eq!(
-        node_ports(&os).await,
-        ports_before,
-        "pod ports left in Neutron"
-    );
-    assert_eq!(bridge_taps(), taps_before, "veths left on br-int");
+    baseline.assert_clean().await;
     assert!(
         node.daemon_log().contains("command=Add"),
         "{}",
         node.daemon_log()
     );
 
-    delete_tenants(&client, &[&a, &b]).await;
+    delete_tenants(client, &[&a, &b]).await;
 }

@@ -53,19 +53,15 @@ async fn wait_pool(os: &OpenStack, size: usize) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_ports_serve_adds_survive_restarts_and_go_with_their_network() {
     let env = TestEnv::get();
-    let client = stackube_kube::client(Some(&env.kubeconfig))
-        .await
-        .expect("kube client");
-    let os = admin(env).await;
-    let ports_before = node_ports(&os).await;
-    let taps_before = bridge_taps();
+    let baseline = Baseline::take(env).await;
+    let (client, os) = (&baseline.client, &baseline.os);
     let mut node = Node::start_with(env, &[&format!("--pool-size={POOL}")]).await;
     let tenant = unique_name("cni-pool");
-    create_tenants(&client, &[&tenant]).await;
+    create_tenants(client, &[&tenant]).await;
 
     // The first pod of the network is served the slow way and starts the pool.
     let p1 = run_pod(env, &node.dir, &tenant, "p1");
-    let pool = wait_pool(&os, POOL).await;
+    let pool = wait_pool(os, POOL).await;
 
     // The next one gets a pooled port: the same port, now the pod's, and working.
     let p2 = run_pod(env, &node.dir, &tenant, "p2");
@@ -84,7 +80,7 @@ async fn pooled_ports_serve_adds_survive_restarts_and_go_with_their_network() {
     );
     let started = Instant::now();
     let p2_port = loop {
-        let owned: Vec<String> = node_ports(&os)
+        let owned: Vec<String> = node_ports(os)
             .await
             .into_iter()
             .filter(|p| p.ends_with(&p2.id))
@@ -104,11 +100,11 @@ async fn pooled_ports_serve_adds_survive_restarts_and_go_with_their_network() {
     );
 
     // The pool refills; a restarted daemon takes it back rather than making new ports.
-    let refilled = wait_pool(&os, POOL).await;
+    let refilled = wait_pool(os, POOL).await;
     node.restart_daemon(env).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        ready_pool_ports(&os).await,
+        ready_pool_ports(os).await,
         refilled,
         "the restart recreated pooled ports"
     );
@@ -135,11 +131,10 @@ async fn pooled_ports_serve_adds_survive_restarts_and_go_with_their_network() {
         let (ok, out) = crictl(env, &["rmp", "--force", &pod.id]);
         assert!(ok, "crictl rmp: {out}");
     }
-    delete_tenants(&client, &[&tenant]).await;
+    delete_tenants(client, &[&tenant]).await;
     let mut gc_conf = node.netconf();
     gc_conf["cni.dev/valid-attachments"] = json!([]);
     let (ok, answer) = node.plugin(&[("CNI_COMMAND", "GC")], &gc_conf);
     assert!(ok, "GC: {answer}");
-    assert_eq!(node_ports(&os).await, ports_before, "ports left in Neutron");
-    assert_eq!(bridge_taps(), taps_before, "veths left on br-int");
+    baseline.assert_clean().await;
 }

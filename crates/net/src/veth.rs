@@ -92,22 +92,19 @@ pub async fn create(host: &Handle, link: &PodLink) -> Result<()> {
         .mtu(link.mtu)
         .setns_by_fd(netns_file.as_raw_fd())
         .build();
-    let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-        .name(link.host_name.clone())
-        .mtu(link.mtu)
-        .up()
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-        .build();
-    host.link()
-        .add(veth)
-        .execute()
-        .await
-        .map_err(netlink(format!(
+    add_veth(
+        host,
+        &link.host_name,
+        link.mtu,
+        peer,
+        format!(
             "creating veth {} with {} in {}",
             link.host_name,
             link.if_name,
             link.netns.display()
-        )))?;
+        ),
+    )
+    .await?;
     drop(netns_file);
 
     let result = async {
@@ -120,6 +117,23 @@ pub async fn create(host: &Handle, link: &PodLink) -> Result<()> {
         let _ = delete(host, &link.host_name).await;
     }
     result
+}
+
+/// Creates a veth whose host end `host_name` is up with `mtu`, and whose other end is `peer`.
+async fn add_veth(
+    host: &Handle,
+    host_name: &str,
+    mtu: u32,
+    peer: LinkMessage,
+    what: String,
+) -> Result<()> {
+    let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(host_name.to_owned())
+        .mtu(mtu)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
+    host.link().add(veth).execute().await.map_err(netlink(what))
 }
 
 async fn configure_pod_end(link: &PodLink) -> Result<()> {
@@ -223,19 +237,14 @@ pub async fn create_parked(
         .address(mac.to_vec())
         .mtu(mtu)
         .build();
-    let veth = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-        .name(host_name.to_owned())
-        .mtu(mtu)
-        .up()
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-        .build();
-    host.link()
-        .add(veth)
-        .execute()
-        .await
-        .map_err(netlink(format!(
-            "creating parked veth {host_name}/{parked_name}"
-        )))?;
+    add_veth(
+        host,
+        host_name,
+        mtu,
+        peer,
+        format!("creating parked veth {host_name}/{parked_name}"),
+    )
+    .await?;
     let result = ethtool_tx_off(None, host_name).and_then(|()| ethtool_tx_off(None, parked_name));
     if result.is_err() {
         let _ = delete(host, host_name).await;

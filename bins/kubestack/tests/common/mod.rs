@@ -358,3 +358,45 @@ pub fn sandboxes(env: &TestEnv) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .collect()
 }
+
+/// What Neutron and `br-int` hold before a test, to compare with after it.
+pub struct Baseline {
+    /// A Kubernetes client of the environment.
+    pub client: kube::Client,
+    /// The cloud admin's OpenStack connection.
+    pub os: OpenStack,
+    ports: Vec<String>,
+    taps: Vec<String>,
+}
+
+impl Baseline {
+    /// Takes it now.
+    pub async fn take(env: &TestEnv) -> Baseline {
+        let client = stackube_kube::client(Some(&env.kubeconfig))
+            .await
+            .expect("kube client");
+        let os = admin(env).await;
+        let ports = node_ports(&os).await;
+        Baseline {
+            client,
+            os,
+            ports,
+            taps: bridge_taps(),
+        }
+    }
+
+    /// Neutron holds no more pod ports, and `br-int` no more veths, than before.
+    pub async fn assert_clean(&self) {
+        assert_eq!(
+            node_ports(&self.os).await,
+            self.ports,
+            "pod ports left in Neutron"
+        );
+        assert_eq!(bridge_taps(), self.taps, "veths left on br-int");
+    }
+
+    /// The pod ports Neutron had before.
+    pub fn ports(&self) -> &[String] {
+        &self.ports
+    }
+}
