@@ -241,8 +241,9 @@ fn report(without: &Run, with: &Run) -> String {
          OVS agent has wired it and reported it ACTIVE; that wait is nearly all of the time \
          here (the agent's polling loop and its RPC to neutron-server on two busy cores). With \
          the pool, the port is created, bound, plugged and ACTIVE beforehand; an ADD moves the \
-         parked veth end into the pod and marks the bridge port, and Neutron is told who owns \
-         the port after the answer.\n",
+         parked veth end into the pod and marks the bridge port (`ovs-vsctl --no-wait`), and \
+         Neutron is told who owns the port after the answer. A DEL right after a pooled ADD \
+         waits for that hand-over (the per-container lock), hence its long tail.\n",
     );
     s
 }

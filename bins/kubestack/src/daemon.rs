@@ -709,12 +709,7 @@ impl Daemon {
                 .await
                 .map_err(|e| e.to_string())?;
             self.bridge
-                .add_port(
-                    &link.host_name,
-                    port.id.as_str(),
-                    &port.mac_address,
-                    &invocation.container_id,
-                )
+                .mark_container(&link.host_name, &invocation.container_id)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok::<_, String>(link.address)

@@ -83,6 +83,19 @@ impl Bridge {
         vsctl(&args).await.map(|_| ())
     }
 
+    /// Marks the existing port `port` as container `container`'s. `--no-wait`: only our
+    /// `external_ids` change, which ovs-vswitchd does not act on, so there is nothing to wait for.
+    pub async fn mark_container(&self, port: &str, container: &str) -> Result<()> {
+        let args: Vec<String> = vec![
+            "--no-wait".into(),
+            "set".into(),
+            "Interface".into(),
+            port.to_owned(),
+            format!("external_ids:{CONTAINER_KEY}={container}"),
+        ];
+        vsctl(&args).await.map(|_| ())
+    }
+
     /// Removes port `port`; a missing port is fine.
     pub async fn del_port(&self, port: &str) -> Result<()> {
         let args: Vec<String> = ["--if-exists", "del-port", &self.name, port]
