@@ -142,24 +142,7 @@ async fn wait_pool(node: &Node, size: usize) {
     let started = Instant::now();
     let os = admin(TestEnv::get()).await;
     loop {
-        let ready = os
-            .networking()
-            .list_ports(&stackube_openstack::network::PortFilter {
-                device_owner: Some(kubestack::daemon::DEVICE_OWNER.to_owned()),
-                ..Default::default()
-            })
-            .await
-            .map(|ports| {
-                ports
-                    .iter()
-                    .filter(|p| {
-                        p.device_id
-                            .starts_with(kubestack::daemon::POOL_DEVICE_PREFIX)
-                            && p.status == "ACTIVE"
-                    })
-                    .count()
-            })
-            .unwrap_or(0);
+        let ready = ready_pool_ports(&os).await.len();
         if ready >= size {
             eprintln!("pool of {size} ready after {:?}", started.elapsed());
             return;

@@ -570,14 +570,24 @@ impl Daemon {
         }
     }
 
-    /// Removes `port`'s bridge port and veth (not the Neutron port).
+    /// Removes the bridge port and veth named `name` (a veth's host end).
+    async fn remove_host_end(&self, name: &str) -> Result<(), CniError> {
+        self.bridge
+            .del_port(name)
+            .await
+            .map_err(|e| net_error("removing a bridge port", &e))?;
+        veth::delete(&self.host, name)
+            .await
+            .map_err(|e| net_error("removing a veth", &e))
+    }
+
+    /// Removes `port`'s bridge port and veth (not the Neutron port), logging what fails.
     async fn unplug(&self, port: &Port) {
-        let host_name = host_link_name(port.id.as_str());
-        if let Err(e) = self.bridge.del_port(&host_name).await {
-            tracing::warn!(port = %port.id, error = %e, "cannot remove the bridge port");
-        }
-        if let Err(e) = veth::delete(&self.host, &host_name).await {
-            tracing::warn!(port = %port.id, error = %e, "cannot remove the veth");
+        if let Err(e) = self
+            .remove_host_end(&host_link_name(port.id.as_str()))
+            .await
+        {
+            tracing::warn!(port = %port.id, error = %e.msg, "cannot unplug the port");
         }
     }
 
@@ -622,13 +632,7 @@ impl Daemon {
             .iter()
             .filter(|p| p.external_ids.get(CONTAINER_KEY).map(String::as_str) == Some(container_id))
         {
-            self.bridge
-                .del_port(&port.name)
-                .await
-                .map_err(|e| net_error("removing a bridge port", &e))?;
-            veth::delete(&self.host, &port.name)
-                .await
-                .map_err(|e| net_error("removing a veth", &e))?;
+            self.remove_host_end(&port.name).await?;
         }
         Ok(())
     }
@@ -967,13 +971,7 @@ impl Daemon {
                 .cloned()
                 .unwrap_or_default();
             tracing::info!(port = %port_id, "pooled port gone from Neutron; removing its veth");
-            self.bridge
-                .del_port(&stale.name)
-                .await
-                .map_err(|e| net_error("removing a bridge port", &e))?;
-            veth::delete(&self.host, &stale.name)
-                .await
-                .map_err(|e| net_error("removing a veth", &e))?;
+            self.remove_host_end(&stale.name).await?;
         }
         Ok(())
     }

@@ -10,29 +10,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::json;
 use stackube_openstack::OpenStack;
-use stackube_openstack::network::PortFilter;
 use stackube_testenv::{TestEnv, unique_name};
 
 const POOL: usize = 2;
-
-/// This node's pooled ports that are ACTIVE.
-async fn ready_pool_ports(os: &OpenStack) -> BTreeSet<String> {
-    os.networking()
-        .list_ports(&PortFilter {
-            device_owner: Some(kubestack::daemon::DEVICE_OWNER.to_owned()),
-            ..Default::default()
-        })
-        .await
-        .expect("ports")
-        .into_iter()
-        .filter(|p| {
-            p.device_id
-                .starts_with(kubestack::daemon::POOL_DEVICE_PREFIX)
-                && p.status == "ACTIVE"
-        })
-        .map(|p| p.id.to_string())
-        .collect()
-}
 
 async fn wait_pool(os: &OpenStack, size: usize) -> BTreeSet<String> {
     let started = Instant::now();

@@ -259,7 +259,8 @@ pub async fn tenant_ready(client: &kube::Client, name: &str) {
     }
 }
 
-pub async fn node_ports(os: &OpenStack) -> Vec<String> {
+/// Every kubestack port in Neutron.
+pub async fn kubestack_ports(os: &OpenStack) -> Vec<stackube_openstack::network::Port> {
     os.networking()
         .list_ports(&PortFilter {
             device_owner: Some(kubestack::daemon::DEVICE_OWNER.to_owned()),
@@ -267,6 +268,26 @@ pub async fn node_ports(os: &OpenStack) -> Vec<String> {
         })
         .await
         .expect("ports")
+}
+
+/// The ids of the pooled kubestack ports that are ACTIVE.
+pub async fn ready_pool_ports(os: &OpenStack) -> std::collections::BTreeSet<String> {
+    kubestack_ports(os)
+        .await
+        .into_iter()
+        .filter(|p| {
+            p.device_id
+                .starts_with(kubestack::daemon::POOL_DEVICE_PREFIX)
+                && p.status == "ACTIVE"
+        })
+        .map(|p| p.id.to_string())
+        .collect()
+}
+
+/// Every kubestack port as `id name device_id`.
+pub async fn node_ports(os: &OpenStack) -> Vec<String> {
+    kubestack_ports(os)
+        .await
         .into_iter()
         .map(|p| format!("{} {} {}", p.id, p.name, p.device_id))
         .collect()
