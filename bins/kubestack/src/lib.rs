@@ -5,30 +5,28 @@
 //! plugin ([`plugin`]): it parses the invocation ([`cni`]), answers `VERSION` itself and passes
 //! the rest to the node daemon over a unix socket ([`protocol`]). Run as `kubestack daemon`, it
 //! is the node daemon ([`daemon`]), which holds the OpenStack session (so Keystone is not paid
-//! on every ADD), reads the tenant's `Network`, creates the Neutron port and plumbs the pod.
+//! on every ADD), watches the tenants' `Network`s, creates or hands over the Neutron port and
+//! plumbs the pod.
 
 pub mod cni;
 pub mod daemon;
+pub mod metrics;
 pub mod plugin;
 pub mod protocol;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+use prometheus_client::registry::Registry;
+use stackube_model::config::KubestackConfig;
+use stackube_net::links::Netlink;
+use stackube_net::ovs::Bridge;
 use stackube_openstack::{Cloud, ConnectOptions};
 use stackube_telemetry::LogFormat;
-
-/// Log format flag.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormatArg {
-    /// Human-readable lines.
-    Text,
-    /// JSON lines.
-    Json,
-}
 
 /// kubestack: the CNI plugin (when the runtime executes it with CNI_COMMAND set) and its node
 /// daemon (`kubestack daemon`).
@@ -51,7 +49,8 @@ pub enum DaemonCommand {
 #[derive(clap::Args, Debug, Clone)]
 pub struct DaemonArgs {
     /// The seed's stackube-config: a YAML map of keys, a ConfigMap manifest, or a mounted
-    /// ConfigMap directory (`STACKUBE_<KEY>` variables override it).
+    /// ConfigMap directory (`STACKUBE_<KEY>` variables override it). The daemon reads the cloud
+    /// keys, `cluster-name` and `integration-bridge`.
     #[arg(long, env = "STACKUBE_CONFIG")]
     pub config: Option<PathBuf>,
     /// kubeconfig (default: in-cluster, or $KUBECONFIG).
@@ -71,9 +70,16 @@ pub struct DaemonArgs {
     /// node; an ADD served from them does not wait for Neutron. 0 turns the pool off.
     #[arg(long, env = "KUBESTACK_POOL_SIZE", default_value_t = 0)]
     pub pool_size: usize,
+    /// The longest pause between two attempts of a pooled port's hand-over to Neutron, or of
+    /// the pool's recovery at start-up, while OpenStack is unreachable.
+    #[arg(long, default_value = "5s", value_parser = stackube_model::config::parse_duration)]
+    pub retry_max: Duration,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "KUBESTACK_METRICS_ADDR", default_value = "127.0.0.1:9446")]
+    pub metrics_addr: SocketAddr,
     /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
-    pub log_format: LogFormatArg,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 fn host_name() -> String {
@@ -82,39 +88,51 @@ fn host_name() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// How long start-up waits for the pool's recovery before serving (it goes on in the
+/// background when OpenStack is slow or away).
+const RECOVERY_BEFORE_SERVING: Duration = Duration::from_secs(5);
+
 /// Runs the node daemon until the process ends.
 pub async fn run_daemon(args: DaemonArgs) -> anyhow::Result<()> {
-    stackube_telemetry::init_tracing(match args.log_format {
-        LogFormatArg::Text => LogFormat::Text,
-        LogFormatArg::Json => LogFormat::Json,
-    });
-    let raw =
-        stackube_kube::config_map::read_raw(args.config.as_deref(), |v| std::env::var(v).ok())
-            .context("invalid configuration")?;
-    let config = stackube_model::config::ControllerConfig::from_map(&raw)
+    stackube_telemetry::init_tracing(args.log_format);
+    let config: KubestackConfig = stackube_kube::config_map::load_config(args.config.as_deref())
         .context("invalid configuration")?;
-    let bridge = raw
-        .get("integration-bridge")
-        .filter(|b| !b.is_empty())
-        .cloned()
-        .unwrap_or_else(|| "br-int".to_owned());
     let kube = stackube_kube::client(args.kubeconfig.as_deref())
         .await
         .context("cannot reach Kubernetes")?;
+    let mut registry = Registry::with_prefix("stackube_kubestack");
+    let metrics = metrics::Metrics::register(&mut registry);
+    let health = stackube_telemetry::start_endpoint(args.metrics_addr, registry).await?;
     let settings = daemon::Settings {
         node: args.node.clone().unwrap_or_else(host_name),
-        bridge,
         cluster: config.cluster_name.clone(),
         active_timeout: args.active_timeout,
         pool_size: args.pool_size,
+        retry_max: args.retry_max,
     };
     let host = stackube_net::netns::host_netlink().context("netlink")?;
-    let cloud = Cloud::new(&config, ConnectOptions::default());
-    let daemon = Arc::new(daemon::Daemon::new(settings, kube, cloud, host));
+    let cloud = Cloud::new(
+        &config.cloud,
+        ConnectOptions {
+            observer: Arc::new(metrics.openstack.clone()),
+            ..ConnectOptions::default()
+        },
+    );
+    let parts = daemon::Parts {
+        cloud: Arc::new(cloud),
+        networks: Arc::new(daemon::tenant::KubeNetworks::start(kube)),
+        links: Arc::new(Netlink::new(host)),
+        switch: Arc::new(Bridge::new(config.integration_bridge.clone())),
+    };
+    let daemon = daemon::Daemon::new(settings, parts, metrics);
     // Pooled ports of an earlier run are taken back (or cleaned up) before serving; an
-    // unreachable OpenStack only delays that to the next start.
-    if let Err(e) = daemon.recover_pool().await {
-        tracing::warn!(error = %e.msg, "cannot recover the port pool now");
+    // unreachable OpenStack only moves that to the background.
+    let recovery = tokio::spawn(daemon.clone().recover_pool_until_done());
+    if tokio::time::timeout(RECOVERY_BEFORE_SERVING, recovery)
+        .await
+        .is_err()
+    {
+        tracing::warn!("serving before the port pool is recovered; recovery goes on");
     }
     if args.pool_size > 0 {
         let daemon = daemon.clone();
@@ -127,6 +145,7 @@ pub async fn run_daemon(args: DaemonArgs) -> anyhow::Result<()> {
             }
         });
     }
+    health.set_ready(true);
     tokio::select! {
         result = daemon.serve(&args.socket) => result,
         () = stackube_telemetry::shutdown_signal() => Ok(()),

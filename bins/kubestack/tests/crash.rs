@@ -43,11 +43,15 @@ async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
 
     let mut rng = rand::rng();
     let mut failed = 0;
+    // Pods whose ADD survived (or was retried through) the kills, and one that was running
+    // before them all: they must work at the end.
+    let mut survivors = vec![run_pod(env, &node.dir, &tenant, "steady")];
     for round in 0..ROUNDS {
         let config = node.dir.join(format!("crash-{round}.json"));
+        let uid = unique_name("uid");
         std::fs::write(
             &config,
-            json!({"metadata": {"name": format!("p{round}"), "namespace": tenant, "uid": unique_name("uid"), "attempt": 0},
+            json!({"metadata": {"name": format!("p{round}"), "namespace": tenant, "uid": uid, "attempt": 0},
                 "log_directory": node.dir.join("logs"),
                 "linux": {"cgroup_parent": env.pod_cgroup_parent}})
             .to_string(),
@@ -56,7 +60,7 @@ async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
         let mut runp = env.crictl();
         let runp = runp
             .args(["runp", &config.display().to_string()])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("crictl runp");
@@ -73,6 +77,10 @@ async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
         }
         let output = runp.wait_with_output().expect("crictl finished");
         failed += usize::from(!output.status.success());
+        if output.status.success() {
+            let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            survivors.push(inspect_pod(env, &id, &tenant, &format!("p{round}"), &uid));
+        }
         eprintln!(
             "round {round}: crictl runp {}",
             if output.status.success() {
@@ -122,6 +130,15 @@ async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
         ok,
         "removing the forgotten sandbox (its DEL finds nothing): {out}"
     );
+    // The pods that survived the kills (and the GC) still work.
+    eprintln!("{} pod(s) survived the kills", survivors.len());
+    for pod in &survivors {
+        assert!(
+            pings(pod, "10.244.0.1"),
+            "{} survived the kills and GC but has no network",
+            pod.name
+        );
+    }
 
     // Every port left belongs to a sandbox the runtime still has (an interrupted runp can leave a
     // NotReady sandbox, which keeps its network until it is removed).

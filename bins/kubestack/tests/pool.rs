@@ -4,31 +4,13 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-use stackube_openstack::OpenStack;
 use stackube_testenv::{TestEnv, unique_name};
 
 const POOL: usize = 2;
-
-async fn wait_pool(os: &OpenStack, size: usize) -> BTreeSet<String> {
-    let started = Instant::now();
-    loop {
-        let ports = ready_pool_ports(os).await;
-        if ports.len() == size {
-            return ports;
-        }
-        assert!(
-            started.elapsed() < READY,
-            "the pool has {} ready ports, not {size}",
-            ports.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_ports_serve_adds_survive_restarts_and_go_with_their_network() {

@@ -37,7 +37,8 @@ pub struct ReviewCache {
 }
 
 impl ReviewCache {
-    /// An empty cache holding at most `capacity` entries (0 disables caching).
+    /// An empty cache holding at most `capacity` entries. A capacity of 0 is no cache: nothing
+    /// is kept, nothing is found (`--cache-size 0`).
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
@@ -47,6 +48,9 @@ impl ReviewCache {
 
     /// The user cached for `key`, if its entry has not expired at `now`.
     pub fn get(&self, key: &Key, now: Instant) -> Option<Arc<UserInfo>> {
+        if self.capacity == 0 {
+            return None;
+        }
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         match inner.entries.get(key) {
             Some((expires, user)) if *expires > now => Some(user.clone()),
@@ -137,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn reinserting_replaces_and_capacity_zero_caches_nothing() {
+    fn reinserting_replaces() {
         let cache = ReviewCache::new(2);
         let now = Instant::now();
         let s = Duration::from_secs;
@@ -145,9 +149,16 @@ mod tests {
         cache.insert(key("a"), user("a2"), now + s(10), now);
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.get(&key("a"), now + s(5)).unwrap().username, "a2");
+    }
 
+    #[test]
+    fn a_cache_of_size_zero_keeps_and_finds_nothing() {
         let off = ReviewCache::new(0);
-        off.insert(key("a"), user("a"), now + s(10), now);
+        let now = Instant::now();
+        for token in ["a", "b", "a"] {
+            off.insert(key(token), user(token), now + Duration::from_secs(10), now);
+            assert!(off.get(&key(token), now).is_none());
+        }
         assert!(off.is_empty());
     }
 

@@ -37,25 +37,16 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use prometheus_client::registry::Registry;
 use stackube_openstack::tokens::KeystoneTokens;
-use stackube_telemetry::{Health, LogFormat};
+use stackube_telemetry::LogFormat;
 
 use crate::authn::{AdminPolicy, AdminProject, Authenticator, CachePolicy, Decision};
 use crate::metrics::{Metrics, Outcome};
 
 /// The largest TokenReview body accepted (a review is a few hundred bytes plus the token).
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// Log format flag.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LogFormatArg {
-    /// Human-readable lines.
-    Text,
-    /// JSON lines.
-    Json,
-}
 
 /// Keystone authentication for kube-apiserver: a TokenReview webhook that turns Keystone tokens
 /// into Kubernetes users and groups.
@@ -84,7 +75,8 @@ pub struct Args {
     /// Time limit of one Keystone request.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub keystone_timeout: Duration,
-    /// Authenticated tokens kept in the cache at most (0: no cache).
+    /// Authenticated tokens kept in the cache at most; 0 turns the cache off (every review
+    /// asks Keystone).
     #[arg(long, default_value_t = 10_000)]
     pub cache_size: usize,
     /// The longest a cached review lives: how late a revoked token or a deleted user is
@@ -112,8 +104,19 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:9444")]
     pub metrics_addr: SocketAddr,
     /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
-    pub log_format: LogFormatArg,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Args {
+    /// The cache settings of the flags.
+    pub fn cache_policy(&self) -> CachePolicy {
+        CachePolicy {
+            capacity: self.cache_size,
+            max_ttl: self.cache_max_ttl,
+            expiry_margin: self.cache_expiry_margin,
+        }
+    }
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h` (or plain seconds).
@@ -190,10 +193,7 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
 
 /// Runs the webhook until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    stackube_telemetry::init_tracing(match args.log_format {
-        LogFormatArg::Text => LogFormat::Text,
-        LogFormatArg::Json => LogFormat::Json,
-    });
+    stackube_telemetry::init_tracing(args.log_format);
     let tls = tls::server_config(
         &args.tls_cert_file,
         &args.tls_private_key_file,
@@ -209,7 +209,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut registry = Registry::with_prefix("stackube_auth");
     let metrics = Metrics::register(&mut registry);
-    let health = Health::new(registry);
     let admin = AdminPolicy {
         project: match &args.admin_project_id {
             Some(id) => AdminProject::Id(id.clone()),
@@ -223,28 +222,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let auth = Arc::new(Authenticator::new(
         Arc::new(keystone),
         admin,
-        CachePolicy {
-            capacity: args.cache_size,
-            max_ttl: args.cache_max_ttl,
-            expiry_margin: args.cache_expiry_margin,
-        },
+        args.cache_policy(),
         metrics.clone(),
     ));
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
-    tokio::spawn({
-        let health = health.clone();
-        async move {
-            if let Err(e) = health.serve_on(metrics_listener).await {
-                tracing::error!(error = %e, "metrics endpoint failed");
-            }
-        }
-    });
+    let health = stackube_telemetry::start_endpoint(args.metrics_addr, registry).await?;
     // Ready as soon as reviews are served: readiness does not follow Keystone, so that cached
     // reviews keep being answered (and outages explained) while Keystone is away.
     health.set_ready(true);
@@ -359,6 +344,68 @@ mod tests {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let (status, _) = runtime.block_on(post(app().0, body));
             proptest::prop_assert!(status == StatusCode::OK || status == StatusCode::BAD_REQUEST, "{}", status);
+        }
+    }
+
+    /// A Keystone that accepts every token, counting the questions.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    #[async_trait]
+    impl Validator for Counting {
+        async fn validate(&self, _token: &str) -> Result<TokenIdentity, TokenError> {
+            use stackube_openstack::tokens::{NamedRef, ProjectRef};
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let default = NamedRef {
+                id: "default".into(),
+                name: "Default".into(),
+            };
+            Ok(TokenIdentity {
+                user_id: "u1".into(),
+                user_name: "alice".into(),
+                user_domain: default.clone(),
+                project: Some(ProjectRef {
+                    id: "p1".into(),
+                    name: "a".into(),
+                    domain: default,
+                }),
+                domain: None,
+                system: false,
+                roles: vec!["member".into()],
+                expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn with_cache_size_0_every_review_asks_keystone() {
+        for (size, calls) in [("10", 1), ("0", 3)] {
+            let args = Args::try_parse_from([
+                "stackube-auth",
+                "--tls-cert-file=c",
+                "--tls-private-key-file=k",
+                "--keystone-url=http://keystone/v3",
+                &format!("--cache-size={size}"),
+            ])
+            .unwrap();
+            let keystone = Arc::new(Counting(Default::default()));
+            let auth = Authenticator::new(
+                keystone.clone(),
+                AdminPolicy {
+                    project: AdminProject::Id("admin-id".into()),
+                    role: "admin".into(),
+                },
+                args.cache_policy(),
+                Metrics::register(&mut Registry::default()),
+            );
+            for _ in 0..3 {
+                let token = "gAAAAABbFi1SacEPNstSuSuiBXiBG0Y_DikfbiR75j3P-CJ8CeaSKXa5k";
+                assert!(matches!(
+                    auth.review(token).await,
+                    Decision::Authenticated(_)
+                ));
+            }
+            let asked = keystone.0.load(std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(asked, calls, "--cache-size={size}");
         }
     }
 

@@ -288,6 +288,20 @@ async fn keystone_tokens_become_kubernetes_users_and_others_do_not() {
         "a client without a certificate got an answer: {refused:?}"
     );
 
+    // No token, accepted or refused, is ever in the webhook's log (which did log these reviews).
+    let log = webhook.log_text();
+    assert!(
+        log.contains("token rejected"),
+        "the log was not read: {log}"
+    );
+    for (what, secret) in [
+        ("the tenant's token", token.as_str()),
+        ("a made-up token", made_up_token().as_str()),
+        ("a JWT", jwt),
+    ] {
+        assert!(!log.contains(secret), "{what} is in the webhook's log");
+    }
+
     tenant.delete(env, &os).await;
 }
 

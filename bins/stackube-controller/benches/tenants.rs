@@ -790,9 +790,9 @@ async fn run(
     .await;
 
     // Deletion runs whatever happened above, so a failed run leaves nothing behind.
-    let mut uids = HashSet::new();
+    let mut uids = common::Owners::default();
     for name in &names {
-        uids.extend(common::owner_uids(client, name).await);
+        uids.extend(common::owners(client, name).await);
     }
     eprintln!("[n={n}] deleting {n} tenants at once");
     let delete_wall = Utc::now();

@@ -15,8 +15,12 @@
 //!   finalizer holds it) and keeps its resources.
 //! - Deletion follows the same order and code as a Network's finalizer (ports, router interface,
 //!   router, subnet, network), then users, then projects.
+//! - Before an orphaned Tenant's project is deleted, everything it owns in Neutron is
+//!   ([`crate::purge`]): what Neutron made for it unasked (its `default` security group) would
+//!   otherwise outlive it. A project already gone from Keystone is still found by its `default`
+//!   security group, which the Tenant reconciler tags as the Tenant's.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use kube::ResourceExt;
@@ -25,9 +29,12 @@ use stackube_core::network::{
     Observation, Observed, ObservedPort, ObservedRouter, ROUTER_INTERFACE_OWNER,
 };
 use stackube_core::ownership::{CLUSTER_TAG, KIND_TAG, OwnerKind, description_owner, owner_uid};
+use stackube_model::ProjectId;
 use stackube_model::crd::{Network, Tenant};
 use stackube_openstack::identity::{ProjectFilter, UserFilter};
-use stackube_openstack::network::{NetworkFilter, PortFilter, RouterFilter, SubnetFilter};
+use stackube_openstack::network::{
+    NetworkFilter, PortFilter, RouterFilter, SecurityGroupFilter, SubnetFilter,
+};
 
 use crate::metrics::GcLabels;
 use crate::{Context, Error};
@@ -41,6 +48,8 @@ pub struct Swept {
     pub projects: Vec<String>,
     /// Keystone users deleted.
     pub users: Vec<String>,
+    /// Projects whose Neutron resources were deleted (the project itself may be gone already).
+    pub project_networking: Vec<String>,
 }
 
 /// Sweeps every `gc-interval` (the first sweep runs at once: a restarted controller cleans up
@@ -95,9 +104,16 @@ pub async fn sweep(ctx: &Context) -> Result<Swept, Error> {
             ..Default::default()
         })
         .await?;
+    let tenant_tags = vec![cluster_tag.clone(), kind_tag(OwnerKind::Tenant)];
     let projects = identity
         .list_projects(&ProjectFilter {
-            tags: vec![cluster_tag.clone(), kind_tag(OwnerKind::Tenant)],
+            tags: tenant_tags.clone(),
+            ..Default::default()
+        })
+        .await?;
+    let tenant_groups = neutron
+        .list_security_groups(&SecurityGroupFilter {
+            tags: tenant_tags,
             ..Default::default()
         })
         .await?;
@@ -180,6 +196,28 @@ pub async fn sweep(ctx: &Context) -> Result<Swept, Error> {
         count(ctx, "subnet", observation.subnet.is_some());
         count(ctx, "router", observation.router.is_some());
         swept.networks.push(uid.clone());
+    }
+
+    // What orphaned Tenants' projects own in Neutron: of the projects about to be deleted, and
+    // of those already gone that left their tagged default security group.
+    let mut purge: BTreeSet<ProjectId> = BTreeSet::new();
+    for project in &projects {
+        if owner_uid(&project.tags, cluster).is_some_and(|uid| !tenant_uids.contains(uid)) {
+            purge.insert(project.id.clone());
+        }
+    }
+    for group in &tenant_groups {
+        if owner_uid(&group.tags, cluster).is_some_and(|uid| !tenant_uids.contains(uid))
+            && let Some(project) = &group.project_id
+        {
+            purge.insert(project.clone());
+        }
+    }
+    for project in &purge {
+        tracing::info!(%project, "deleting the Neutron resources of a Tenant's project whose Tenant no longer exists");
+        let deleted = crate::purge::purge(ctx, neutron.as_ref(), project).await?;
+        count(ctx, "project_networking", deleted > 0);
+        swept.project_networking.push(project.to_string());
     }
 
     // Keystone: users first (they live in the projects), then projects.

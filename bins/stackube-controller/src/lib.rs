@@ -12,9 +12,12 @@
 //! Each reconciler reads observe → plan (pure, in `stackube-core`) → apply → report (status
 //! conditions, Events, metrics).
 
+#[cfg(test)]
+mod fixtures;
 pub mod gc;
 pub mod metrics;
 pub mod network;
+pub mod purge;
 pub mod tenant;
 
 use std::net::SocketAddr;
@@ -30,10 +33,11 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
+use stackube_core::conditions::{Backend, Failure, Reason};
 use stackube_model::RoleId;
 use stackube_model::config::ControllerConfig;
-use stackube_openstack::{ConnectOptions, ErrorKind, OpenStackError, Service};
-use stackube_telemetry::{Health, LogFormat};
+use stackube_openstack::{ConnectOptions, ErrorKind, OpenStackError, Service, Services};
+use stackube_telemetry::LogFormat;
 use tokio::sync::OnceCell;
 
 use crate::metrics::Metrics;
@@ -68,20 +72,11 @@ pub struct Args {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Log format.
-    #[arg(long, value_enum, default_value = "text")]
-    pub log_format: LogFormatArg,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Concurrent reconciliations per controller.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
-}
-
-/// `--log-format`.
-#[derive(clap::ValueEnum, Debug, Clone, Copy)]
-pub enum LogFormatArg {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// What reconcilers share.
@@ -89,7 +84,7 @@ pub struct Context {
     /// kube-apiserver.
     pub client: Client,
     /// OpenStack, connected on first use.
-    pub cloud: Cloud,
+    pub cloud: Arc<dyn Services>,
     /// The validated configuration.
     pub config: ControllerConfig,
     /// Metrics.
@@ -165,24 +160,38 @@ impl<T: Clone> Verified<T> {
 }
 
 impl Context {
-    /// The context of a controller replica named `identity`.
+    /// The context of a controller replica named `identity`, connected to the cloud of its
+    /// configuration.
     pub fn new(
         client: Client,
         config: ControllerConfig,
         metrics: Metrics,
         identity: &str,
     ) -> Context {
+        let cloud = Cloud::new(
+            &config.cloud,
+            ConnectOptions {
+                observer: Arc::new(metrics.openstack.clone()),
+                // A loaded Neutron answers router calls slowly but surely; giving up sooner
+                // only adds a retry to its load.
+                request_timeout: Duration::from_secs(120),
+                ..ConnectOptions::default()
+            },
+        );
+        Context::with_services(client, config, metrics, identity, Arc::new(cloud))
+    }
+
+    /// The context of a controller replica named `identity` that reaches OpenStack through
+    /// `cloud` (a fake, in unit tests).
+    pub fn with_services(
+        client: Client,
+        config: ControllerConfig,
+        metrics: Metrics,
+        identity: &str,
+        cloud: Arc<dyn Services>,
+    ) -> Context {
         Context {
-            cloud: Cloud::new(
-                &config,
-                ConnectOptions {
-                    observer: Arc::new(metrics.clone()),
-                    // A loaded Neutron answers router calls slowly but surely; giving up sooner
-                    // only adds a retry to its load.
-                    request_timeout: Duration::from_secs(120),
-                    ..ConnectOptions::default()
-                },
-            ),
+            cloud,
             recorder: Recorder::new(
                 client.clone(),
                 Reporter {
@@ -246,32 +255,37 @@ pub enum Error {
     /// project to exist); the object is looked at again shortly.
     #[error("{0}")]
     Waiting(String),
+    /// The spec asks for something Stackube refuses (a network of another project): nothing is
+    /// done until the spec changes.
+    #[error("{1}")]
+    Refused(Reason, String),
 }
 
 impl Error {
     /// The condition reason this error is reported with: `<Service><Kind>` for OpenStack
     /// (`KeystoneUnavailable`, `NeutronConflict`, …).
-    pub fn reason(&self) -> String {
+    pub fn reason(&self) -> Reason {
         match self {
             Error::OpenStack(e) => {
-                let service = match e.call().service {
-                    Service::Identity => "Keystone",
-                    Service::Network => "Neutron",
-                    Service::BlockStorage => "Cinder",
+                let backend = match e.call().service {
+                    Service::Identity => Backend::Keystone,
+                    Service::Network => Backend::Neutron,
+                    Service::BlockStorage => Backend::Cinder,
                 };
-                let kind = match e.kind() {
-                    ErrorKind::NotFound => "NotFound",
-                    ErrorKind::Conflict => "Conflict",
-                    ErrorKind::Unauthorized => "Unauthorized",
-                    ErrorKind::Unavailable => "Unavailable",
-                    ErrorKind::Invalid => "Invalid",
-                    ErrorKind::Other => "Error",
+                let failure = match e.kind() {
+                    ErrorKind::NotFound => Failure::NotFound,
+                    ErrorKind::Conflict => Failure::Conflict,
+                    ErrorKind::Unauthorized => Failure::Unauthorized,
+                    ErrorKind::Unavailable => Failure::Unavailable,
+                    ErrorKind::Invalid => Failure::Invalid,
+                    ErrorKind::Other => Failure::Error,
                 };
-                format!("{service}{kind}")
+                Reason::Call(backend, failure)
             }
-            Error::Kube(_) => "KubernetesError".into(),
-            Error::PasswordSecret(_) => "PasswordSecretUnusable".into(),
-            Error::Waiting(_) => "Waiting".into(),
+            Error::Kube(_) => Reason::KubernetesError,
+            Error::PasswordSecret(_) => Reason::PasswordSecretUnusable,
+            Error::Waiting(_) => Reason::Waiting,
+            Error::Refused(reason, _) => *reason,
         }
     }
 
@@ -327,7 +341,7 @@ pub(crate) fn finish(
     if let Err(e) = &result
         && !matches!(e, Error::Waiting(_))
     {
-        ctx.metrics.count_error(controller, &e.reason());
+        ctx.metrics.count_error(controller, &e.reason().to_string());
         tracing::warn!(error = %e, reason = %e.reason(), controller, "reconciliation failed");
     }
     result
@@ -342,16 +356,15 @@ pub(crate) fn now() -> String {
 pub(crate) fn retry_after(error: &Error) -> Duration {
     match error {
         Error::Waiting(_) => Duration::from_secs(2),
+        // A spec change wakes the object; the resync only notices a cloud that changed.
+        Error::Refused(..) => Duration::from_secs(300),
         _ => Duration::from_secs(5),
     }
 }
 
 /// Runs the controller until SIGTERM/SIGINT, or until it loses the leader lease.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    stackube_telemetry::init_tracing(match args.log_format {
-        LogFormatArg::Text => LogFormat::Text,
-        LogFormatArg::Json => LogFormat::Json,
-    });
+    stackube_telemetry::init_tracing(args.log_format);
     // Bad configuration stops start-up here, with the key named.
     let config = stackube_kube::config_map::load_config(args.config.as_deref())
         .context("invalid configuration")?;
@@ -361,18 +374,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut registry = Registry::with_prefix("stackube_controller");
     let metrics = Metrics::register(&mut registry);
-    let health = Health::new(registry);
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.metrics_addr))?;
-    tokio::spawn({
-        let health = health.clone();
-        async move {
-            if let Err(e) = health.serve_on(listener).await {
-                tracing::error!(error = %e, "metrics endpoint failed");
-            }
-        }
-    });
+    let health = stackube_telemetry::start_endpoint(args.metrics_addr, registry).await?;
 
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

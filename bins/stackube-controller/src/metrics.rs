@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use stackube_openstack::{Call, CallObserver, Outcome};
+use stackube_openstack::CallMetrics;
 
 /// Labels of reconcile metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -28,26 +28,6 @@ pub struct ErrorLabels {
     pub controller: &'static str,
     /// The condition reason the error was reported with.
     pub reason: String,
-}
-
-/// Labels of OpenStack calls.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CallLabels {
-    /// `identity`, `network`, `block-storage`.
-    pub service: &'static str,
-    /// `create_project`, `list_ports`, ….
-    pub operation: &'static str,
-    /// `ok`, `not_found`, `unavailable`, ….
-    pub outcome: &'static str,
-}
-
-/// Labels of OpenStack call durations.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OperationLabels {
-    /// The service.
-    pub service: &'static str,
-    /// The operation.
-    pub operation: &'static str,
 }
 
 /// Labels of garbage collection deletions.
@@ -68,10 +48,8 @@ pub struct Metrics {
     pub reconcile_duration: Family<ReconcileLabels, Histogram, fn() -> Histogram>,
     /// Failed reconciliations, by controller and reason.
     pub reconcile_errors: Family<ErrorLabels, Counter>,
-    /// OpenStack calls, by service, operation and outcome.
-    pub openstack_requests: Family<CallLabels, Counter>,
-    /// OpenStack call durations, by service and operation.
-    pub openstack_duration: Family<OperationLabels, Histogram, fn() -> Histogram>,
+    /// Every OpenStack call, by service, operation and outcome.
+    pub openstack: CallMetrics,
     /// OpenStack resources the garbage collector deleted, by resource.
     pub gc_deleted: Family<GcLabels, Counter>,
     /// 1 while this replica holds the leader lease.
@@ -86,8 +64,7 @@ impl Metrics {
         let metrics = Metrics {
             reconcile_duration: Family::new_with_constructor(duration_histogram),
             reconcile_errors: Family::default(),
-            openstack_requests: Family::default(),
-            openstack_duration: Family::new_with_constructor(duration_histogram),
+            openstack: CallMetrics::register(registry),
             gc_deleted: Family::default(),
             leader: Gauge::default(),
             gc_sweeps: Counter::default(),
@@ -101,16 +78,6 @@ impl Metrics {
             "reconcile_errors",
             "Reconciliations that failed, by the condition reason reported",
             metrics.reconcile_errors.clone(),
-        );
-        registry.register(
-            "openstack_requests",
-            "OpenStack API calls by service, operation and outcome",
-            metrics.openstack_requests.clone(),
-        );
-        registry.register(
-            "openstack_request_duration_seconds",
-            "OpenStack API call durations by service and operation",
-            metrics.openstack_duration.clone(),
         );
         registry.register(
             "gc_deleted",
@@ -145,23 +112,5 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
-    }
-}
-
-impl CallObserver for Metrics {
-    fn observe(&self, call: &Call, outcome: Outcome, duration: Duration) {
-        self.openstack_requests
-            .get_or_create(&CallLabels {
-                service: call.service.as_str(),
-                operation: call.operation,
-                outcome: outcome.as_str(),
-            })
-            .inc();
-        self.openstack_duration
-            .get_or_create(&OperationLabels {
-                service: call.service.as_str(),
-                operation: call.operation,
-            })
-            .observe(duration.as_secs_f64());
     }
 }

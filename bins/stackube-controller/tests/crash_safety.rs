@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -61,20 +61,28 @@ async fn phase(client: &Client, name: &str) -> String {
     }
 }
 
-/// Kills the controller after a random pause; returns a line saying where every Tenant was.
+/// Whether a Tenant in `phase` still had work to do: created or deleted but not there yet.
+fn mid_work(phase: &str) -> bool {
+    phase != "Ready" && phase != "gone" && !phase.starts_with("unreadable")
+}
+
+/// Kills the controller after a random pause; returns a line saying where every Tenant was,
+/// and whether some Tenant was mid-creation or mid-deletion when the kill landed.
 async fn kill_after_random_pause(
     controller: &mut Controller,
     env: &stackube_testenv::TestEnv,
     client: &Client,
     cases: &[Case],
     tally: &mut BTreeMap<String, usize>,
-) -> String {
+) -> (String, bool) {
     let pause = rand::random_range(0..=MAX_PAUSE_MS);
     tokio::time::sleep(Duration::from_millis(pause)).await;
     let mut phases = Vec::new();
+    let mut landed = false;
     for case in cases {
         let p = phase(client, &case.name).await;
         *tally.entry(p.clone()).or_default() += 1;
+        landed |= mid_work(&p);
         phases.push(format!("{}={p}", case.name));
     }
     assert!(
@@ -83,8 +91,11 @@ async fn kill_after_random_pause(
         controller.log.display()
     );
     controller.restart(env);
-    format!("after {pause} ms: {}", phases.join(" "))
+    (format!("after {pause} ms: {}", phases.join(" ")), landed)
 }
+
+/// Kills that all missed the work would test nothing.
+const MIN_KILLS_IN_WORK: usize = 3;
 
 /// Checks what Neutron and Keystone hold for a Ready Tenant: one project, one network with one
 /// subnet, one router gatewayed to the external network with an interface on the subnet, the
@@ -121,9 +132,9 @@ async fn assert_converged(test_env: &Env, case: &Case) {
         "tenant {name}: exactly one of each resource under its names, the ones in its status \
          (a duplicate means a retry after a kill created it again)"
     );
-    let uids = owner_uids(client, name).await;
-    assert_eq!(uids.len(), 2, "tenant {name} and its Network");
-    let mut owned = leftovers(os, &uids).await;
+    let uids = owners(client, name).await;
+    assert_eq!(uids.uids.len(), 2, "tenant {name} and its Network");
+    let mut owned = tagged(os, &uids.uids).await;
     owned.sort();
     assert_eq!(
         owned, expected,
@@ -220,16 +231,22 @@ async fn killed_at_random_points_the_controller_converges_and_leaks_nothing() {
     // Creation, with kills: a Tenant created every third kill, so they are at different steps
     // when the kills fall.
     let mut create_tally = BTreeMap::new();
+    let mut in_creation = 0;
     for i in 0..CREATE_KILLS {
         if i % 3 == 0
             && let Some(case) = cases.get(i / 3)
         {
             create_tenant(client, &tenant(&case.name, case.spec())).await;
         }
-        let line =
+        let (line, landed) =
             kill_after_random_pause(&mut controller, env, client, &cases, &mut create_tally).await;
+        in_creation += usize::from(landed);
         eprintln!("create kill {}/{CREATE_KILLS} {line}", i + 1);
     }
+    assert!(
+        in_creation >= MIN_KILLS_IN_WORK,
+        "only {in_creation} of {CREATE_KILLS} kills found a Tenant mid-creation ({create_tally:?})"
+    );
     // The last restart runs on: everything converges, with nothing created twice.
     for case in &cases {
         assert_converged(&test_env, case).await;
@@ -241,13 +258,18 @@ async fn killed_at_random_points_the_controller_converges_and_leaks_nothing() {
     );
 
     // Deletion, with kills: the uids first, for the leftover check.
-    let mut uids = HashSet::new();
+    let mut uids = Owners::default();
     for case in &cases {
-        uids.extend(owner_uids(client, &case.name).await);
+        uids.extend(owners(client, &case.name).await);
     }
-    assert_eq!(uids.len(), 2 * cases.len(), "each Tenant and its Network");
+    assert_eq!(
+        uids.uids.len(),
+        2 * cases.len(),
+        "each Tenant and its Network"
+    );
     let tenants = Api::<Tenant>::all(client.clone());
     let mut delete_tally = BTreeMap::new();
+    let mut in_deletion = 0;
     for i in 0..DELETE_KILLS {
         if i % 2 == 0
             && let Some(case) = cases.get(i / 2)
@@ -257,10 +279,15 @@ async fn killed_at_random_points_the_controller_converges_and_leaks_nothing() {
                 .await
                 .expect("tenant deletion requested");
         }
-        let line =
+        let (line, landed) =
             kill_after_random_pause(&mut controller, env, client, &cases, &mut delete_tally).await;
+        in_deletion += usize::from(landed);
         eprintln!("delete kill {}/{DELETE_KILLS} {line}", i + 1);
     }
+    assert!(
+        in_deletion >= MIN_KILLS_IN_WORK,
+        "only {in_deletion} of {DELETE_KILLS} kills found a Tenant mid-deletion ({delete_tally:?})"
+    );
     for case in &cases {
         delete_tenant(client, &case.name, GONE).await;
     }
@@ -279,6 +306,18 @@ async fn killed_at_random_points_the_controller_converges_and_leaks_nothing() {
     }
     assert_eq!(leftovers(os, &uids).await, Vec::<String>::new());
     assert!(controller.is_running(), "the last controller still runs");
+    // The inline spec.password went to Keystone only: never into the log of any of the
+    // restarted controllers (they all append to one file).
+    let log = controller.log_text();
+    assert!(
+        log.contains(&cases[0].name),
+        "the controller log was not read"
+    );
+    let password = cases[0].password.as_deref().expect("case 0 has a password");
+    assert!(
+        !log.contains(password),
+        "the inline password is in the controller log"
+    );
 
     eprintln!(
         "crash safety: {CREATE_KILLS} kills during creation (tenant phases seen at the kills: \

@@ -85,7 +85,7 @@ async fn the_controller_works_with_the_deployed_rbac_only() {
         condition(&ready, "RBACReady").map(|c| c.0),
         Some("True".into())
     );
-    let uids = owner_uids(&client, &name).await;
+    let uids = owners(&client, &name).await;
     delete_tenant(&client, &name, Duration::from_secs(120)).await;
     assert_eq!(leftovers(&os, &uids).await, Vec::<String>::new());
     let log = controller.log_text();

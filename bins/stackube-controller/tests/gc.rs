@@ -13,11 +13,13 @@ use stackube_controller::Context;
 use stackube_controller::gc::sweep;
 use stackube_controller::metrics::Metrics;
 use stackube_core::ownership::{Owner, OwnerKind};
-use stackube_model::config::ControllerConfig;
+use stackube_model::config::{ControllerConfig, FromKeys as _};
 use stackube_model::crd::{Network, NetworkSpec};
+use stackube_model::{NetworkId, ProjectId, SecurityGroupId};
 use stackube_openstack::identity::{NewProject, NewUser};
 use stackube_openstack::network::{
-    ExternalGateway, NewNetwork, NewPort, NewRouter, NewSubnet, SubnetGateway, TaggedResource,
+    ExternalGateway, NewNetwork, NewPort, NewRouter, NewSubnet, SecurityGroupFilter, SubnetGateway,
+    TaggedResource,
 };
 use stackube_openstack::{ErrorKind, Networking};
 use stackube_testenv::unique_name;
@@ -107,6 +109,33 @@ async fn network_set(
         TaggedResource::Router(router.id),
         TaggedResource::Port(port.id),
     ]
+}
+
+/// A network in `project` (which makes Neutron create the project's default security group).
+async fn project_network(neutron: &dyn Networking, project: &ProjectId) -> NetworkId {
+    neutron
+        .create_network(&NewNetwork {
+            name: unique_name("gc-project"),
+            project_id: Some(project.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("a network of the project")
+        .id
+}
+
+/// The security groups of `project`.
+async fn project_groups(neutron: &dyn Networking, project: &ProjectId) -> Vec<SecurityGroupId> {
+    neutron
+        .list_security_groups(&SecurityGroupFilter {
+            project_id: Some(project.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("security groups")
+        .into_iter()
+        .map(|g| g.id)
+        .collect()
 }
 
 async fn exists(neutron: &dyn Networking, resource: &TaggedResource) -> bool {
@@ -215,6 +244,43 @@ async fn the_sweep_deletes_orphans_and_only_them() {
         .await
         .expect("another cluster's project");
 
+    // What Neutron makes for a project unasked: its `default` security group, with the
+    // project's first network. The orphan's project has one; a project of an orphan that is
+    // already gone from Keystone left one behind (tagged as the Tenant's, as the reconciler
+    // does); another cluster's project has one too, which must stay.
+    let orphan_net = project_network(neutron.as_ref(), &orphan_project.id).await;
+    let gone_project = identity
+        .create_project(&NewProject {
+            name: unique_name("gc"),
+            description: Some(orphan_tenant.description()),
+            tags: orphan_tenant.tags(),
+            ..Default::default()
+        })
+        .await
+        .expect("a project about to vanish");
+    let gone_net = project_network(neutron.as_ref(), &gone_project.id).await;
+    for group in project_groups(neutron.as_ref(), &gone_project.id).await {
+        neutron
+            .replace_tags(&TaggedResource::SecurityGroup(group), &orphan_tenant.tags())
+            .await
+            .expect("tagged as the Tenant's");
+    }
+    neutron
+        .delete_network(&gone_net)
+        .await
+        .expect("network gone");
+    identity
+        .delete_project(&gone_project.id)
+        .await
+        .expect("project gone, its default group left behind");
+    let foreign_net = project_network(neutron.as_ref(), &foreign_project.id).await;
+    for project in [&orphan_project.id, &gone_project.id, &foreign_project.id] {
+        assert!(
+            !project_groups(neutron.as_ref(), project).await.is_empty(),
+            "Neutron made no default security group for {project}: the checks below would prove nothing"
+        );
+    }
+
     let config: std::collections::BTreeMap<String, String> =
         serde_saphyr::from_str(&config_yaml(env, &[])).expect("config yaml");
     let config = ControllerConfig::from_map(&config).expect("config");
@@ -259,6 +325,24 @@ async fn the_sweep_deletes_orphans_and_only_them() {
         identity.get_project(&foreign_project.id).await.is_ok(),
         "another cluster's project kept"
     );
+    for project in [&orphan_project.id, &gone_project.id] {
+        assert_eq!(
+            project_groups(neutron.as_ref(), project).await,
+            Vec::new(),
+            "the default security group of orphaned project {project} is left"
+        );
+    }
+    assert!(
+        neutron.get_network(&orphan_net).await.is_err(),
+        "the orphaned project's network is left"
+    );
+    assert!(
+        !project_groups(neutron.as_ref(), &foreign_project.id)
+            .await
+            .is_empty(),
+        "another cluster's project lost its default security group"
+    );
+    assert!(neutron.get_network(&foreign_net).await.is_ok());
 
     // A second sweep finds nothing more of ours to delete.
     let again = sweep(&ctx).await.expect("second sweep");
@@ -269,6 +353,13 @@ async fn the_sweep_deletes_orphans_and_only_them() {
 
     for set in [&owned, &untagged, &other_cluster] {
         remove(neutron.as_ref(), set).await;
+    }
+    neutron.delete_network(&foreign_net).await.expect("cleanup");
+    for group in project_groups(neutron.as_ref(), &foreign_project.id).await {
+        neutron
+            .delete_security_group(&group)
+            .await
+            .expect("cleanup");
     }
     identity
         .delete_project(&foreign_project.id)

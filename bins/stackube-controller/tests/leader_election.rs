@@ -175,11 +175,11 @@ async fn one_replica_leads_and_the_standby_takes_over_when_it_dies() {
     );
 
     // Clean up through the new leader.
-    let mut uids = HashSet::new();
+    let mut uids = Owners::default();
     for name in [&first, &second] {
-        uids.extend(owner_uids(&client, name).await);
+        uids.extend(owners(&client, name).await);
     }
-    assert_eq!(uids.len(), 4);
+    assert_eq!(uids.uids.len(), 4);
     for name in [&first, &second] {
         delete_tenant(&client, name, GONE).await;
         assert!(

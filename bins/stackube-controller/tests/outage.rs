@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -152,8 +151,8 @@ async fn neutron_outage_is_reported_blocks_deletion_and_converges_after() {
         "network, subnet, router, project: {named:?}"
     );
     assert!(named.contains(&format!("network kube-{name}-{name}/{network_id}")));
-    let uids = owner_uids(&client, &name).await;
-    assert_eq!(uids.len(), 2);
+    let uids = owners(&client, &name).await;
+    assert_eq!(uids.uids.len(), 2);
 
     // Deletion while Neutron is down.
     let mut outage = Outage::start(&["neutron-server"]);
@@ -307,8 +306,8 @@ async fn keystone_outage_is_reported_and_converges_after() {
     .await
     .expect("the Tenant's user logs in once Keystone is back");
 
-    let uids: HashSet<String> = owner_uids(&client, &name).await;
-    assert_eq!(uids.len(), 2);
+    let uids = owners(&client, &name).await;
+    assert_eq!(uids.uids.len(), 2);
     delete_tenant(&client, &name, GONE).await;
     assert!(!namespace_exists(&client, &name).await, "namespace gone");
     assert_eq!(

@@ -11,7 +11,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
-use stackube_model::crd::{Network, NetworkSpec, SecretKeyRef, Tenant, TenantSpec};
+use stackube_model::crd::{Network, NetworkSpec, NetworkState, SecretKeyRef, Tenant, TenantSpec};
 use stackube_model::{ProjectId, UserId};
 use stackube_openstack::identity::{NewProject, ProjectFilter, RoleAssignmentFilter, UserFilter};
 use stackube_openstack::network::{
@@ -237,8 +237,8 @@ async fn seed_tenant_flow_creates_everything_and_deletion_removes_it() {
     );
 
     // kubectl delete tenant test: all of it goes.
-    let uids = owner_uids(&client, "test").await;
-    assert_eq!(uids.len(), 2);
+    let uids = owners(&client, "test").await;
+    assert_eq!(uids.uids.len(), 2);
     let (ok, out) = kubectl(env, &["delete", "tenant", "test", "--wait=false"], None);
     assert!(ok, "{out}");
     delete_tenant(&client, "test", GONE).await;
@@ -297,9 +297,9 @@ async fn tenants_with_the_same_cidr_coexist() {
     assert_eq!(network_ids.len(), 2, "one Neutron network each");
     assert_eq!(router_ids.len(), 2, "one router each");
 
-    let mut uids = HashSet::new();
+    let mut uids = Owners::default();
     for name in &names {
-        uids.extend(owner_uids(&client, name).await);
+        uids.extend(owners(&client, name).await);
         delete_tenant(&client, name, GONE).await;
     }
     assert_eq!(leftovers(&os, &uids).await, Vec::<String>::new());
@@ -383,6 +383,121 @@ async fn adopted_project_and_network_are_used_and_kept() {
     );
     neutron.delete_network(&byo.id).await.expect("cleanup");
     identity.delete_project(&project.id).await.expect("cleanup");
+}
+
+/// `spec.networkID` must name the tenant project's own network: another project's network, a
+/// shared one and the external network are refused with a condition naming the reason, and none
+/// of their ids reaches the Network's status (which kubestack reads). Its own network is
+/// adopted. Deleting the Tenant leaves the other project's network and the external network
+/// alone; what was in the tenant's project goes with the project.
+#[tokio::test]
+async fn only_the_tenants_own_network_can_be_adopted() {
+    let _serial = serial().await;
+    let Env { env, client, os } = env().await;
+    let controller = Controller::start(env, "lifecycle", &[]);
+    controller.wait_leading().await;
+    let neutron = os.networking();
+    let name = unique_name("adopt-own");
+    create_tenant(&client, &tenant(&name, TenantSpec::default())).await;
+    let ready = wait_ready(&client, &name, READY).await;
+    let project = ProjectId::new(
+        ready
+            .status
+            .as_ref()
+            .and_then(|s| s.project_id.clone())
+            .expect("status.projectID"),
+    );
+    let others = neutron
+        .create_network(&NewNetwork {
+            name: unique_name("not-theirs"),
+            ..Default::default()
+        })
+        .await
+        .expect("the admin project's network");
+    let shared = neutron
+        .create_network(&NewNetwork {
+            name: unique_name("shared"),
+            project_id: Some(project.clone()),
+            shared: Some(true),
+            ..Default::default()
+        })
+        .await
+        .expect("a shared network of the tenant's project");
+    let own = neutron
+        .create_network(&NewNetwork {
+            name: unique_name("own"),
+            project_id: Some(project.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("the tenant's own network");
+    let networks = Api::<Network>::namespaced(client.clone(), &name);
+    let adopting = |n: &str, id: &str| {
+        let mut network = Network::new(
+            n,
+            NetworkSpec {
+                cidr: "10.60.0.0/24".into(),
+                gateway: "10.60.0.1".into(),
+                network_id: Some(id.to_owned()),
+            },
+        );
+        network.metadata.namespace = Some(name.clone());
+        network
+    };
+    for (n, id, reason) in [
+        ("others", others.id.to_string(), "NetworkOfAnotherProject"),
+        ("shared", shared.id.to_string(), "NetworkShared"),
+        ("external", env.ext_net_id.clone(), "NetworkExternal"),
+    ] {
+        networks
+            .create(&PostParams::default(), &adopting(n, &id))
+            .await
+            .expect("adopting Network created");
+        let refused = wait_for(&format!("Network {n} refused"), READY, || async {
+            let got = networks.get_opt(n).await.ok()??;
+            (network_condition(&got, "NetworkReady")?.0 == "False").then_some(got)
+        })
+        .await;
+        let (_, got_reason, message) =
+            network_condition(&refused, "NetworkReady").expect("NetworkReady");
+        assert_eq!(got_reason, reason, "Network {n}: {message}");
+        assert!(
+            message.contains(&id),
+            "Network {n}: the message names the network: {message}"
+        );
+        let status = refused.status.expect("status");
+        assert_eq!(status.state, Some(NetworkState::Failed), "Network {n}");
+        assert_eq!(
+            status.network_id, None,
+            "Network {n}: a refused network's id is in the status"
+        );
+    }
+    // The positive control: its own network is adopted.
+    networks
+        .create(&PostParams::default(), &adopting("own", own.id.as_str()))
+        .await
+        .expect("adopting Network created");
+    let active = wait_network_active(&client, &name, "own", READY).await;
+    assert_eq!(
+        active.status.and_then(|s| s.network_id),
+        Some(own.id.to_string())
+    );
+
+    let uids = owners(&client, &name).await;
+    delete_tenant(&client, &name, GONE).await;
+    assert!(
+        neutron.get_network(&others.id).await.is_ok(),
+        "another project's network was deleted"
+    );
+    assert!(
+        neutron
+            .get_network(&stackube_model::NetworkId::new(env.ext_net_id.clone()))
+            .await
+            .is_ok(),
+        "the external network was deleted"
+    );
+    assert_eq!(leftovers(&os, &uids).await, Vec::<String>::new());
+    neutron.delete_network(&others.id).await.expect("cleanup");
 }
 
 /// A Keystone project that exists under the tenant's name but is not Stackube's is neither
@@ -516,8 +631,14 @@ async fn password_from_a_secret_is_applied_and_never_leaks() {
             .expect("tenant"),
     )
     .expect("json");
-    let (_, events) = kubectl(env, &["get", "events", "-A", "-o", "json"], None);
+    let (ok, events) = kubectl(env, &["get", "events", "-A", "-o", "json"], None);
+    assert!(ok, "kubectl get events: {events}");
+    assert!(
+        events.contains("PasswordSet") && events.contains(&name),
+        "the Events read are not this Tenant's: the checks below would prove nothing"
+    );
     let log = controller.log_text();
+    assert!(log.contains(&name), "the controller log was not read");
     for secret_value in [&first, &second] {
         assert!(
             !tenant_json.contains(secret_value.as_str()),
@@ -533,7 +654,7 @@ async fn password_from_a_secret_is_applied_and_never_leaks() {
         );
     }
 
-    let uids = owner_uids(&client, &name).await;
+    let uids = owners(&client, &name).await;
     delete_tenant(&client, &name, GONE).await;
     secrets
         .delete(&name, &DeleteParams::default())

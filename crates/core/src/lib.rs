@@ -8,7 +8,9 @@
 
 pub mod conditions;
 pub mod identity;
+pub mod kubestack;
 pub mod naming;
 pub mod network;
 pub mod ownership;
+pub mod project;
 pub mod tenant;

@@ -6,6 +6,7 @@
 //! actions use the ids earlier ones produce, and every action is safe to repeat, so a
 //! reconciler killed half-way converges by observing again and planning again.
 
+use crate::conditions::Reason;
 use crate::ownership::Owner;
 
 /// An OpenStack resource as the plans need to see it.
@@ -123,6 +124,52 @@ pub const ROUTER_INTERFACE_OWNER: &str = "network:router_interface";
 /// `device_owner` of DHCP ports, which Neutron deletes with their network.
 pub const DHCP_OWNER: &str = "network:dhcp";
 
+/// What `spec.networkID` names in Neutron, as adoption needs to know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdoptionCandidate {
+    /// The network id.
+    pub id: String,
+    /// Its project.
+    pub project_id: Option<String>,
+    /// Whether it is shared with other projects.
+    pub shared: bool,
+    /// Whether it is an external network.
+    pub external: bool,
+}
+
+/// Why a tenant may not adopt `network` (`spec.networkID`) into project `project_id`, if it
+/// may not: pods on it would share L2 with another project's, or sit on the cloud's external
+/// network, outside every tenant router. `None`: it may.
+pub fn adoption_refusal(network: &AdoptionCandidate, project_id: &str) -> Option<(Reason, String)> {
+    let id = &network.id;
+    if network.external {
+        return Some((
+            Reason::NetworkExternal,
+            format!(
+                "spec.networkID {id} is an external network; a tenant network must be its project's own"
+            ),
+        ));
+    }
+    if network.shared {
+        return Some((
+            Reason::NetworkShared,
+            format!(
+                "spec.networkID {id} is shared with other projects; a tenant network must be its project's own"
+            ),
+        ));
+    }
+    if network.project_id.as_deref() != Some(project_id) {
+        return Some((
+            Reason::NetworkOfAnotherProject,
+            format!(
+                "spec.networkID {id} belongs to project {}, not to the tenant's project {project_id}",
+                network.project_id.as_deref().unwrap_or("(none)")
+            ),
+        ));
+    }
+    None
+}
+
 /// The actions that bring Neutron to the desired state for a Network that Stackube manages
 /// (not an adopted one): network, subnet, router gatewayed on `ext_net_id`, and the router
 /// interface on the subnet. Empty when everything is in place.
@@ -207,6 +254,60 @@ pub fn cleanup_plan(observed: &Observation) -> Vec<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_tenant_projects_own_unshared_internal_network_is_adopted() {
+        let own = AdoptionCandidate {
+            id: "n".into(),
+            project_id: Some("p".into()),
+            shared: false,
+            external: false,
+        };
+        let cases = [
+            ("its own network", own.clone(), None),
+            (
+                "another project's",
+                AdoptionCandidate {
+                    project_id: Some("q".into()),
+                    ..own.clone()
+                },
+                Some(Reason::NetworkOfAnotherProject),
+            ),
+            (
+                "a network without a project",
+                AdoptionCandidate {
+                    project_id: None,
+                    ..own.clone()
+                },
+                Some(Reason::NetworkOfAnotherProject),
+            ),
+            (
+                "its own, but shared",
+                AdoptionCandidate {
+                    shared: true,
+                    ..own.clone()
+                },
+                Some(Reason::NetworkShared),
+            ),
+            (
+                "the external network",
+                AdoptionCandidate {
+                    external: true,
+                    shared: true,
+                    project_id: Some("admin".into()),
+                    ..own
+                },
+                Some(Reason::NetworkExternal),
+            ),
+        ];
+        for (case, network, want) in cases {
+            let got = adoption_refusal(&network, "p");
+            assert_eq!(got.as_ref().map(|(r, _)| *r), want, "{case}");
+            if let Some((_, message)) = got {
+                assert!(message.contains("spec.networkID n"), "{case}: {message}");
+            }
+        }
+    }
     use crate::ownership::OwnerKind;
 
     const EXT: &str = "ext-net";

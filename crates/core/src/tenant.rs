@@ -6,6 +6,8 @@
 //! [`plan`] says what to create or fix, in dependency order, and what blocks (a name taken by
 //! something that is not ours is never taken over: the plan stops at it and says why).
 
+use crate::conditions::{Reason, Type};
+
 /// The Keystone project as observed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProjectState {
@@ -94,10 +96,10 @@ pub enum Action {
 /// A part that cannot progress, and why; reported as its condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blocked {
-    /// The condition type (`ProjectReady`, `UserReady`, `NamespaceReady`, …).
-    pub condition: &'static str,
-    /// CamelCase reason.
-    pub reason: &'static str,
+    /// The condition it is reported as.
+    pub condition: Type,
+    /// Why.
+    pub reason: Reason,
     /// For people.
     pub message: String,
 }
@@ -124,16 +126,16 @@ pub fn plan(name: &str, observed: &Observation) -> Plan {
         ProjectState::Ours(_) | ProjectState::Adopted(_) => true,
         ProjectState::AdoptedMissing(id) => {
             plan.blocked.push(Blocked {
-                condition: "ProjectReady",
-                reason: "ProjectNotFound",
+                condition: Type::ProjectReady,
+                reason: Reason::ProjectNotFound,
                 message: format!("spec.tenantID {id} is not a Keystone project"),
             });
             false
         }
         ProjectState::Foreign(id) => {
             plan.blocked.push(Blocked {
-                condition: "ProjectReady",
-                reason: "ProjectConflict",
+                condition: Type::ProjectReady,
+                reason: Reason::ProjectConflict,
                 message: format!(
                     "Keystone project {name} ({id}) exists and was not created for this Tenant; set spec.tenantID to adopt it"
                 ),
@@ -153,8 +155,8 @@ pub fn plan(name: &str, observed: &Observation) -> Plan {
         ObjectState::Current => true,
         ObjectState::Terminating => {
             plan.blocked.push(Blocked {
-                condition: "NamespaceReady",
-                reason: "NamespaceTerminating",
+                condition: Type::NamespaceReady,
+                reason: Reason::NamespaceTerminating,
                 message: format!(
                     "namespace {name} is being deleted; it is created again once gone"
                 ),
@@ -163,8 +165,8 @@ pub fn plan(name: &str, observed: &Observation) -> Plan {
         }
         ObjectState::Foreign => {
             plan.blocked.push(Blocked {
-                condition: "NamespaceReady",
-                reason: "NamespaceConflict",
+                condition: Type::NamespaceReady,
+                reason: Reason::NamespaceConflict,
                 message: format!("namespace {name} exists and does not belong to this Tenant"),
             });
             false
@@ -180,8 +182,8 @@ pub fn plan(name: &str, observed: &Observation) -> Plan {
         match observed.network {
             ObjectState::Missing => plan.actions.push(Action::CreateNetwork),
             ObjectState::Foreign => plan.blocked.push(Blocked {
-                condition: "NetworkReady",
-                reason: "NetworkConflict",
+                condition: Type::NetworkReady,
+                reason: Reason::NetworkConflict,
                 message: format!("Network {name}/{name} exists and does not belong to this Tenant"),
             }),
             ObjectState::Current | ObjectState::Stale | ObjectState::Terminating => {}
@@ -207,8 +209,8 @@ pub fn plan(name: &str, observed: &Observation) -> Plan {
             }
         }
         UserState::Foreign(id) => plan.blocked.push(Blocked {
-            condition: "UserReady",
-            reason: "UserConflict",
+            condition: Type::UserReady,
+            reason: Reason::UserConflict,
             message: format!(
                 "Keystone user of spec.username ({id}) exists and was not created for this Tenant"
             ),
@@ -226,6 +228,9 @@ pub enum CleanupAction {
     DeleteNamespace,
     /// Wait: the namespace is terminating.
     AwaitNamespace,
+    /// Delete everything the project owns in Neutron ([`crate::project::purge_plan`]): what
+    /// Neutron made for it unasked (its `default` security group) and what its users made.
+    PurgeProject(String),
     /// Delete the Keystone user.
     DeleteUser(String),
     /// Delete the Keystone project (never an adopted one).
@@ -233,8 +238,8 @@ pub enum CleanupAction {
 }
 
 /// The cleanup of a Tenant: the namespace first (and only once it is gone, so that nothing in
-/// Neutron still refers to the project), then the user, then the project. A namespace or user
-/// not ours is left alone.
+/// Neutron still refers to the project), then what the project owns in Neutron, then the user,
+/// then the project. A namespace, user or project not ours is left alone.
 pub fn cleanup_plan(observed: &Observation) -> Vec<CleanupAction> {
     match observed.namespace {
         ObjectState::Current | ObjectState::Stale => return vec![CleanupAction::DeleteNamespace],
@@ -242,6 +247,9 @@ pub fn cleanup_plan(observed: &Observation) -> Vec<CleanupAction> {
         ObjectState::Missing | ObjectState::Foreign => {}
     }
     let mut actions = Vec::new();
+    if let ProjectState::Ours(id) = &observed.project {
+        actions.push(CleanupAction::PurgeProject(id.clone()));
+    }
     if let UserState::Ours { id, .. } = &observed.user {
         actions.push(CleanupAction::DeleteUser(id.clone()));
     }
@@ -272,7 +280,7 @@ mod tests {
     #[test]
     fn plans_for_each_starting_point() {
         use Action::*;
-        let cases: Vec<(&str, Observation, Vec<Action>, Vec<&str>)> = vec![
+        let cases: Vec<(&str, Observation, Vec<Action>, Vec<Reason>)> = vec![
             ("all in place", ready(), vec![], vec![]),
             (
                 "new tenant",
@@ -323,7 +331,7 @@ mod tests {
                     ..ready()
                 },
                 vec![],
-                vec!["ProjectConflict"],
+                vec![Reason::ProjectConflict],
             ),
             (
                 "adopting a project that does not exist",
@@ -332,7 +340,7 @@ mod tests {
                     ..ready()
                 },
                 vec![],
-                vec!["ProjectNotFound"],
+                vec![Reason::ProjectNotFound],
             ),
             (
                 "user name taken: the rest still proceeds",
@@ -344,7 +352,7 @@ mod tests {
                     ..ready()
                 },
                 vec![ApplyNamespace, ApplyRoleBindings, CreateNetwork],
-                vec!["UserConflict"],
+                vec![Reason::UserConflict],
             ),
             (
                 "namespace of that name not ours: the user is still looked after",
@@ -354,7 +362,7 @@ mod tests {
                     ..ready()
                 },
                 vec![CreateUser, GrantMember],
-                vec!["NamespaceConflict"],
+                vec![Reason::NamespaceConflict],
             ),
             (
                 "namespace from a deleted tenant still terminating",
@@ -363,7 +371,7 @@ mod tests {
                     ..ready()
                 },
                 vec![],
-                vec!["NamespaceTerminating"],
+                vec![Reason::NamespaceTerminating],
             ),
             (
                 "namespace labels edited",
@@ -379,7 +387,7 @@ mod tests {
         for (case, observed, actions, blocked) in cases {
             let plan = plan("test", &observed);
             assert_eq!(plan.actions, actions, "{case}");
-            let reasons: Vec<&str> = plan.blocked.iter().map(|b| b.reason).collect();
+            let reasons: Vec<Reason> = plan.blocked.iter().map(|b| b.reason).collect();
             assert_eq!(reasons, blocked, "{case}");
         }
     }
@@ -399,7 +407,11 @@ mod tests {
         };
         assert_eq!(
             cleanup_plan(&gone),
-            vec![DeleteUser("u".into()), DeleteProject("p".into())]
+            vec![
+                PurgeProject("p".into()),
+                DeleteUser("u".into()),
+                DeleteProject("p".into())
+            ]
         );
         let adopted = Observation {
             project: ProjectState::Adopted("p".into()),

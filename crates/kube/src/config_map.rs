@@ -1,13 +1,13 @@
-//! Reading Stackube's configuration, the seed's `stackube-config` ConfigMap keys, shared by the
-//! controller and the node daemon: from a file or a mounted ConfigMap directory, overridden by
-//! `STACKUBE_<KEY>` environment variables, validated by [`ControllerConfig::from_map`] (which
-//! names the offending key).
+//! Reading Stackube's configuration, the seed's `stackube-config` ConfigMap keys, shared by
+//! every component: from a file or a mounted ConfigMap directory, overridden by
+//! `STACKUBE_<KEY>` environment variables, validated by the binary's own configuration type
+//! ([`FromKeys`], which names the offending key).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use stackube_model::config::{CONTROLLER_KEYS, ControllerConfig, OTHER_COMPONENTS_KEYS};
+use stackube_model::config::{FromKeys, KNOWN_KEYS};
 
 /// The environment variable that overrides `key` (`auth-url` → `STACKUBE_AUTH_URL`).
 pub fn env_var(key: &str) -> String {
@@ -45,9 +45,9 @@ pub fn read_raw(
                 .with_context(|| format!("configuration file {}", path.display()))?;
         }
     }
-    for key in CONTROLLER_KEYS.iter().chain(OTHER_COMPONENTS_KEYS.iter()) {
+    for key in KNOWN_KEYS {
         if let Some(value) = env(&env_var(key)) {
-            map.insert((*key).to_owned(), value);
+            map.insert(key.to_owned(), value);
         }
     }
     Ok(map)
@@ -79,10 +79,10 @@ fn parse_yaml(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
         .collect()
 }
 
-/// Reads and validates the configuration.
-pub fn load_config(path: Option<&Path>) -> anyhow::Result<ControllerConfig> {
+/// Reads and validates the configuration of type `T` (the calling binary's).
+pub fn load_config<T: FromKeys>(path: Option<&Path>) -> anyhow::Result<T> {
     let raw = read_raw(path, |var| std::env::var(var).ok())?;
-    Ok(ControllerConfig::from_map(&raw)?)
+    Ok(T::from_map(&raw)?)
 }
 
 #[cfg(test)]
@@ -134,7 +134,7 @@ data:
         }
         let from_dir = read_raw(Some(&mounted), |_| None).unwrap();
         assert_eq!(from_manifest, from_dir);
-        let config = ControllerConfig::from_map(&from_dir).unwrap();
+        let config = stackube_model::config::ControllerConfig::from_map(&from_dir).unwrap();
         assert_eq!(
             config.ext_net_id.as_str(),
             "550e8400-e29b-41d4-a716-446655440000"

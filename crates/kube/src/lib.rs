@@ -4,8 +4,13 @@
 //! kubeconfig handling are the same everywhere. CRD installation lives here too: the controller
 //! installs its CRDs at start-up and tests install theirs, and both must wait until the apiserver
 //! serves the new resource (its `Established` condition) before using it.
+//!
+//! With the `fake` feature, `fake::FakeApiServer` is an in-memory kube-apiserver whose
+//! [`kube::Client`] unit tests of reconcilers use instead of a cluster.
 
 pub mod config_map;
+#[cfg(feature = "fake")]
+pub mod fake;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,6 +3,9 @@
 //! would silently run in the wrong namespace), netlink for veths, addresses and routes, and Open
 //! vSwitch ports with the `external_ids` the Neutron agent wires.
 
+#[cfg(feature = "fake")]
+pub mod fake;
+pub mod links;
 pub mod netns;
 pub mod ovs;
 pub mod veth;

@@ -1,15 +1,48 @@
 //! Open vSwitch ports on the integration bridge, through `ovs-vsctl` (one atomic OVSDB
 //! transaction per call, as ovn-kubernetes does). The Neutron OVS agent wires a port whose
 //! Interface carries `external_ids:iface-id=<neutron port id>`, `attached-mac` and
-//! `iface-status=active`; Stackube adds `stackube-container` (the CNI container id), so that
-//! garbage collection can tell its ports apart from everything else on the bridge.
+//! `iface-status=active`; Stackube adds its own marks (`stackube-container`, the CNI container
+//! id, and the pod's keys beside it), so that garbage collection can tell its ports apart from
+//! everything else on the bridge. OVSDB is persistent: a mark written in the same transaction as
+//! a change is the durable record of that change.
+//!
+//! [`Switch`] is the trait the node daemon uses; [`Bridge`] implements it with `ovs-vsctl`, and
+//! [`FakeSwitch`](crate::fake::FakeSwitch) in memory.
 
 use std::collections::BTreeMap;
+
+use async_trait::async_trait;
 
 use crate::{NetError, Result};
 
 /// The `external_ids` key with the CNI container id of the pod a port belongs to.
 pub const CONTAINER_KEY: &str = "stackube-container";
+/// The `external_ids` key with the namespace of the pod a port belongs to.
+pub const POD_NAMESPACE_KEY: &str = "stackube-pod-namespace";
+/// The `external_ids` key with the name of the pod a port belongs to.
+pub const POD_NAME_KEY: &str = "stackube-pod-name";
+/// The `external_ids` key with the uid of the pod a port belongs to.
+pub const POD_UID_KEY: &str = "stackube-pod-uid";
+/// The `external_ids` key Neutron's agent wires by: the Neutron port id.
+pub const IFACE_ID_KEY: &str = "iface-id";
+
+/// Stackube's marks on a bridge port (`external_ids` keys and values), written together.
+pub type Marks = Vec<(&'static str, String)>;
+
+/// The integration bridge, as the node daemon uses it.
+#[async_trait]
+pub trait Switch: Send + Sync {
+    /// Adds (or updates) port `port` for Neutron port `iface_id` with MAC `mac`, with `marks`,
+    /// and waits until ovs-vswitchd has it.
+    async fn add_port(&self, port: &str, iface_id: &str, mac: &str, marks: &Marks) -> Result<()>;
+    /// Sets `marks` on the existing port `port` in one transaction, without waiting for
+    /// ovs-vswitchd (it does not act on Stackube's keys).
+    async fn mark(&self, port: &str, marks: &Marks) -> Result<()>;
+    /// Removes port `port`; a missing port is fine.
+    async fn del_port(&self, port: &str) -> Result<()>;
+    /// The ports whose Interface carries [`CONTAINER_KEY`].
+    async fn stackube_ports(&self) -> Result<Vec<BridgePort>>;
+}
 
 /// The integration bridge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,16 +84,15 @@ impl Bridge {
     pub fn new(name: impl Into<String>) -> Self {
         Self { name: name.into() }
     }
+}
 
-    /// Adds (or updates) port `port` for Neutron port `iface_id` with MAC `mac`, of container
-    /// `container`.
-    pub async fn add_port(
-        &self,
-        port: &str,
-        iface_id: &str,
-        mac: &str,
-        container: &str,
-    ) -> Result<()> {
+fn set_marks(marks: &Marks) -> impl Iterator<Item = String> + '_ {
+    marks.iter().map(|(k, v)| format!("external_ids:{k}={v}"))
+}
+
+#[async_trait]
+impl Switch for Bridge {
+    async fn add_port(&self, port: &str, iface_id: &str, mac: &str, marks: &Marks) -> Result<()> {
         let args: Vec<String> = [
             "--may-exist",
             "add-port",
@@ -74,30 +106,25 @@ impl Bridge {
         .iter()
         .map(|s| (*s).to_owned())
         .chain([
-            format!("external_ids:iface-id={iface_id}"),
+            format!("external_ids:{IFACE_ID_KEY}={iface_id}"),
             format!("external_ids:attached-mac={mac}"),
             "external_ids:iface-status=active".to_owned(),
-            format!("external_ids:{CONTAINER_KEY}={container}"),
         ])
+        .chain(set_marks(marks))
         .collect();
         vsctl(&args).await.map(|_| ())
     }
 
-    /// Marks the existing port `port` as container `container`'s. `--no-wait`: only our
-    /// `external_ids` change, which ovs-vswitchd does not act on, so there is nothing to wait for.
-    pub async fn mark_container(&self, port: &str, container: &str) -> Result<()> {
-        let args: Vec<String> = vec![
-            "--no-wait".into(),
-            "set".into(),
-            "Interface".into(),
-            port.to_owned(),
-            format!("external_ids:{CONTAINER_KEY}={container}"),
-        ];
+    async fn mark(&self, port: &str, marks: &Marks) -> Result<()> {
+        let args: Vec<String> = ["--no-wait", "set", "Interface", port]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain(set_marks(marks))
+            .collect();
         vsctl(&args).await.map(|_| ())
     }
 
-    /// Removes port `port`; a missing port is fine.
-    pub async fn del_port(&self, port: &str) -> Result<()> {
+    async fn del_port(&self, port: &str) -> Result<()> {
         let args: Vec<String> = ["--if-exists", "del-port", &self.name, port]
             .iter()
             .map(|s| (*s).to_owned())
@@ -105,8 +132,7 @@ impl Bridge {
         vsctl(&args).await.map(|_| ())
     }
 
-    /// The ports on the bridge whose Interface carries [`CONTAINER_KEY`].
-    pub async fn stackube_ports(&self) -> Result<Vec<BridgePort>> {
+    async fn stackube_ports(&self) -> Result<Vec<BridgePort>> {
         let args: Vec<String> = [
             "--format=json",
             "--columns=name,external_ids",

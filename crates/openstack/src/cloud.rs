@@ -7,12 +7,29 @@
 
 use std::sync::Arc;
 
-use stackube_model::config::ControllerConfig;
+use async_trait::async_trait;
+use stackube_model::config::CloudConfig;
 
 use crate::{
     BlockStorage, ConnectOptions, Credentials, Identity, Networking, OpenStack, OpenStackError,
 };
 use tokio::sync::Mutex;
+
+/// Where a component gets its service clients: the real [`Cloud`] (connected on first use), or
+/// the in-memory fake of the `fake` feature in unit tests.
+///
+/// # Guarantees
+/// A failure to connect is an [`OpenStackError`] of the identity service (Keystone refused or
+/// is unreachable), so callers report it as they report any Keystone failure and retry.
+#[async_trait]
+pub trait Services: Send + Sync {
+    /// Keystone.
+    async fn identity(&self) -> Result<Arc<dyn Identity>, OpenStackError>;
+    /// Neutron.
+    async fn networking(&self) -> Result<Arc<dyn Networking>, OpenStackError>;
+    /// Cinder.
+    async fn block_storage(&self) -> Result<Arc<dyn BlockStorage>, OpenStackError>;
+}
 
 /// A lazily made, shared OpenStack connection.
 pub struct Cloud {
@@ -23,7 +40,7 @@ pub struct Cloud {
 
 impl Cloud {
     /// A connection to the cloud `config` names, reporting every call to `options.observer`.
-    pub fn new(config: &ControllerConfig, options: ConnectOptions) -> Cloud {
+    pub fn new(config: &CloudConfig, options: ConnectOptions) -> Cloud {
         Cloud {
             credentials: Credentials::from_config(config),
             options,
@@ -49,19 +66,19 @@ impl Cloud {
         *connection = Some(os.clone());
         Ok(os)
     }
+}
 
-    /// Keystone.
-    pub async fn identity(&self) -> Result<Arc<dyn Identity>, OpenStackError> {
+#[async_trait]
+impl Services for Cloud {
+    async fn identity(&self) -> Result<Arc<dyn Identity>, OpenStackError> {
         Ok(self.connect().await?.identity())
     }
 
-    /// Neutron.
-    pub async fn networking(&self) -> Result<Arc<dyn Networking>, OpenStackError> {
+    async fn networking(&self) -> Result<Arc<dyn Networking>, OpenStackError> {
         Ok(self.connect().await?.networking())
     }
 
-    /// Cinder.
-    pub async fn block_storage(&self) -> Result<Arc<dyn BlockStorage>, OpenStackError> {
+    async fn block_storage(&self) -> Result<Arc<dyn BlockStorage>, OpenStackError> {
         Ok(self.connect().await?.block_storage())
     }
 }

@@ -29,7 +29,7 @@ pub struct Credentials {
 impl Credentials {
     /// The credentials of the seed's ConfigMap keys (`auth-url`, `username`, `password`,
     /// `tenant-name`, `region`, and the domains).
-    pub fn from_config(config: &stackube_model::config::ControllerConfig) -> Self {
+    pub fn from_config(config: &stackube_model::config::CloudConfig) -> Self {
         Credentials {
             auth_url: config.auth_url.clone(),
             username: config.username.clone(),

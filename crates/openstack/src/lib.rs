@@ -13,6 +13,10 @@
 //! [`OpenStack::connect`] gives the real implementation of all three traits over one
 //! authenticated session.
 //!
+//! With the `fake` feature, `fake::FakeCloud` implements the three traits and [`Services`] in
+//! memory, with a call log and fault injection, for unit tests of the components built on
+//! them (the real client is tested against the real services, in `tests/`).
+//!
 //! # Why openstack_sdk
 //! The client is built on the `openstack_sdk` crate (async, identity/network/block-storage only)
 //! rather than on a hand-written HTTP client because the parts that are tedious and easy to get
@@ -56,6 +60,8 @@ mod client;
 pub mod cloud;
 pub mod credentials;
 pub mod error;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod identity;
 pub mod network;
 pub mod observe;
@@ -64,9 +70,9 @@ pub mod tokens;
 
 pub use block_storage::BlockStorage;
 pub use client::{ConnectOptions, OpenStack};
-pub use cloud::Cloud;
+pub use cloud::{Cloud, Services};
 pub use credentials::{Credentials, TokenInfo};
 pub use error::{ErrorKind, OpenStackError, Result};
 pub use identity::Identity;
 pub use network::Networking;
-pub use observe::{Call, CallObserver, NoopObserver, Outcome, Service};
+pub use observe::{Call, CallMetrics, CallObserver, NoopObserver, Outcome, Service};

@@ -552,6 +552,9 @@ pub struct PortUpdate {
     /// New name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// New description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// New device id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,

@@ -9,6 +9,12 @@
 use std::fmt;
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
 use crate::error::ErrorKind;
 
 /// The OpenStack service a call goes to.
@@ -137,5 +143,81 @@ mod tests {
             call.with_resource("p1").to_string(),
             "identity create_project p1"
         );
+    }
+}
+
+/// The Prometheus metrics of every OpenStack call a component makes: requests by service,
+/// operation and outcome (`<prefix>_openstack_requests_total`) and their durations by service
+/// and operation (`<prefix>_openstack_request_duration_seconds`). Give it to [`ConnectOptions`]
+/// as the observer.
+///
+/// [`ConnectOptions`]: crate::ConnectOptions
+#[derive(Clone, Debug)]
+pub struct CallMetrics {
+    requests: Family<CallLabels, Counter>,
+    durations: Family<OperationLabels, Histogram, fn() -> Histogram>,
+}
+
+/// Labels of OpenStack calls.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// `identity`, `network`, `block-storage`.
+    pub service: &'static str,
+    /// `create_project`, `list_ports`, ….
+    pub operation: &'static str,
+    /// `ok`, `not_found`, `unavailable`, ….
+    pub outcome: &'static str,
+}
+
+/// Labels of OpenStack call durations.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// The service.
+    pub service: &'static str,
+    /// The operation.
+    pub operation: &'static str,
+}
+
+/// Buckets of OpenStack call durations, in seconds.
+fn call_histogram() -> Histogram {
+    Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+}
+
+impl CallMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> CallMetrics {
+        let metrics = CallMetrics {
+            requests: Default::default(),
+            durations: Family::new_with_constructor(call_histogram),
+        };
+        registry.register(
+            "openstack_requests",
+            "OpenStack API calls by service, operation and outcome",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "openstack_request_duration_seconds",
+            "OpenStack API call durations by service and operation",
+            metrics.durations.clone(),
+        );
+        metrics
+    }
+}
+
+impl CallObserver for CallMetrics {
+    fn observe(&self, call: &Call, outcome: Outcome, duration: Duration) {
+        self.requests
+            .get_or_create(&CallLabels {
+                service: call.service.as_str(),
+                operation: call.operation,
+                outcome: outcome.as_str(),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&OperationLabels {
+                service: call.service.as_str(),
+                operation: call.operation,
+            })
+            .observe(duration.as_secs_f64());
     }
 }

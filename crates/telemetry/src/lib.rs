@@ -19,8 +19,8 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use tracing_subscriber::EnvFilter;
 
-/// Log output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Log output format; also every binary's `--log-format` flag.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines (the default on a terminal).
     #[default]
@@ -98,6 +98,36 @@ impl Health {
         }
         axum::serve(listener, self.router()).await
     }
+}
+
+/// The metrics endpoint could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve /metrics on {addr}: {source}")]
+pub struct EndpointError {
+    /// The address asked for.
+    pub addr: SocketAddr,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds `addr` (failing at once, naming it, if it is taken) and serves `/metrics`, `/healthz`
+/// and `/readyz` of `registry` there in the background; the returned [`Health`] is the
+/// component's readiness switch.
+pub async fn start_endpoint(addr: SocketAddr, registry: Registry) -> Result<Health, EndpointError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| EndpointError { addr, source })?;
+    let health = Health::new(registry);
+    tokio::spawn({
+        let health = health.clone();
+        async move {
+            if let Err(e) = health.serve_on(listener).await {
+                tracing::error!(error = %e, "metrics endpoint failed");
+            }
+        }
+    });
+    Ok(health)
 }
 
 /// Completes on SIGTERM or SIGINT (and logs that the process is shutting down).

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kube::Api;
 use kube::api::{DeleteParams, PostParams};
+use kube::{Api, CustomResourceExt as _};
 use serde_json::{Value, json};
 use stackube_model::crd::{Tenant, TenantSpec};
-use stackube_openstack::network::PortFilter;
+use stackube_openstack::network::{
+    Direction, Ethertype, NewSecurityGroupRule, PortFilter, SecurityGroupFilter,
+};
 use stackube_openstack::{Credentials, OpenStack};
 use stackube_testenv::{TestEnv, run_command, unique_name};
 
@@ -48,12 +50,22 @@ impl Node {
 
     /// [`Node::start`] with more flags for the daemon.
     pub async fn start_with(env: &TestEnv, daemon_args: &[&str]) -> Node {
+        Self::start_configured(env, daemon_args, &[]).await
+    }
+
+    /// [`Node::start_with`], with configuration keys (`user-cidr`, …) added for the controller
+    /// and the daemon.
+    pub async fn start_configured(
+        env: &TestEnv,
+        daemon_args: &[&str],
+        config_keys: &[(&str, &str)],
+    ) -> Node {
         let daemon_args: Vec<String> = daemon_args.iter().map(|a| (*a).to_owned()).collect();
         let sandboxes_before = sandboxes(env);
         let dir = std::env::temp_dir().join(unique_name("kubestack"));
         std::fs::create_dir_all(&dir).expect("scratch dir");
         let config = dir.join("config.yaml");
-        std::fs::write(&config, env.config_yaml(CLUSTER, &[])).expect("config written");
+        std::fs::write(&config, env.config_yaml(CLUSTER, config_keys)).expect("config written");
 
         let controller = tokio::spawn(stackube_controller::run(stackube_controller::Args {
             config: Some(config.clone()),
@@ -61,7 +73,7 @@ impl Node {
             metrics_addr: free_port(),
             lease_namespace: "kube-system".into(),
             identity: Some(unique_name("kubestack-test")),
-            log_format: stackube_controller::LogFormatArg::Text,
+            log_format: stackube_telemetry::LogFormat::Text,
             concurrency: 4,
         }));
 
@@ -108,9 +120,15 @@ impl Node {
     }
 
     /// The plugin, executed as a runtime would.
-    pub fn plugin(&self, env: &[(&str, &str)], stdin: &Value) -> (bool, Value) {
+    pub fn plugin<K: AsRef<std::ffi::OsStr>, V: AsRef<std::ffi::OsStr>>(
+        &self,
+        env: &[(K, V)],
+        stdin: &Value,
+    ) -> (bool, Value) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kubestack"));
-        command.env_clear().envs(env.iter().copied());
+        command
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
         let (ok, out) = run_command(command, Some(&stdin.to_string()));
         (ok, serde_json::from_str(&out).unwrap_or(Value::Null))
     }
@@ -186,6 +204,62 @@ pub struct Pod {
     pub id: String,
     pub ip: String,
     pub netns: String,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl Pod {
+    /// The CNI environment of an ADD for this pod, as containerd passes it.
+    pub fn add_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CNI_COMMAND", "ADD".into()),
+            ("CNI_CONTAINERID", self.id.clone()),
+            ("CNI_NETNS", self.netns.clone()),
+            ("CNI_IFNAME", "eth0".into()),
+            (
+                "CNI_ARGS",
+                format!(
+                    "IgnoreUnknown=1;K8S_POD_NAMESPACE={};K8S_POD_NAME={};K8S_POD_INFRA_CONTAINER_ID={};K8S_POD_UID={}",
+                    self.namespace, self.name, self.id, self.uid
+                ),
+            ),
+            ("CNI_PATH", "/opt/cni/bin".into()),
+        ]
+    }
+}
+
+/// The bridge port (its name, and the Neutron port it plugs) marked with container `id`.
+pub fn bridge_port_of(id: &str) -> Option<(String, String)> {
+    let out = Command::new("ovs-vsctl")
+        .args([
+            "--format=csv",
+            "--data=bare",
+            "--no-headings",
+            "--columns=name,external_ids",
+            "find",
+            "Interface",
+            &format!("external_ids:stackube-container={id}"),
+        ])
+        .output()
+        .expect("ovs-vsctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next()?;
+    let (name, ids) = line.split_once(',')?;
+    let iface = ids
+        .trim_matches('"')
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix("iface-id="))?;
+    Some((name.to_owned(), iface.to_owned()))
+}
+
+/// The ifindex of host link `name` (it changes when the link is recreated).
+pub fn ifindex(name: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 pub fn crictl(env: &TestEnv, args: &[&str]) -> (bool, String) {
@@ -196,9 +270,10 @@ pub fn crictl(env: &TestEnv, args: &[&str]) -> (bool, String) {
 
 pub fn run_pod(env: &TestEnv, dir: &Path, namespace: &str, name: &str) -> Pod {
     let config = dir.join(format!("{namespace}-{name}.json"));
+    let uid = unique_name("uid");
     std::fs::write(
         &config,
-        json!({"metadata": {"name": name, "namespace": namespace, "uid": unique_name("uid"), "attempt": 0},
+        json!({"metadata": {"name": name, "namespace": namespace, "uid": uid, "attempt": 0},
             "log_directory": dir.join("logs"),
             "linux": {"cgroup_parent": env.pod_cgroup_parent}})
         .to_string(),
@@ -207,7 +282,12 @@ pub fn run_pod(env: &TestEnv, dir: &Path, namespace: &str, name: &str) -> Pod {
     let (ok, out) = crictl(env, &["runp", &config.display().to_string()]);
     assert!(ok, "crictl runp {namespace}/{name}: {out}");
     let id = out.lines().last().unwrap_or_default().trim().to_owned();
-    let (ok, out) = crictl(env, &["inspectp", &id]);
+    inspect_pod(env, &id, namespace, name, &uid)
+}
+
+/// The sandbox `id` (of pod `namespace/name` with `uid`), as `crictl inspectp` describes it.
+pub fn inspect_pod(env: &TestEnv, id: &str, namespace: &str, name: &str, uid: &str) -> Pod {
+    let (ok, out) = crictl(env, &["inspectp", id]);
     assert!(ok, "crictl inspectp: {out}");
     let info: Value = serde_json::from_str(&out).expect("inspectp JSON");
     let ip = info["status"]["network"]["ip"]
@@ -224,7 +304,14 @@ pub fn run_pod(env: &TestEnv, dir: &Path, namespace: &str, name: &str) -> Pod {
         !ip.is_empty() && !netns.is_empty(),
         "pod {namespace}/{name} without IP or netns: {out}"
     );
-    Pod { id, ip, netns }
+    Pod {
+        id: id.to_owned(),
+        ip,
+        netns,
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        uid: uid.to_owned(),
+    }
 }
 
 pub fn in_pod(pod: &Pod, args: &[&str]) -> (bool, String) {
@@ -282,6 +369,23 @@ pub async fn ready_pool_ports(os: &OpenStack) -> std::collections::BTreeSet<Stri
         })
         .map(|p| p.id.to_string())
         .collect()
+}
+
+/// Waits until the pool has exactly `size` ready ports; returns their ids.
+pub async fn wait_pool(os: &OpenStack, size: usize) -> std::collections::BTreeSet<String> {
+    let started = Instant::now();
+    loop {
+        let ports = ready_pool_ports(os).await;
+        if ports.len() == size {
+            return ports;
+        }
+        assert!(
+            started.elapsed() < READY,
+            "the pool has {} ready ports, not {size}",
+            ports.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Every kubestack port as `id name device_id`.
@@ -370,6 +474,75 @@ pub async fn delete_tenants(client: &kube::Client, names: &[&str]) {
     }
 }
 
+/// Opens tenant `name`'s project's default security group to all IPv4 traffic, so that only
+/// the network itself can keep other tenants' packets out.
+pub async fn open_security_groups(client: &kube::Client, os: &OpenStack, name: &str) {
+    let tenant = Api::<Tenant>::all(client.clone())
+        .get(name)
+        .await
+        .expect("tenant");
+    let project = stackube_model::ProjectId::new(
+        tenant
+            .status
+            .and_then(|s| s.project_id)
+            .expect("status.projectID"),
+    );
+    let neutron = os.networking();
+    let groups = neutron
+        .list_security_groups(&SecurityGroupFilter {
+            name: Some("default".into()),
+            project_id: Some(project.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("security groups");
+    assert!(
+        !groups.is_empty(),
+        "tenant {name}'s project has no default group"
+    );
+    for group in groups {
+        neutron
+            .create_security_group_rule(&NewSecurityGroupRule {
+                security_group_id: group.id,
+                direction: Direction::Ingress,
+                ethertype: Ethertype::IPv4,
+                protocol: None,
+                port_range_min: None,
+                port_range_max: None,
+                remote_ip_prefix: Some("0.0.0.0/0".into()),
+                remote_group_id: None,
+                description: Some("kubestack isolation test: everything in".into()),
+                project_id: Some(project.clone()),
+            })
+            .await
+            .expect("allow-all rule");
+    }
+}
+
+/// Echo requests the pod's network namespace has received (`Icmp: InEchos` of its own
+/// `/proc/net/snmp`): counted at the receiver, whatever the sender believes.
+pub fn echoes_received(pod: &Pod) -> u64 {
+    let (ok, snmp) = in_pod(pod, &["cat", "/proc/net/snmp"]);
+    assert!(ok, "reading {}'s /proc/net/snmp: {snmp}", pod.name);
+    let mut lines = snmp.lines().filter(|l| l.starts_with("Icmp:"));
+    let (Some(header), Some(values)) = (lines.next(), lines.next()) else {
+        panic!("no Icmp counters in {}'s /proc/net/snmp: {snmp}", pod.name);
+    };
+    header
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(k, _)| *k == "InEchos")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no InEchos in {}'s /proc/net/snmp: {snmp}", pod.name))
+}
+
+/// Sends 3 echo requests from `from` to `to`'s address and returns how many `to` received.
+pub fn echoes_arriving(from: &Pod, to: &Pod) -> u64 {
+    let before = echoes_received(to);
+    let _ = in_pod(from, &["ping", "-c", "3", "-W", "1", "-i", "0.3", &to.ip]);
+    echoes_received(to) - before
+}
+
 /// The ids of the pod sandboxes containerd has.
 pub fn sandboxes(env: &TestEnv) -> Vec<String> {
     let (ok, out) = crictl(env, &["pods", "-q"]);
@@ -396,6 +569,12 @@ impl Baseline {
         let client = stackube_kube::client(Some(&env.kubeconfig))
             .await
             .expect("kube client");
+        // These tests may be the first to run against a fresh environment.
+        for crd in [Tenant::crd(), stackube_model::crd::Network::crd()] {
+            stackube_kube::apply_crd(&client, &crd, Duration::from_secs(30))
+                .await
+                .expect("CRD installed");
+        }
         let os = admin(env).await;
         let ports = node_ports(&os).await;
         Baseline {

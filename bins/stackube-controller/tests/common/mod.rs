@@ -18,9 +18,12 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, CustomResourceExt, ResourceExt};
 use stackube_core::ownership::{CLUSTER_TAG, OWNER_TAG, description_owner};
+use stackube_model::ProjectId;
 use stackube_model::crd::{Network, NetworkState, Tenant, TenantSpec};
 use stackube_openstack::identity::{ProjectFilter, UserFilter};
-use stackube_openstack::network::{NetworkFilter, PortFilter, RouterFilter, SubnetFilter};
+use stackube_openstack::network::{
+    FloatingIpFilter, NetworkFilter, PortFilter, RouterFilter, SecurityGroupFilter, SubnetFilter,
+};
 use stackube_openstack::{Credentials, OpenStack};
 use stackube_testenv::TestEnv;
 use tokio::sync::{Mutex, MutexGuard};
@@ -343,7 +346,11 @@ pub async fn namespace_exists(client: &Client, name: &str) -> bool {
 
 /// Everything in OpenStack still owned (by tag or description) by one of `uids` in the test
 /// cluster: `kind name/id` lines; empty when nothing leaked.
-pub async fn leftovers(os: &OpenStack, uids: &HashSet<String>) -> Vec<String> {
+pub async fn tagged(os: &OpenStack, uids: &HashSet<String>) -> Vec<String> {
+    assert!(
+        !uids.is_empty(),
+        "a leak check against no owner proves nothing"
+    );
     let neutron = os.networking();
     let identity = os.identity();
     let cluster = vec![format!("{CLUSTER_TAG}{CLUSTER}")];
@@ -394,6 +401,18 @@ pub async fn leftovers(os: &OpenStack, uids: &HashSet<String>) -> Vec<String> {
             found.push(format!("port {}/{}", p.name, p.id));
         }
     }
+    for g in neutron
+        .list_security_groups(&SecurityGroupFilter {
+            tags: cluster.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("security groups")
+    {
+        if owned(&g.tags) {
+            found.push(format!("security group {}/{}", g.name, g.id));
+        }
+    }
     for p in identity
         .list_projects(&ProjectFilter::default())
         .await
@@ -415,19 +434,131 @@ pub async fn leftovers(os: &OpenStack, uids: &HashSet<String>) -> Vec<String> {
     found
 }
 
-/// The uids of a Tenant and of the default Network it made, for [`leftovers`].
-pub async fn owner_uids(client: &Client, tenant: &str) -> HashSet<String> {
-    let mut uids = HashSet::new();
-    if let Ok(Some(t)) = Api::<Tenant>::all(client.clone()).get_opt(tenant).await {
-        uids.extend(t.uid());
+/// Everything Neutron holds for one of `projects`, tagged or not (what Neutron made for a
+/// project unasked, such as its `default` security group, included): `kind name/id` lines.
+pub async fn project_resources(os: &OpenStack, projects: &HashSet<ProjectId>) -> Vec<String> {
+    let neutron = os.networking();
+    let mut found = Vec::new();
+    for project in projects {
+        let by = Some(project.clone());
+        for n in neutron
+            .list_networks(&NetworkFilter {
+                project_id: by.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("networks")
+        {
+            found.push(format!("network {}/{} of project {project}", n.name, n.id));
+        }
+        for s in neutron
+            .list_subnets(&SubnetFilter {
+                project_id: by.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("subnets")
+        {
+            found.push(format!("subnet {}/{} of project {project}", s.name, s.id));
+        }
+        for r in neutron
+            .list_routers(&RouterFilter {
+                project_id: by.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("routers")
+        {
+            found.push(format!("router {}/{} of project {project}", r.name, r.id));
+        }
+        for p in neutron
+            .list_ports(&PortFilter {
+                project_id: by.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("ports")
+        {
+            found.push(format!("port {}/{} of project {project}", p.name, p.id));
+        }
+        for g in neutron
+            .list_security_groups(&SecurityGroupFilter {
+                project_id: by.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("security groups")
+        {
+            found.push(format!(
+                "security group {}/{} of project {project}",
+                g.name, g.id
+            ));
+        }
+        for f in neutron
+            .list_floating_ips(&FloatingIpFilter {
+                project_id: by.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("floating IPs")
+        {
+            found.push(format!(
+                "floating IP {}/{} of project {project}",
+                f.floating_ip_address, f.id
+            ));
+        }
     }
-    if let Ok(Some(n)) = Api::<Network>::namespaced(client.clone(), tenant)
-        .get_opt(tenant)
+    found
+}
+
+/// What Tenants owned, read before they are deleted, for the leak check [`leftovers`].
+#[derive(Clone, Debug, Default)]
+pub struct Owners {
+    /// The uids of the Tenants and of their default Networks.
+    pub uids: HashSet<String>,
+    /// The Keystone projects Stackube made for them (not adopted ones).
+    pub projects: HashSet<ProjectId>,
+}
+
+impl Owners {
+    /// Adds `other`'s.
+    pub fn extend(&mut self, other: Owners) {
+        self.uids.extend(other.uids);
+        self.projects.extend(other.projects);
+    }
+}
+
+/// What Tenant `tenant` and its default Network own. Panics when either cannot be read, or
+/// lacks what the leak check needs: a leak check must never compare against nothing.
+pub async fn owners(client: &Client, tenant: &str) -> Owners {
+    let t = Api::<Tenant>::all(client.clone())
+        .get(tenant)
         .await
-    {
-        uids.extend(n.uid());
+        .unwrap_or_else(|e| panic!("reading Tenant {tenant} for the leak check: {e}"));
+    let n = Api::<Network>::namespaced(client.clone(), tenant)
+        .get(tenant)
+        .await
+        .unwrap_or_else(|e| panic!("reading Network {tenant}/{tenant} for the leak check: {e}"));
+    let mut owners = Owners::default();
+    owners.uids.insert(t.uid().expect("the Tenant has a uid"));
+    owners.uids.insert(n.uid().expect("the Network has a uid"));
+    if t.spec.tenant_id.is_none() {
+        let project = t
+            .status
+            .as_ref()
+            .and_then(|s| s.project_id.clone())
+            .unwrap_or_else(|| panic!("Tenant {tenant} has no status.projectID yet"));
+        owners.projects.insert(ProjectId::new(project));
     }
-    uids
+    owners
+}
+
+/// Everything left of `owners` after their deletion: what carries their tags or descriptions,
+/// and anything Neutron still holds for their projects. Empty when nothing leaked.
+pub async fn leftovers(os: &OpenStack, owners: &Owners) -> Vec<String> {
+    let mut found = tagged(os, &owners.uids).await;
+    found.extend(project_resources(os, &owners.projects).await);
+    found
 }
 
 /// Runs `kubectl` of the environment; returns (success, stdout+stderr).

@@ -1,0 +1,470 @@
+//! The daemon's flows against fakes of its adapters (Neutron, the bridge, the host's links, the
+//! tenants' Networks): exact, fast, and with faults injected where the real services cannot be
+//! made to fail on cue. The same flows run against the real services in `tests/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use stackube_model::PortId;
+use stackube_model::crd::{Network, NetworkSpec, NetworkState, NetworkStatus};
+use stackube_net::fake::{FakeLinks, FakeSwitch};
+use stackube_net::ovs::CONTAINER_KEY;
+use stackube_openstack::fake::FakeCloud;
+use stackube_openstack::network::{NewNetwork, NewSubnet, Port};
+use stackube_openstack::{ErrorKind, Service};
+
+use super::{Daemon, Parts, Settings, tenant};
+use crate::cni::{Command, Invocation, PodRef};
+use crate::metrics::Metrics;
+
+const NS: &str = "tenant-a";
+const NODE: &str = "node-1";
+
+/// The tenants' Networks, in memory.
+struct FakeNetworks(BTreeMap<String, Network>);
+
+#[async_trait]
+impl tenant::Networks for FakeNetworks {
+    async fn get(&self, namespace: &str) -> Result<Option<Network>, String> {
+        Ok(self.0.get(namespace).cloned())
+    }
+}
+
+/// A node with one tenant network, on fakes.
+struct Rig {
+    cloud: FakeCloud,
+    links: Arc<FakeLinks>,
+    switch: Arc<FakeSwitch>,
+    networks: Arc<FakeNetworks>,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let cloud = FakeCloud::new();
+        cloud.state().port_status_on_create = "ACTIVE".into();
+        let neutron = cloud.networking();
+        let network = neutron
+            .create_network(&NewNetwork {
+                name: format!("kube-{NS}-{NS}"),
+                ..Default::default()
+            })
+            .await
+            .expect("network");
+        let subnet = neutron
+            .create_subnet(&NewSubnet::ipv4(
+                network.id.clone(),
+                "subnet",
+                "10.244.0.0/16",
+            ))
+            .await
+            .expect("subnet");
+        let mut cr = Network::new(
+            NS,
+            NetworkSpec {
+                cidr: "10.244.0.0/16".into(),
+                gateway: "10.244.0.1".into(),
+                network_id: None,
+            },
+        );
+        cr.metadata.namespace = Some(NS.into());
+        cr.status = Some(NetworkStatus {
+            state: Some(NetworkState::Active),
+            network_id: Some(network.id.to_string()),
+            subnet_id: Some(subnet.id.to_string()),
+            ..Default::default()
+        });
+        Rig {
+            cloud,
+            links: Arc::new(FakeLinks::new()),
+            switch: Arc::new(FakeSwitch::new()),
+            networks: Arc::new(FakeNetworks(BTreeMap::from([(NS.to_owned(), cr)]))),
+        }
+    }
+
+    /// A daemon (a fresh process, as after a restart) on this node's fakes.
+    fn daemon(&self, pool_size: usize) -> Arc<Daemon> {
+        Daemon::new(
+            Settings {
+                node: NODE.into(),
+                cluster: "test".into(),
+                active_timeout: Duration::from_millis(300),
+                pool_size,
+                retry_max: Duration::from_millis(20),
+            },
+            Parts {
+                cloud: Arc::new(self.cloud.clone()),
+                networks: self.networks.clone(),
+                links: self.links.clone(),
+                switch: self.switch.clone(),
+            },
+            Metrics::unregistered(),
+        )
+    }
+
+    /// A pod sandbox's namespace, and the ADD the runtime sends for it.
+    fn pod(&self, name: &str) -> Invocation {
+        let netns = format!("/run/netns/{name}");
+        self.links.add_netns(&netns);
+        Invocation {
+            command: Command::Add,
+            container_id: format!("c-{name}"),
+            netns: Some(netns),
+            if_name: "eth0".into(),
+            pod: Some(PodRef {
+                namespace: NS.into(),
+                name: name.into(),
+                uid: format!("uid-{name}"),
+            }),
+            cni_version: "1.1.0".into(),
+            network_name: "stackube".into(),
+            prev_result: None,
+            valid_attachments: Vec::new(),
+            daemon_socket: String::new(),
+        }
+    }
+
+    fn ports(&self) -> Vec<Port> {
+        self.cloud.state().ports.values().cloned().collect()
+    }
+
+    fn ports_of(&self, device_id: &str) -> Vec<Port> {
+        self.ports()
+            .into_iter()
+            .filter(|p| p.device_id == device_id)
+            .collect()
+    }
+
+    fn pool_ports(&self) -> BTreeSet<String> {
+        self.ports_of(&format!("kubestack-pool:{NODE}"))
+            .iter()
+            .map(|p| p.id.to_string())
+            .collect()
+    }
+
+    /// The bridge port marked with `container`: (name, Neutron port id).
+    fn bridge_port(&self, container: &str) -> Option<(String, String)> {
+        self.switch
+            .ports()
+            .iter()
+            .find(|(_, ids)| ids.get(CONTAINER_KEY).map(String::as_str) == Some(container))
+            .map(|(name, ids)| (name.clone(), ids["iface-id"].clone()))
+    }
+
+    fn pod_has_eth0(&self, add: &Invocation) -> bool {
+        let netns = PathBuf::from(add.netns.clone().unwrap_or_default());
+        self.links
+            .state()
+            .pods
+            .contains_key(&(netns, "eth0".to_owned()))
+    }
+}
+
+fn with(add: &Invocation, command: Command) -> Invocation {
+    Invocation {
+        command,
+        ..add.clone()
+    }
+}
+
+fn gc(valid: &[&Invocation]) -> Invocation {
+    Invocation {
+        command: Command::Gc,
+        container_id: String::new(),
+        netns: None,
+        if_name: String::new(),
+        pod: None,
+        cni_version: "1.1.0".into(),
+        network_name: "stackube".into(),
+        prev_result: None,
+        valid_attachments: valid
+            .iter()
+            .map(|i| (i.container_id.clone(), "eth0".to_owned()))
+            .collect(),
+        daemon_socket: String::new(),
+    }
+}
+
+fn ip(result: &Value) -> String {
+    result["ips"][0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Polls `done` (a few seconds at most: the background tasks here run against fakes).
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// A daemon with a ready pool of `size` (recovered, refilled by a first pod `p0`).
+async fn pooled(rig: &Rig, size: usize) -> (Arc<Daemon>, Invocation) {
+    let daemon = rig.daemon(size);
+    daemon.recover_pool().await.expect("recovery");
+    let p0 = rig.pod("p0");
+    daemon.handle(&p0).await.expect("the first ADD");
+    eventually("the pool is full", || rig.pool_ports().len() == size).await;
+    (daemon, p0)
+}
+
+#[tokio::test]
+async fn a_failed_add_leaves_nothing_behind() {
+    // (what fails, how) → the ADD fails, and no port, veth or bridge port of the pod is left.
+    type Fault = fn(&Rig);
+    let cases: [(&str, Fault); 5] = [
+        ("the Neutron port cannot be created", |r| {
+            r.cloud
+                .faults()
+                .fail_nth("create_port", 1, ErrorKind::Unavailable)
+        }),
+        ("the veth cannot be created", |r| {
+            r.links.fail_nth("create_pod_link", 1)
+        }),
+        ("the bridge refuses the port", |r| {
+            r.switch.fail_nth("add_port", 1)
+        }),
+        ("the port never becomes ACTIVE", |r| {
+            r.cloud.state().port_status_on_create = "DOWN".into()
+        }),
+        ("Neutron goes away while waiting for ACTIVE", |r| {
+            r.cloud
+                .faults()
+                .fail_from("get_port", 1, ErrorKind::Unavailable)
+        }),
+    ];
+    for (name, fault) in cases {
+        let rig = Rig::new().await;
+        let daemon = rig.daemon(0);
+        let add = rig.pod("web");
+        fault(&rig);
+        let err = daemon.handle(&add).await.expect_err(name);
+        assert!(!err.msg.is_empty(), "{name}");
+        rig.cloud.faults().clear();
+        assert!(rig.ports_of("c-web").is_empty(), "{name}: a port is left");
+        assert!(
+            rig.switch.ports().is_empty(),
+            "{name}: a bridge port is left"
+        );
+        assert!(rig.links.state().host.is_empty(), "{name}: a veth is left");
+        assert!(!rig.pod_has_eth0(&add), "{name}: the pod has an eth0");
+        // The runtime's retry then works.
+        rig.cloud.state().port_status_on_create = "ACTIVE".into();
+        daemon.handle(&add).await.expect("the retried ADD");
+        assert_eq!(rig.ports_of("c-web").len(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_retried_add_reuses_the_port_an_earlier_attempt_made() {
+    let rig = Rig::new().await;
+    let daemon = rig.daemon(0);
+    let add = rig.pod("web");
+    rig.switch.fail_nth("add_port", 1);
+    daemon.handle(&add).await.expect_err("the first attempt");
+    // The port of the failed attempt is deleted; a retry makes exactly one.
+    daemon.handle(&add).await.expect("the retry");
+    assert_eq!(rig.ports_of("c-web").len(), 1);
+    assert_eq!(rig.cloud.count("create_port"), 2);
+}
+
+#[tokio::test]
+async fn a_repeated_add_answers_the_same_attachment_and_takes_nothing() {
+    for pool_size in [0, 2] {
+        let rig = Rig::new().await;
+        let (daemon, _) = pooled(&rig, pool_size).await;
+        let add = rig.pod("web");
+        let first = daemon.handle(&add).await.expect("ADD");
+        let ports_before = rig.ports().len();
+        let pool_before = rig.pool_ports();
+        let creates = rig.cloud.count("create_port");
+        let link_calls = rig.links.calls().len();
+        let again = daemon.handle(&add).await.expect("the repeated ADD");
+        assert_eq!(ip(&again), ip(&first), "pool {pool_size}");
+        assert_eq!(again, first, "pool {pool_size}: the same result");
+        assert_eq!(rig.ports().len(), ports_before, "pool {pool_size}");
+        assert_eq!(
+            rig.pool_ports(),
+            pool_before,
+            "pool {pool_size}: a pooled port was taken"
+        );
+        assert_eq!(rig.cloud.count("create_port"), creates, "pool {pool_size}");
+        // Only the look into the pod's namespace: nothing was deleted or rebuilt.
+        let new_calls: Vec<String> = rig.links.calls()[link_calls..].to_vec();
+        assert_eq!(
+            new_calls,
+            vec!["inspect eth0".to_owned()],
+            "pool {pool_size}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn gc_spares_a_ready_pool_and_a_pod_mid_hand_over_but_removes_real_leftovers() {
+    let rig = Rig::new().await;
+    let (daemon, p0) = pooled(&rig, 2).await;
+    let pool = rig.pool_ports();
+    // Neutron refuses the hand-over for now: the pod's port stays "pool" in Neutron.
+    rig.cloud
+        .faults()
+        .fail_from("update_port", 1, ErrorKind::Unavailable);
+    let web = rig.pod("web");
+    daemon.handle(&web).await.expect("pooled ADD");
+    let (_, web_port) = rig.bridge_port("c-web").expect("marked");
+    assert!(pool.contains(&web_port), "served from the pool");
+    // A real leftover: a container the runtime forgot, with its port and bridge port.
+    let gone = rig.pod("gone");
+    let daemon_without_pool = rig.daemon(0);
+    daemon_without_pool.handle(&gone).await.expect("ADD");
+
+    // The runtime lists p0 and web: the pool, web (mid-hand-over) and p0 stay; gone goes.
+    daemon.handle(&gc(&[&p0, &web])).await.expect("GC");
+    for id in &pool {
+        assert!(
+            rig.cloud
+                .state()
+                .ports
+                .contains_key(&PortId::new(id.clone())),
+            "GC deleted pooled port {id}"
+        );
+    }
+    assert!(rig.pod_has_eth0(&web), "web lost its interface");
+    assert!(rig.bridge_port("c-web").is_some());
+    assert!(rig.ports_of("c-gone").is_empty(), "the leftover port stays");
+    assert!(
+        rig.bridge_port("c-gone").is_none(),
+        "the leftover bridge port stays"
+    );
+    assert!(!rig.pod_has_eth0(&gone));
+
+    // Even unlisted, a container whose hand-over is under way is busy, not garbage.
+    daemon.handle(&gc(&[&p0])).await.expect("GC");
+    assert!(
+        rig.cloud
+            .state()
+            .ports
+            .contains_key(&PortId::new(web_port.clone()))
+    );
+
+    // Once the runtime forgets it and nothing is under way, it goes, port and all.
+    daemon.handle(&with(&web, Command::Del)).await.expect("DEL");
+    assert!(!rig.cloud.state().ports.contains_key(&PortId::new(web_port)));
+}
+
+#[tokio::test]
+async fn a_hand_over_outlasts_an_outage_and_a_restart_and_keeps_the_pods_name() {
+    let rig = Rig::new().await;
+    let (daemon, _) = pooled(&rig, 1).await;
+    rig.cloud.faults().service_down(Service::Network, true);
+    let web = rig.pod("web");
+    let result = daemon
+        .handle(&web)
+        .await
+        .expect("a pooled ADD needs no Neutron");
+    assert!(ip(&result).starts_with("10.244."), "{result}");
+    let (_, port) = rig.bridge_port("c-web").expect("marked");
+    // The daemon dies (its hand-over with it); a new one starts while Neutron is still away.
+    daemon.handovers.cancel("c-web");
+    drop(daemon);
+    let restarted = rig.daemon(1);
+    let recovery = tokio::spawn(restarted.clone().recover_pool_until_done());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !recovery.is_finished(),
+        "recovery cannot succeed without Neutron"
+    );
+    rig.cloud.faults().service_down(Service::Network, false);
+    recovery.await.expect("recovery");
+    eventually("the hand-over is finished", || {
+        rig.ports_of("c-web").len() == 1 && restarted.handovers.is_empty()
+    })
+    .await;
+    // The restarted daemon tops its pool up again (the port web took is web's now).
+    eventually("the pool is refilled after the restart", || {
+        rig.pool_ports().len() == 1 && restarted.pool.ready() == 1
+    })
+    .await;
+    let port = rig.cloud.state().ports[&PortId::new(port)].clone();
+    assert_eq!(port.name, format!("kube-{NS}-web"));
+    assert!(
+        port.tags.contains(&"stackube-owner=uid-web".to_owned()),
+        "{:?}",
+        port.tags
+    );
+    assert!(
+        port.description.contains(&format!("Pod {NS}/web")),
+        "{}",
+        port.description
+    );
+}
+
+#[tokio::test]
+async fn a_del_right_after_a_pooled_add_does_not_wait_for_the_hand_over() {
+    let rig = Rig::new().await;
+    let (daemon, _) = pooled(&rig, 1).await;
+    rig.cloud
+        .faults()
+        .hang("update_port", Duration::from_secs(600));
+    let web = rig.pod("web");
+    daemon.handle(&web).await.expect("pooled ADD");
+    let (host_end, port) = rig.bridge_port("c-web").expect("marked");
+    let del = tokio::time::timeout(
+        Duration::from_secs(5),
+        daemon.handle(&with(&web, Command::Del)),
+    )
+    .await
+    .expect("DEL waited for the hand-over");
+    del.expect("DEL");
+    assert!(!rig.cloud.state().ports.contains_key(&PortId::new(port)));
+    assert!(!rig.switch.ports().contains_key(&host_end));
+    assert!(!rig.pod_has_eth0(&web));
+    assert!(
+        daemon.handovers.is_empty(),
+        "the hand-over was not cancelled"
+    );
+}
+
+#[tokio::test]
+async fn recovery_keeps_the_pool_it_finds_and_makes_no_port_it_already_has() {
+    let rig = Rig::new().await;
+    let (daemon, _) = pooled(&rig, 2).await;
+    let pool = rig.pool_ports();
+    drop(daemon);
+    let creates = rig.cloud.count("create_port");
+    let restarted = rig.daemon(2);
+    restarted.recover_pool().await.expect("recovery");
+    let web = rig.pod("web");
+    restarted.handle(&web).await.expect("ADD");
+    let (_, port) = rig.bridge_port("c-web").expect("marked");
+    assert!(pool.contains(&port), "served from the recovered pool");
+    // Refilling makes one port (for the one taken), not a new pool.
+    eventually("the port is handed over and the pool refilled", || {
+        rig.ports_of("c-web").len() == 1 && rig.pool_ports().len() == 2
+    })
+    .await;
+    assert_eq!(rig.cloud.count("create_port"), creates + 1);
+}
+
+#[tokio::test]
+async fn a_pod_in_a_namespace_without_an_active_network_is_told_to_try_again() {
+    let rig = Rig::new().await;
+    let daemon = rig.daemon(0);
+    let mut add = rig.pod("web");
+    add.pod.as_mut().expect("pod").namespace = "default".into();
+    let err = daemon.handle(&add).await.expect_err("no Network");
+    assert_eq!(err.code, crate::cni::code::TRY_AGAIN_LATER);
+    assert!(
+        err.msg.contains("namespace default has no Network"),
+        "{}",
+        err.msg
+    );
+    assert!(rig.ports().iter().all(|p| p.device_id != "c-web"));
+}
