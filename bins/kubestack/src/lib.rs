@@ -64,7 +64,7 @@ pub struct DaemonArgs {
     #[arg(long, env = "NODE_NAME")]
     pub node: Option<String>,
     /// How long ADD waits for Neutron to report the port ACTIVE.
-    #[arg(long, default_value = "30s", value_parser = stackube_model::config::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = stackube_model::config::parse_positive_duration)]
     pub active_timeout: Duration,
     /// Ports kept ready (created, bound, plugged, ACTIVE) per tenant network used on this
     /// node; an ADD served from them does not wait for Neutron. 0 turns the pool off.
@@ -72,7 +72,7 @@ pub struct DaemonArgs {
     pub pool_size: usize,
     /// The longest pause between two attempts of a pooled port's hand-over to Neutron, or of
     /// the pool's recovery at start-up, while OpenStack is unreachable.
-    #[arg(long, default_value = "5s", value_parser = stackube_model::config::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = stackube_model::config::parse_positive_duration)]
     pub retry_max: Duration,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "KUBESTACK_METRICS_ADDR", default_value = "127.0.0.1:9446")]

@@ -14,6 +14,7 @@ use kube::api::{Api, DeleteParams};
 use stackube_model::crd::{Tenant, TenantSpec};
 use stackube_model::{ProjectId, UserId};
 use stackube_openstack::identity::RoleAssignmentFilter;
+use stackube_openstack::network::SecurityGroupFilter;
 use stackube_openstack::{Credentials, OpenStack};
 use stackube_testenv::unique_name;
 
@@ -124,14 +125,29 @@ async fn assert_converged(test_env: &Env, case: &Case) {
         let user_id = status.user_id.clone().expect("status.userID");
         expected.push(format!("user {username}/{user_id}"));
     }
-    expected.sort();
     let mut found_sorted = found.clone();
     found_sorted.sort();
+    let mut named = expected.clone();
+    named.sort();
     assert_eq!(
-        found_sorted, expected,
+        found_sorted, named,
         "tenant {name}: exactly one of each resource under its names, the ones in its status \
          (a duplicate means a retry after a kill created it again)"
     );
+    // Beyond its names, the Tenant owns its project's default security group (tagged once the
+    // Network is Active, before the Tenant reports Ready).
+    let groups = os
+        .networking()
+        .list_security_groups(&SecurityGroupFilter {
+            name: Some("default".into()),
+            project_id: Some(ProjectId::new(project_id.clone())),
+            ..Default::default()
+        })
+        .await
+        .expect("security groups");
+    assert_eq!(groups.len(), 1, "tenant {name}: one default security group");
+    expected.push(format!("security group default/{}", groups[0].id));
+    expected.sort();
     let uids = owners(client, name).await;
     assert_eq!(uids.uids.len(), 2, "tenant {name} and its Network");
     let mut owned = tagged(os, &uids.uids).await;

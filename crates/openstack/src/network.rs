@@ -998,6 +998,11 @@ pub trait Networking: Send + Sync {
     /// The security group with this id, or `NotFound`.
     async fn get_security_group(&self, id: &SecurityGroupId) -> Result<SecurityGroup>;
     /// Security groups matching `filter`.
+    ///
+    /// # Guarantees
+    /// Listing creates nothing. (Neutron, asked for a project's groups, first creates that
+    /// project's `default` group if it has none, even for a deleted project; the adapter
+    /// therefore filters by project itself.)
     async fn list_security_groups(
         &self,
         filter: &SecurityGroupFilter,

@@ -150,6 +150,8 @@ fn spawn_daemon(env: &TestEnv, dir: &Path, config: &Path, args: &[String]) -> Ch
         .arg(format!("--config={}", config.display()))
         .arg(format!("--kubeconfig={}", env.kubeconfig.display()))
         .arg(format!("--socket={}", dir.join("kubestack.sock").display()))
+        // Any free port: a devbox daemon may hold the default one.
+        .arg("--metrics-addr=127.0.0.1:0")
         .args(args)
         .env("RUST_LOG", "info,kubestack=debug")
         .stdin(Stdio::null())

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::{CloudConfig, ConfigError, FromKeys, Keys, invalid, parse_duration};
+use super::{CloudConfig, ConfigError, FromKeys, Keys, invalid, parse_positive_duration};
 use crate::ids::NetworkId;
 use crate::net::Ipv4Cidr;
 
@@ -50,7 +50,7 @@ impl FromKeys for ControllerConfig {
             return Err(invalid("user-gateway", why));
         }
         let gc_interval = match keys.get("gc-interval") {
-            Some(v) => parse_duration(v).map_err(|why| invalid("gc-interval", why))?,
+            Some(v) => parse_positive_duration(v).map_err(|why| invalid("gc-interval", why))?,
             None => Duration::from_secs(600),
         };
         Ok(ControllerConfig {
@@ -103,6 +103,7 @@ mod tests {
             ("user-gateway", Some("10.244.0.0"), "`user-gateway`"),
             ("cluster-name", Some("Prod_Cluster"), "`cluster-name`"),
             ("gc-interval", Some("5 parsecs"), "`gc-interval`"),
+            ("gc-interval", Some("0s"), "longer than zero"),
             (
                 "usr-cidr",
                 Some("10.0.0.0/8"),

@@ -166,7 +166,8 @@ pub(crate) fn invalid(key: &str, why: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Parses `90s`, `10m`, `1h`, `250ms` or a bare number of seconds.
+/// Parses `250ms`, `90s`, `10m`, `1h` or a bare number of seconds (zero included): every
+/// binary's duration flags and keys.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -175,13 +176,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     let bad = || format!("`{text}` is not a duration like 250ms, 30s, 10m or 1h");
     let n: u64 = number.parse().map_err(|_| bad())?;
-    let duration = match unit {
+    Ok(match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n * 60),
         "h" => Duration::from_secs(n * 3600),
         _ => return Err(bad()),
-    };
+    })
+}
+
+/// [`parse_duration`], refusing zero (a period, a timeout).
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
     if duration.is_zero() {
         return Err("must be longer than zero".into());
     }
@@ -222,7 +228,9 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_positive_duration("0s").is_err());
+        assert_eq!(parse_positive_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5 parsecs").is_err());
     }
