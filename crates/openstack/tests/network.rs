@@ -900,3 +900,30 @@ async fn floating_ip_on_the_external_network() {
     })
     .await;
 }
+
+/// Neutron creates a project's `default` security group when asked for that project's groups,
+/// even for a project that does not exist; the adapter's listing must create nothing (or every
+/// leak check by project would make the leak it looks for).
+#[tokio::test]
+async fn listing_a_projects_security_groups_creates_none() {
+    let os = admin().await;
+    let net = os.networking();
+    let project = ProjectId::new(format!("{:032x}", rand::random::<u128>()));
+    let by_project = net
+        .list_security_groups(&SecurityGroupFilter {
+            project_id: Some(project.clone()),
+            ..SecurityGroupFilter::default()
+        })
+        .await
+        .expect("list by project");
+    assert_eq!(by_project, Vec::new(), "a project that does not exist has no groups");
+    let all = net
+        .list_security_groups(&SecurityGroupFilter::default())
+        .await
+        .expect("list all");
+    assert!(!all.is_empty(), "the listing read nothing: the check below would prove nothing");
+    assert!(
+        all.iter().all(|g| g.project_id.as_ref() != Some(&project)),
+        "listing project {project}'s groups created one"
+    );
+}
