@@ -916,12 +916,19 @@ async fn listing_a_projects_security_groups_creates_none() {
         })
         .await
         .expect("list by project");
-    assert_eq!(by_project, Vec::new(), "a project that does not exist has no groups");
+    assert_eq!(
+        by_project,
+        Vec::new(),
+        "a project that does not exist has no groups"
+    );
     let all = net
         .list_security_groups(&SecurityGroupFilter::default())
         .await
         .expect("list all");
-    assert!(!all.is_empty(), "the listing read nothing: the check below would prove nothing");
+    assert!(
+        !all.is_empty(),
+        "the listing read nothing: the check below would prove nothing"
+    );
     assert!(
         all.iter().all(|g| g.project_id.as_ref() != Some(&project)),
         "listing project {project}'s groups created one"
