@@ -39,6 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use clap::Parser;
 use prometheus_client::registry::Registry;
+use stackube_model::config::parse_duration;
 use stackube_openstack::tokens::KeystoneTokens;
 use stackube_telemetry::LogFormat;
 
@@ -116,26 +117,6 @@ impl Args {
             max_ttl: self.cache_max_ttl,
             expiry_margin: self.cache_expiry_margin,
         }
-    }
-}
-
-/// Parses `500ms`, `5s`, `2m`, `1h` (or plain seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |i| text.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 5s, 2m or 1h"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!(
-            "{text:?}: unknown unit {unit:?} (use ms, s, m or h)"
-        )),
     }
 }
 
@@ -407,15 +388,5 @@ mod tests {
             let asked = keystone.0.load(std::sync::atomic::Ordering::SeqCst);
             assert_eq!(asked, calls, "--cache-size={size}");
         }
-    }
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("5 minutes").unwrap_err().contains("unit"));
-        assert!(parse_duration("x").is_err());
     }
 }

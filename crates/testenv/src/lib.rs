@@ -8,6 +8,8 @@
 //! The process environment is deliberately *not* consulted: a developer's shell with a real
 //! cloud's `OS_*` variables must never point the tests (which create and delete resources) at it.
 
+pub mod bench;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
