@@ -103,13 +103,7 @@ async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
         .into_iter()
         .filter(|id| *id != forgotten.id)
         .collect();
-    let attachments: Vec<_> = live
-        .iter()
-        .map(|id| json!({"containerID": id, "ifname": "eth0"}))
-        .collect();
-    let mut gc_conf = node.netconf();
-    gc_conf["cni.dev/valid-attachments"] = json!(attachments);
-    let (ok, answer) = node.plugin(&[("CNI_COMMAND", "GC")], &gc_conf);
+    let (ok, answer) = node.gc(&live);
     assert!(ok, "GC: {answer}\n{}", node.daemon_log());
     let collected = node.daemon_log().matches("garbage:").count();
     eprintln!("GC removed the remains of {collected} container(s)");

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use stackube_model::PortId;
 use stackube_testenv::{Outage, TestEnv, unique_name};
 
@@ -69,13 +69,7 @@ async fn pooled_ports_survive_gc_and_outages_and_repeated_adds_change_nothing() 
     let p2 = run_pod(env, &node.dir, &tenant, "p2");
     let (_, p2_port) = bridge_port_of(&p2.id).expect("p2's bridge port");
     assert!(pool.contains(&p2_port), "p2 was not served from the pool");
-    let attachments: Vec<Value> = sandboxes(env)
-        .iter()
-        .map(|id| json!({"containerID": id, "ifname": "eth0"}))
-        .collect();
-    let mut gc_conf = node.netconf();
-    gc_conf["cni.dev/valid-attachments"] = json!(attachments);
-    let (ok, answer) = node.plugin(&[("CNI_COMMAND", "GC")], &gc_conf);
+    let (ok, answer) = node.gc(&sandboxes(env));
     assert!(ok, "GC: {answer}");
     let neutron = os.networking();
     for id in &pool {
@@ -140,14 +134,9 @@ async fn pooled_ports_survive_gc_and_outages_and_repeated_adds_change_nothing() 
         "the daemon logged the OpenStack password"
     );
 
-    for pod in [&p1, &p2, &p3] {
-        let (ok, out) = crictl(env, &["rmp", "--force", &pod.id]);
-        assert!(ok, "crictl rmp: {out}");
-    }
+    remove_pods(env, &[&p1, &p2, &p3]);
     delete_tenants(client, &[&tenant]).await;
-    let mut gc_conf = node.netconf();
-    gc_conf["cni.dev/valid-attachments"] = json!([]);
-    let (ok, answer) = node.plugin(&[("CNI_COMMAND", "GC")], &gc_conf);
+    let (ok, answer) = node.gc(&[]);
     assert!(ok, "GC: {answer}");
     baseline.assert_clean().await;
 }

@@ -54,8 +54,7 @@ fn pod_avoiding(env: &TestEnv, node: &Node, tenant: &str, name: &str, taken: &[&
         if taken.iter().all(|t| t.ip != pod.ip) {
             return pod;
         }
-        let (ok, out) = crictl(env, &["rmp", "--force", &pod.id]);
-        assert!(ok, "crictl rmp: {out}");
+        remove_pods(env, &[&pod]);
     }
     panic!("three pods of {tenant} all got an address already taken");
 }
@@ -160,10 +159,7 @@ async fn pods_of_a_tenant_talk_and_tenants_are_isolated_at_the_receiver() {
     );
 
     // Deleting the sandboxes removes their ports and veths; a second DEL succeeds.
-    for pod in [&a1, &a2, &b1, &b2, &c1, &c2] {
-        let (ok, out) = crictl(env, &["rmp", "--force", &pod.id]);
-        assert!(ok, "crictl rmp: {out}");
-    }
+    remove_pods(env, &[&a1, &a2, &b1, &b2, &c1, &c2]);
     let del_env = [
         ("CNI_COMMAND", "DEL"),
         ("CNI_CONTAINERID", a1.id.as_str()),

@@ -7,7 +7,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::json;
 use stackube_testenv::{TestEnv, unique_name};
 
 const POOL: usize = 2;
@@ -89,14 +88,9 @@ async fn pooled_ports_serve_adds_survive_restarts_and_go_with_their_network() {
 
     // Pods go; then the tenant, whose network takes the pooled ports with it; GC prunes the
     // node's side of them.
-    for pod in [&p1, &p2, &p3] {
-        let (ok, out) = crictl(env, &["rmp", "--force", &pod.id]);
-        assert!(ok, "crictl rmp: {out}");
-    }
+    remove_pods(env, &[&p1, &p2, &p3]);
     delete_tenants(client, &[&tenant]).await;
-    let mut gc_conf = node.netconf();
-    gc_conf["cni.dev/valid-attachments"] = json!([]);
-    let (ok, answer) = node.plugin(&[("CNI_COMMAND", "GC")], &gc_conf);
+    let (ok, answer) = node.gc(&[]);
     assert!(ok, "GC: {answer}");
     baseline.assert_clean().await;
 }

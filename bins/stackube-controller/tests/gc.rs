@@ -21,7 +21,7 @@ use stackube_openstack::network::{
     ExternalGateway, NewNetwork, NewPort, NewRouter, NewSubnet, SecurityGroupFilter, SubnetGateway,
     TaggedResource,
 };
-use stackube_openstack::{ErrorKind, Networking};
+use stackube_openstack::{ErrorKind, Identity, Networking};
 use stackube_testenv::unique_name;
 
 fn owner(cluster: &str, kind: OwnerKind, uid: &str) -> Owner {
@@ -112,6 +112,23 @@ async fn network_set(
 }
 
 /// A network in `project` (which makes Neutron create the project's default security group).
+/// A project (named `gc-…`) that carries `owner`'s description and tags.
+async fn owned_project(
+    identity: &dyn Identity,
+    owner: &Owner,
+    what: &str,
+) -> stackube_openstack::identity::Project {
+    identity
+        .create_project(&NewProject {
+            name: unique_name("gc"),
+            description: Some(owner.description()),
+            tags: owner.tags(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
 async fn project_network(neutron: &dyn Networking, project: &ProjectId) -> NetworkId {
     neutron
         .create_network(&NewNetwork {
@@ -214,15 +231,7 @@ async fn the_sweep_deletes_orphans_and_only_them() {
     .await;
 
     let orphan_tenant = owner(CLUSTER, OwnerKind::Tenant, &fresh_uid());
-    let orphan_project = identity
-        .create_project(&NewProject {
-            name: unique_name("gc"),
-            description: Some(orphan_tenant.description()),
-            tags: orphan_tenant.tags(),
-            ..Default::default()
-        })
-        .await
-        .expect("orphan project");
+    let orphan_project = owned_project(identity.as_ref(), &orphan_tenant, "orphan project").await;
     let orphan_user = identity
         .create_user(&NewUser {
             name: unique_name("gc"),
@@ -234,30 +243,20 @@ async fn the_sweep_deletes_orphans_and_only_them() {
         .await
         .expect("orphan user");
     let foreign = owner("another-cluster", OwnerKind::Tenant, &fresh_uid());
-    let foreign_project = identity
-        .create_project(&NewProject {
-            name: unique_name("gc"),
-            description: Some(foreign.description()),
-            tags: foreign.tags(),
-            ..Default::default()
-        })
-        .await
-        .expect("another cluster's project");
+    let foreign_project =
+        owned_project(identity.as_ref(), &foreign, "another cluster's project").await;
 
     // What Neutron makes for a project unasked: its `default` security group, with the
     // project's first network. The orphan's project has one; a project of an orphan that is
     // already gone from Keystone left one behind (tagged as the Tenant's, as the reconciler
     // does); another cluster's project has one too, which must stay.
     let orphan_net = project_network(neutron.as_ref(), &orphan_project.id).await;
-    let gone_project = identity
-        .create_project(&NewProject {
-            name: unique_name("gc"),
-            description: Some(orphan_tenant.description()),
-            tags: orphan_tenant.tags(),
-            ..Default::default()
-        })
-        .await
-        .expect("a project about to vanish");
+    let gone_project = owned_project(
+        identity.as_ref(),
+        &orphan_tenant,
+        "a project about to vanish",
+    )
+    .await;
     let gone_net = project_network(neutron.as_ref(), &gone_project.id).await;
     for group in project_groups(neutron.as_ref(), &gone_project.id).await {
         neutron

@@ -23,6 +23,11 @@ struct Plan {
 }
 
 impl Plan {
+    /// Makes the `n`-th next call (1-based) of `op` fail.
+    fn fail_nth(&mut self, op: &str, n: usize) {
+        self.failing.entry(op.to_owned()).or_default().push(n);
+    }
+
     /// Records a call of `op` and says whether it must fail.
     fn call(&mut self, op: &str, detail: &str) -> Result<()> {
         self.calls.push(format!("{op} {detail}"));
@@ -81,11 +86,7 @@ impl FakeLinks {
 
     /// The `n`-th next call (1-based) of operation `op` fails.
     pub fn fail_nth(&self, op: &str, n: usize) {
-        lock(&self.plan)
-            .failing
-            .entry(op.to_owned())
-            .or_default()
-            .push(n);
+        lock(&self.plan).fail_nth(op, n);
     }
 
     /// Every call so far: `operation detail`.
@@ -221,11 +222,7 @@ impl FakeSwitch {
 
     /// The `n`-th next call (1-based) of operation `op` fails.
     pub fn fail_nth(&self, op: &str, n: usize) {
-        lock(&self.plan)
-            .failing
-            .entry(op.to_owned())
-            .or_default()
-            .push(n);
+        lock(&self.plan).fail_nth(op, n);
     }
 
     /// Every call so far: `operation port`.

@@ -78,6 +78,22 @@ impl Ctx<'_> {
         (0..n).map(|i| format!("{}-{what}{i}", self.tag)).collect()
     }
 
+    /// Before a phase: `n` container ids (`what` and a number), their namespaces made, the wait
+    /// for the pool ([`Ctx::ready_for`]) and the daemon's metrics before the first ADD.
+    async fn start_phase(
+        &self,
+        made: &Made,
+        what: &str,
+        n: usize,
+    ) -> anyhow::Result<(Vec<String>, Duration, Exposition)> {
+        let ids = self.ids(what, n);
+        for id in &ids {
+            netns_add(made, id)?;
+        }
+        let wait = self.ready_for(ids.len()).await?;
+        Ok((ids, wait, self.daemon.metrics()?))
+    }
+
     /// Before a phase of `adds` ADDs: with the pool, until it can serve them all.
     async fn ready_for(&self, adds: usize) -> anyhow::Result<Duration> {
         match self.mode {
@@ -161,12 +177,7 @@ pub(crate) async fn run(
     };
 
     // 1. Sequential.
-    let ids = ctx.ids("s", counts.sequential);
-    for id in &ids {
-        netns_add(made, id)?;
-    }
-    let wait = ctx.ready_for(ids.len()).await?;
-    let before = ctx.daemon.metrics()?;
+    let (ids, wait, before) = ctx.start_phase(made, "s", counts.sequential).await?;
     let mut add = Vec::new();
     for id in &ids {
         add.push(ctx.plugin.add(made, id)?.took);
@@ -186,12 +197,7 @@ pub(crate) async fn run(
     );
 
     // 2. Parallel.
-    let ids = ctx.ids("p", counts.parallel);
-    for id in &ids {
-        netns_add(made, id)?;
-    }
-    let wait = ctx.ready_for(ids.len()).await?;
-    let before = ctx.daemon.metrics()?;
+    let (ids, wait, before) = ctx.start_phase(made, "p", counts.parallel).await?;
     let add = parallel(&ctx.plugin, made, &ids, true)?;
     ctx.daemon.wait_handovers().await?;
     let parallel_adds = ctx.phase(&ids, add, &before, wait)?;
@@ -233,12 +239,7 @@ pub(crate) async fn run(
     // 4. A DEL right after a pooled ADD.
     let (mut del_after_add, mut del_after_add_adds) = (Vec::new(), AddPhase::default());
     if mode == Mode::Pooled {
-        let ids = ctx.ids("d", counts.del_after_add);
-        for id in &ids {
-            netns_add(made, id)?;
-        }
-        let wait = ctx.ready_for(ids.len()).await?;
-        let before = ctx.daemon.metrics()?;
+        let (ids, wait, before) = ctx.start_phase(made, "d", counts.del_after_add).await?;
         let mut add = Vec::new();
         for id in &ids {
             add.push(ctx.plugin.add(made, id)?.took);

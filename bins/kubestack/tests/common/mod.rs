@@ -137,6 +137,17 @@ impl Node {
         json!({"cniVersion": "1.1.0", "name": "stackube", "type": "kubestack",
             "daemonSocket": self.dir.join("kubestack.sock")})
     }
+
+    /// A CNI GC that keeps the `eth0` attachments of `containers`, as the runtime runs it.
+    pub fn gc(&self, containers: &[String]) -> (bool, Value) {
+        let attachments: Vec<Value> = containers
+            .iter()
+            .map(|id| json!({"containerID": id, "ifname": "eth0"}))
+            .collect();
+        let mut conf = self.netconf();
+        conf["cni.dev/valid-attachments"] = json!(attachments);
+        self.plugin(&[("CNI_COMMAND", "GC")], &conf)
+    }
 }
 
 fn spawn_daemon(env: &TestEnv, dir: &Path, config: &Path, args: &[String]) -> Child {
@@ -262,6 +273,14 @@ pub fn ifindex(name: &str) -> Option<u32> {
         .trim()
         .parse()
         .ok()
+}
+
+/// Removes the pods' sandboxes (`crictl rmp --force`), which DELs their attachments.
+pub fn remove_pods(env: &TestEnv, pods: &[&Pod]) {
+    for pod in pods {
+        let (ok, out) = crictl(env, &["rmp", "--force", &pod.id]);
+        assert!(ok, "crictl rmp {}: {out}", pod.id);
+    }
 }
 
 pub fn crictl(env: &TestEnv, args: &[&str]) -> (bool, String) {

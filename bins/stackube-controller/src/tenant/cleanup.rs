@@ -32,37 +32,28 @@ pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         network: ObjectState::Missing,
     };
     // The namespace goes first; Keystone is not even looked at until it is gone.
-    match cleanup_plan(&plan_for(ProjectState::Missing, UserState::NotRequested)).first() {
-        Some(CleanupAction::DeleteNamespace) => {
-            Api::<Namespace>::all(ctx.client.clone())
-                .delete(&name, &DeleteParams::background())
-                .await?;
-            ctx.event(
-                &reference,
-                EventType::Normal,
-                "NamespaceDeleting",
-                "Delete",
-                format!("deleting namespace {name} and everything in it"),
-            )
-            .await;
-            report_deleting(
-                tenant,
-                ctx,
-                format!("waiting for namespace {name} to be deleted"),
-            )
+    let first = cleanup_plan(&plan_for(ProjectState::Missing, UserState::NotRequested));
+    if let Some(CleanupAction::DeleteNamespace) = first.first() {
+        Api::<Namespace>::all(ctx.client.clone())
+            .delete(&name, &DeleteParams::background())
             .await?;
-            return Err(Error::Waiting(format!("namespace {name} is being deleted")));
-        }
-        Some(CleanupAction::AwaitNamespace) => {
-            report_deleting(
-                tenant,
-                ctx,
-                format!("waiting for namespace {name} to be deleted"),
-            )
-            .await?;
-            return Err(Error::Waiting(format!("namespace {name} is being deleted")));
-        }
-        _ => {}
+        ctx.event(
+            &reference,
+            EventType::Normal,
+            "NamespaceDeleting",
+            "Delete",
+            format!("deleting namespace {name} and everything in it"),
+        )
+        .await;
+    }
+    if let Some(CleanupAction::DeleteNamespace | CleanupAction::AwaitNamespace) = first.first() {
+        report_deleting(
+            tenant,
+            ctx,
+            format!("waiting for namespace {name} to be deleted"),
+        )
+        .await?;
+        return Err(Error::Waiting(format!("namespace {name} is being deleted")));
     }
     let identity = match ctx.cloud.identity().await {
         Ok(identity) => identity,
@@ -88,48 +79,34 @@ pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
             Some(_) => observe_user(tenant, &owner, None, None, ctx, identity.as_ref()).await?,
         };
         for action in cleanup_plan(&plan_for(project, user)) {
-            match action {
+            let done = match action {
                 CleanupAction::PurgeProject(id) => {
                     let Some(neutron) = &neutron else { continue };
                     let deleted =
                         crate::purge::purge(ctx, neutron.as_ref(), &ProjectId::new(id.clone()))
                             .await?;
-                    if deleted > 0 {
-                        ctx.event(
-                            &reference,
-                            EventType::Normal,
+                    (deleted > 0).then(|| {
+                        (
                             "ProjectNetworkingDeleted",
-                            "Delete",
                             format!(
                                 "deleted {deleted} Neutron resources of project {id} (its default security group, and what its users made)"
                             ),
                         )
-                        .await;
-                    }
+                    })
                 }
                 CleanupAction::DeleteUser(id) => {
                     identity.delete_user(&UserId::new(id.clone())).await?;
-                    ctx.event(
-                        &reference,
-                        EventType::Normal,
-                        "UserDeleted",
-                        "Delete",
-                        format!("deleted Keystone user {id}"),
-                    )
-                    .await;
+                    Some(("UserDeleted", format!("deleted Keystone user {id}")))
                 }
                 CleanupAction::DeleteProject(id) => {
                     identity.delete_project(&ProjectId::new(id.clone())).await?;
-                    ctx.event(
-                        &reference,
-                        EventType::Normal,
-                        "ProjectDeleted",
-                        "Delete",
-                        format!("deleted Keystone project {id}"),
-                    )
-                    .await;
+                    Some(("ProjectDeleted", format!("deleted Keystone project {id}")))
                 }
-                CleanupAction::DeleteNamespace | CleanupAction::AwaitNamespace => {}
+                CleanupAction::DeleteNamespace | CleanupAction::AwaitNamespace => None,
+            };
+            if let Some((reason, message)) = done {
+                ctx.event(&reference, EventType::Normal, reason, "Delete", message)
+                    .await;
             }
         }
         Ok::<(), Error>(())
