@@ -31,25 +31,24 @@ phase_node_build() {
 CRICTL_CONFIG=$TESTENV_ROOT/crictl.yaml
 crictl_() { CRI_CONFIG_FILE=$CRICTL_CONFIG "$NODE_BIN/crictl" "$@"; }
 
-phase_containerd() {
-  phase "containerd (CRI) and runc"
-  mkdir -p "$CONTAINERD_DIR" "$CNI_BIN_DIR" "$CNI_CONF_DIR" "$(dirname "$CONTAINERD_SOCK")"
-  install -m 0755 "$NODE_BIN/loopback" "$CNI_BIN_DIR/loopback"
-  put_file "$CONTAINERD_DIR/config.toml" 644 root:root <<EOF || true
-# Written by hack/testenv: the test environment's containerd.
+# containerd_config FILE ROOT STATE SOCK CNI_CONF_DIR: the configuration of one containerd.
+containerd_config() {
+  local file=$1 root=$2 state=$3 sock=$4 conf_dir=$5
+  put_file "$file" 644 root:root <<EOF || true
+# Written by hack/testenv: one of the test environment's containerd instances.
 version = 2
-root = "$CONTAINERD_DIR/root"
-state = "/run/stackube-testenv/containerd"
+root = "$root"
+state = "$state"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 
 [grpc]
-  address = "$CONTAINERD_SOCK"
+  address = "$sock"
 
 [ttrpc]
-  address = "$CONTAINERD_SOCK.ttrpc"
+  address = "$sock.ttrpc"
 
 [debug]
-  address = "$CONTAINERD_SOCK.debug"
+  address = "$sock.debug"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
@@ -65,22 +64,47 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$CNI_BIN_DIR"
-    conf_dir = "$CNI_CONF_DIR"
+    conf_dir = "$conf_dir"
     max_conf_num = 1
 EOF
+}
+
+# cri_ SOCK ARGS...: crictl against the containerd listening on SOCK.
+cri_() {
+  local sock=$1
+  shift
+  "$NODE_BIN/crictl" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" "$@"
+}
+
+# containerd_start NAME CONFIG SOCK: starts (or keeps) one instance, waits for its CRI and gives
+# it the pause image.
+containerd_start() {
+  local name=$1 config=$2 sock=$3
+  svc_ensure "$name" --watch "$config" -- /usr/bin/containerd --config "$config" || true
+  wait_until 60 "$name's CRI" "$TESTENV_LOGS/$name.log" -- cri_ "$sock" info
+  if ! cri_ "$sock" inspecti "$PAUSE_IMAGE" >/dev/null 2>&1; then
+    [ -s "$CONTAINERD_DIR/pause.tar" ] ||
+      python3 "$HACK_DIR/lib/oci-image.py" "$CONTAINERD_DIR/pause.tar" "$PAUSE_IMAGE" /pause "$NODE_BIN/pause"
+    run_logged "$TESTENV_LOGS/$name-import.log" "$TESTENV_LOGS/$name.log" -- \
+      ctr --address "$sock" --namespace k8s.io images import "$CONTAINERD_DIR/pause.tar"
+  fi
+}
+
+# The tests' runtime: pods made with crictl, as a kubelet would make them, with the CNI
+# configuration a test puts in $CNI_CONF_DIR. No kubelet drives it (a kubelet kills the sandboxes
+# it did not make): the node's kubelet has its own instance (hack/lib/node.sh).
+phase_containerd() {
+  phase "containerd (CRI) and runc"
+  mkdir -p "$CONTAINERD_DIR" "$CNI_BIN_DIR" "$CNI_CONF_DIR" "$(dirname "$CONTAINERD_SOCK")"
+  install -m 0755 "$NODE_BIN/loopback" "$CNI_BIN_DIR/loopback"
+  containerd_config "$CONTAINERD_DIR/config.toml" "$CONTAINERD_DIR/root" \
+    /run/stackube-testenv/containerd "$CONTAINERD_SOCK" "$CNI_CONF_DIR"
   put_file "$CRICTL_CONFIG" 644 root:root <<EOF || true
 runtime-endpoint: unix://$CONTAINERD_SOCK
 image-endpoint: unix://$CONTAINERD_SOCK
 timeout: 60
 EOF
-  svc_ensure containerd --watch "$CONTAINERD_DIR/config.toml" -- \
-    /usr/bin/containerd --config "$CONTAINERD_DIR/config.toml" || true
-  wait_until 60 "containerd's CRI" "$TESTENV_LOGS/containerd.log" -- crictl_ info
-  if ! crictl_ inspecti "$PAUSE_IMAGE" >/dev/null 2>&1; then
-    python3 "$HACK_DIR/lib/oci-image.py" "$CONTAINERD_DIR/pause.tar" "$PAUSE_IMAGE" /pause "$NODE_BIN/pause"
-    run_logged "$TESTENV_LOGS/containerd-import.log" "$TESTENV_LOGS/containerd.log" -- \
-      ctr --address "$CONTAINERD_SOCK" --namespace k8s.io images import "$CONTAINERD_DIR/pause.tar"
-  fi
+  containerd_start containerd "$CONTAINERD_DIR/config.toml" "$CONTAINERD_SOCK"
   phase_done "unix://$CONTAINERD_SOCK"
 }
 

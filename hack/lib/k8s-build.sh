@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes control-plane binaries (and etcd, kubectl) from the Go module proxy
-# into a machine-level cache, so later runs (and later clones on the same machine) never rebuild.
+# Builds the pinned Kubernetes control-plane binaries and the kubelet (and etcd, kubectl) from the
+# Go module proxy into a machine-level cache, so later runs (and later clones on the same machine)
+# never rebuild.
 #
 # How: a throwaway module requires k8s.io/kubernetes at the pinned release and replaces every
 # k8s.io/<staging> module (listed as `=> ./staging/...` in upstream's go.mod) with its v0.Y.Z
@@ -14,7 +15,7 @@ K8S_VERSION=${STACKUBE_K8S_VERSION:-v1.34.4}
 CACHE=${STACKUBE_CACHE:-/var/cache/stackube}
 BUILD="$CACHE/k8s/$K8S_VERSION"
 BIN="$BUILD/bin"
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd)
 
 missing=()
 for b in "${BINARIES[@]}"; do [ -x "$BIN/$b" ] || missing+=("$b"); done
@@ -67,10 +68,14 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   mv go.mod.new go.mod
 fi
+
+# A module made before the kubelet was built here pins the commands without it.
+grep -q 'cmd/kubelet"' tools.go || sed -i 's#^\t_ "k8s.io/kubernetes/cmd/kubectl"$#&\n\t_ "k8s.io/kubernetes/cmd/kubelet"#' tools.go
 
 export GOFLAGS=-mod=mod
 echo "k8s-build: resolving modules for Kubernetes $K8S_VERSION" >&2

@@ -96,6 +96,14 @@ k8s_pki() {
   mark k8s-pki
 }
 
+# kube-apiserver's client certificate for the kubelets (logs, exec, port-forward), in a group
+# that may use every kubelet API. A separate marker, for environments made before the node.
+k8s_pki_kubelet_client() {
+  marker k8s-pki-kubelet-client && return 0
+  k8s_cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
+  mark k8s-pki-kubelet-client
+}
+
 # The webhook's serving certificate, kube-apiserver's client certificate for it, and the
 # kubeconfig-format file that tells kube-apiserver where the webhook is. A separate marker, so
 # that an environment made before the webhook existed gets them too.
@@ -138,6 +146,7 @@ phase_kubernetes() {
   mkdir -p "$K8S_DIR"
   k8s_pki
   k8s_pki_auth
+  k8s_pki_kubelet_client
   svc_ensure etcd -- "$K8S_BIN/etcd" --name stackube-testenv --data-dir "$K8S_DIR/etcd" \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
@@ -153,6 +162,10 @@ phase_kubernetes() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range "$K8S_SERVICE_CIDR" \
     --authorization-mode Node,RBAC \
+    --kubelet-client-certificate "$K8S_PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$K8S_PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$K8S_PKI/ca.crt" \
+    --kubelet-preferred-address-types InternalIP \
     --authentication-token-webhook-config-file "$K8S_DIR/auth-webhook.kubeconfig" \
     --authentication-token-webhook-version v1 \
     --authentication-token-webhook-cache-ttl 10s \

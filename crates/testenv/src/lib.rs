@@ -61,6 +61,12 @@ pub struct TestEnv {
     pub cni_conf_dir: PathBuf,
     /// The cgroup parent pod sandboxes get (so that `hack/testenv down` finds them).
     pub pod_cgroup_parent: String,
+    /// The cluster's node: the name its kubelet registered (`kubectl get node`).
+    pub node_name: String,
+    /// Where the node's containerd (the kubelet's, not crictl's) looks for the CNI configuration.
+    pub node_cni_conf_dir: PathBuf,
+    /// The image both runtimes have without a registry (the pod sandbox's `pause`).
+    pub pause_image: String,
     /// Where the environment's Kubernetes binaries (`kubectl`, …) are: the first entry of the
     /// `PATH` the env file sets.
     pub bin_dir: Option<PathBuf>,
@@ -113,6 +119,9 @@ impl TestEnv {
             cni_bin_dir: PathBuf::from(var("STACKUBE_CNI_BIN_DIR")?),
             cni_conf_dir: PathBuf::from(var("STACKUBE_CNI_CONF_DIR")?),
             pod_cgroup_parent: var("STACKUBE_POD_CGROUP_PARENT")?,
+            node_name: var("STACKUBE_NODE_NAME")?,
+            node_cni_conf_dir: PathBuf::from(var("STACKUBE_NODE_CNI_CONF_DIR")?),
+            pause_image: var("STACKUBE_PAUSE_IMAGE")?,
             bin_dir: vars
                 .get("PATH")
                 .and_then(|p| p.split(':').next())

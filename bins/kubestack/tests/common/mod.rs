@@ -60,6 +60,21 @@ impl Node {
         daemon_args: &[&str],
         config_keys: &[(&str, &str)],
     ) -> Node {
+        Self::start_in(env, daemon_args, config_keys, &env.cni_conf_dir).await
+    }
+
+    /// A daemon for the cluster's node: the kubelet's containerd takes its pods' network from it
+    /// (its configuration sorts before the node's own), instead of crictl's.
+    pub async fn start_for_kubelet(env: &TestEnv) -> Node {
+        Self::start_in(env, &[], &[], &env.node_cni_conf_dir).await
+    }
+
+    async fn start_in(
+        env: &TestEnv,
+        daemon_args: &[&str],
+        config_keys: &[(&str, &str)],
+        conf_dir: &Path,
+    ) -> Node {
         let daemon_args: Vec<String> = daemon_args.iter().map(|a| (*a).to_owned()).collect();
         let sandboxes_before = sandboxes(env);
         let dir = std::env::temp_dir().join(unique_name("kubestack"));
@@ -84,7 +99,7 @@ impl Node {
         let plugin = env.cni_bin_dir.join("kubestack");
         let _ = std::fs::remove_file(&plugin);
         std::fs::copy(env!("CARGO_BIN_EXE_kubestack"), &plugin).expect("plugin installed");
-        let conflist = env.cni_conf_dir.join("05-kubestack-test.conflist");
+        let conflist = conf_dir.join("05-kubestack-test.conflist");
         std::fs::write(
             &conflist,
             json!({"cniVersion": "1.0.0", "name": "stackube", "plugins": [
