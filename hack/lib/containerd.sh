@@ -108,19 +108,28 @@ EOF
   phase_done "unix://$CONTAINERD_SOCK"
 }
 
+# cgroup_empty PARENT: kills whatever still runs under the pods' cgroup PARENT and removes its
+# cgroups, in every v1 hierarchy (runc makes a pod's cgroups in all of them).
+cgroup_empty() {
+  local parent=${1#/} pids h
+  if [ -d "/sys/fs/cgroup/pids/$parent" ]; then
+    pids=$(find "/sys/fs/cgroup/pids/$parent" -name cgroup.procs -exec cat {} + 2>/dev/null || true)
+    # shellcheck disable=SC2086 # one pid per word
+    [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+  fi
+  for h in /sys/fs/cgroup/*/; do
+    [ -d "$h$parent" ] || continue
+    find "$h$parent" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+}
+
 # Before containerd stops: every pod sandbox removed (their network torn down through CNI) and
 # whatever still runs in the pods' cgroup parent killed, so that nothing outlives `down`.
 containerd_remove_pods() {
   if svc_running containerd && [ -n "$NODE_BIN" ]; then
     crictl_ rmp --all --force >/dev/null 2>&1 || true
   fi
-  local cg=/sys/fs/cgroup/pids$POD_CGROUP_PARENT
-  [ -d "$cg" ] || return 0
-  local pids
-  pids=$(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null || true)
-  # shellcheck disable=SC2086 # one pid per word
-  [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
-  find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  cgroup_empty "$POD_CGROUP_PARENT"
 }
 
 CONTAINERD_SERVICES=(containerd)

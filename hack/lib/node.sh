@@ -133,16 +133,8 @@ node_remove_pods() {
   if svc_running containerd-node && [ -n "$NODE_BIN" ]; then
     cri_ "$NODE_CONTAINERD_SOCK" rmp --all --force >/dev/null 2>&1 || true
   fi
-  local cg=/sys/fs/cgroup/pids$NODE_CGROUP_ROOT pids h
-  if [ -d "$cg" ]; then
-    pids=$(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null || true)
-    # shellcheck disable=SC2086 # one pid per word
-    [ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
-  fi
-  for h in /sys/fs/cgroup/*/; do
-    [ -d "$h${NODE_CGROUP_ROOT#/}" ] || continue
-    find "$h${NODE_CGROUP_ROOT#/}" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
-  done
+  # The root goes too; `up` makes it again (node_cgroups).
+  cgroup_empty "$NODE_CGROUP_ROOT"
 }
 
 # Stopped in this order by `down`: the kubelet first (or it would restart the pods), its runtime last.

@@ -5,8 +5,7 @@
 //! commit) each section of `docs/benchmarks.md` records.
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -219,18 +218,9 @@ pub fn delta(
 
 /// `GET /metrics` of the endpoint at `addr`; `None` while it does not answer.
 pub fn scrape(addr: SocketAddr) -> Option<Exposition> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
+    let (head, body) = crate::http_get(addr, "/metrics")?;
     head.starts_with("HTTP/1.1 200")
-        .then(|| Exposition::parse(body))
+        .then(|| Exposition::parse(&body))
 }
 
 fn command_output(program: &str, args: &[&str]) -> Option<String> {

@@ -342,6 +342,26 @@ impl Drop for Outage {
     }
 }
 
+/// `GET path` on the HTTP/1.1 endpoint at `addr` (a metrics or health endpoint on loopback):
+/// the response's status line and headers, and its body. `None` when nothing answers.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> Option<(String, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    Some((head.to_owned(), body.to_owned()))
+}
+
 /// The value of the sample `series` (`name{labels}` exactly as exported) in /metrics text.
 pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|line| {

@@ -69,16 +69,9 @@ pub(crate) struct Plan {
 
 impl Plan {
     fn from_env() -> anyhow::Result<Plan> {
-        let quick = std::env::var("STACKUBE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-        let runs = match std::env::var("STACKUBE_BENCH_RUNS") {
-            Ok(n) => n
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .context("STACKUBE_BENCH_RUNS: not a number of runs ≥ 1")?,
-            Err(_) if quick => 1,
-            Err(_) => 3,
-        };
+        let quick = stackube_testenv::bench::quick();
+        let runs = stackube_testenv::bench::runs_from_env(if quick { 1 } else { 3 })
+            .map_err(anyhow::Error::msg)?;
         let (repeated_apiserver, repeated_alone, fresh, saturation) = if quick {
             (200, 30, 8, 3)
         } else {
