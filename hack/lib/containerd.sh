@@ -2,7 +2,7 @@
 # The node's container runtime: containerd and runc from Debian with containerd's CRI plugin,
 # driven by crictl the way a kubelet drives it. Pod networks come from the CNI configuration in
 # $CNI_CONF_DIR (kubestack's, once installed; nothing else is put there), plugins from
-# $CNI_BIN_DIR. There is no registry: the sandbox image is `pause`, built here and imported.
+# $CNI_BIN_DIR. Images come from the local registry (hack/lib/images.sh), the sandbox image too.
 #
 # Everything is the environment's own: containerd listens on its own socket, keeps its state
 # under $TESTENV_ROOT, and pods' cgroups sit under one parent that `down` empties.
@@ -13,7 +13,6 @@ CNI_BIN_DIR=$TESTENV_ROOT/cni/bin
 CNI_CONF_DIR=$TESTENV_ROOT/cni/net.d
 # The cgroup parent tests give their pod sandboxes (crictl's pod config linux.cgroup_parent).
 POD_CGROUP_PARENT=/stackube-testenv-pods
-PAUSE_IMAGE=stackube.local/pause:1
 NODE_BIN=""
 
 phase_node_build() {
@@ -62,6 +61,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$REGISTRY_HOSTS_DIR"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$CNI_BIN_DIR"
     conf_dir = "$conf_dir"
@@ -76,17 +77,14 @@ cri_() {
   "$NODE_BIN/crictl" --runtime-endpoint "unix://$sock" --image-endpoint "unix://$sock" "$@"
 }
 
-# containerd_start NAME CONFIG SOCK: starts (or keeps) one instance, waits for its CRI and gives
-# it the pause image.
+# containerd_start NAME CONFIG SOCK: starts (or keeps) one instance, waits for its CRI and pulls
+# the sandbox image (from the local registry), so that the first pod does not wait for it.
 containerd_start() {
   local name=$1 config=$2 sock=$3
   svc_ensure "$name" --watch "$config" -- /usr/bin/containerd --config "$config" || true
   wait_until 60 "$name's CRI" "$TESTENV_LOGS/$name.log" -- cri_ "$sock" info
   if ! cri_ "$sock" inspecti "$PAUSE_IMAGE" >/dev/null 2>&1; then
-    [ -s "$CONTAINERD_DIR/pause.tar" ] ||
-      python3 "$HACK_DIR/lib/oci-image.py" "$CONTAINERD_DIR/pause.tar" "$PAUSE_IMAGE" /pause "$NODE_BIN/pause"
-    run_logged "$TESTENV_LOGS/$name-import.log" "$TESTENV_LOGS/$name.log" -- \
-      ctr --address "$sock" --namespace k8s.io images import "$CONTAINERD_DIR/pause.tar"
+    run_logged "$TESTENV_LOGS/$name-pull.log" "$TESTENV_LOGS/$name.log" -- cri_ "$sock" pull "$PAUSE_IMAGE"
   fi
 }
 

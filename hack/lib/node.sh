@@ -83,8 +83,8 @@ clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 podLogsDir: $NODE_DIR/pod-logs
 staticPodPath: ""
-# One small disk for everything: evict only when it is really full, never collect images
-# that the environment imported (there is no registry to pull them back from yet).
+# One small disk for everything: evict only when it is really full, never collect images (they
+# would be pulled back from the local registry, but a test's pod would pay for it).
 evictionHard:
   memory.available: 200Mi
   nodefs.available: 2%

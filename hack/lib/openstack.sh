@@ -26,6 +26,7 @@ TESTENV_PACKAGES=(
   rabbitmq-server mariadb-server python3-pymysql
   sudo uuid-runtime curl iproute2 iputils-ping ethtool busybox jq openssl bc
   containerd runc # the node's container runtime (hack/lib/containerd.sh)
+  docker-registry umoci skopeo # the local registry and the image tools (hack/lib/images.sh)
   shellcheck # not a service: the test suite lints hack/ with it
 )
 

@@ -65,8 +65,12 @@ pub struct TestEnv {
     pub node_name: String,
     /// Where the node's containerd (the kubelet's, not crictl's) looks for the CNI configuration.
     pub node_cni_conf_dir: PathBuf,
-    /// The image both runtimes have without a registry (the pod sandbox's `pause`).
+    /// The node's containerd socket (the kubelet's runtime).
+    pub node_containerd_address: PathBuf,
+    /// The pod sandbox's image, which both runtimes pull at start (`registry.k8s.io/pause`).
     pub pause_image: String,
+    /// The local registry every image comes from (`host:port`).
+    pub registry: String,
     /// Where the environment's Kubernetes binaries (`kubectl`, …) are: the first entry of the
     /// `PATH` the env file sets.
     pub bin_dir: Option<PathBuf>,
@@ -121,7 +125,9 @@ impl TestEnv {
             pod_cgroup_parent: var("STACKUBE_POD_CGROUP_PARENT")?,
             node_name: var("STACKUBE_NODE_NAME")?,
             node_cni_conf_dir: PathBuf::from(var("STACKUBE_NODE_CNI_CONF_DIR")?),
+            node_containerd_address: PathBuf::from(var("STACKUBE_NODE_CONTAINERD_ADDRESS")?),
             pause_image: var("STACKUBE_PAUSE_IMAGE")?,
+            registry: var("STACKUBE_REGISTRY")?,
             bin_dir: vars
                 .get("PATH")
                 .and_then(|p| p.split(':').next())
@@ -162,6 +168,19 @@ impl TestEnv {
     pub fn crictl(&self) -> std::process::Command {
         let mut command = std::process::Command::new(self.node_bin_dir.join("crictl"));
         command.env("CRI_CONFIG_FILE", &self.cri_config_file);
+        command
+    }
+
+    /// A `crictl` command talking to the node's containerd (the kubelet's runtime).
+    pub fn node_crictl(&self) -> std::process::Command {
+        let endpoint = format!("unix://{}", self.node_containerd_address.display());
+        let mut command = std::process::Command::new(self.node_bin_dir.join("crictl"));
+        command.args([
+            "--runtime-endpoint",
+            &endpoint,
+            "--image-endpoint",
+            &endpoint,
+        ]);
         command
     }
 
