@@ -83,8 +83,6 @@ k8s_pki() {
   openssl req -x509 -new -key "$K8S_PKI/ca.key" -subj "/CN=stackube-testenv-ca" -days 3650 \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
     -out "$K8S_PKI/ca.crt" 2>/dev/null
-  k8s_cert apiserver kube-apiserver "" \
-    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   k8s_cert admin kubernetes-admin system:masters
   k8s_cert controller-manager system:kube-controller-manager
   k8s_cert scheduler system:kube-scheduler
@@ -94,6 +92,16 @@ k8s_pki() {
   k8s_kubeconfig controller-manager controller-manager
   k8s_kubeconfig scheduler scheduler
   mark k8s-pki
+}
+
+# kube-apiserver's serving certificate: for loopback, the host's address on the external network
+# (the `kubernetes` Service's endpoint) and the Service's names. Remade when an environment made
+# before the advertised address has a certificate without it.
+K8S_APISERVER_SANS="IP:127.0.0.1,IP:$HOST_EXT_ADDR,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+k8s_pki_apiserver() {
+  [ "$(cat "$K8S_PKI/apiserver.sans" 2>/dev/null)" = "$K8S_APISERVER_SANS" ] && return 0
+  k8s_cert apiserver kube-apiserver "" "$K8S_APISERVER_SANS"
+  echo "$K8S_APISERVER_SANS" >"$K8S_PKI/apiserver.sans"
 }
 
 # kube-apiserver's client certificate for the kubelets (logs, exec, port-forward), in a group
@@ -147,14 +155,15 @@ phase_kubernetes() {
   k8s_pki
   k8s_pki_auth
   k8s_pki_kubelet_client
+  k8s_pki_apiserver
   svc_ensure etcd -- "$K8S_BIN/etcd" --name stackube-testenv --data-dir "$K8S_DIR/etcd" \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster stackube-testenv=http://127.0.0.1:2380 --listen-metrics-urls http://127.0.0.1:2381 \
     --quota-backend-bytes 2147483648 || true
   wait_until 60 "etcd health" "$TESTENV_LOGS/etcd.log" -- curl -sf http://127.0.0.1:2381/health
-  svc_ensure kube-apiserver -- "$K8S_BIN/kube-apiserver" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port 6443 \
+  svc_ensure kube-apiserver --watch "$K8S_PKI/apiserver.crt" -- "$K8S_BIN/kube-apiserver" \
+    --bind-address 0.0.0.0 --advertise-address "$HOST_EXT_ADDR" --secure-port 6443 \
     --etcd-servers http://127.0.0.1:2379 \
     --client-ca-file "$K8S_PKI/ca.crt" \
     --tls-cert-file "$K8S_PKI/apiserver.crt" --tls-private-key-file "$K8S_PKI/apiserver.key" \
@@ -169,13 +178,14 @@ phase_kubernetes() {
     --authentication-token-webhook-config-file "$K8S_DIR/auth-webhook.kubeconfig" \
     --authentication-token-webhook-version v1 \
     --authentication-token-webhook-cache-ttl 10s \
-    --allow-privileged=true \
-    --endpoint-reconciler-type none || true
+    --allow-privileged=true || true
   # (--authentication-token-webhook-*: bearer tokens that are neither ServiceAccount nor bootstrap
   # tokens go to stackube-auth, which caches reviews itself; kube-apiserver's own cache is kept
   # short so that a revoked token is noticed soon after stackube-auth's cache lets go of it.)
-  # (--endpoint-reconciler-type none: the only address here is loopback, which the `kubernetes`
-  # Service's endpoints may not hold; nothing in the cluster needs that Service yet.)
+  # (--bind-address 0.0.0.0, --advertise-address: the `kubernetes` Service's endpoint is the
+  # host's address on the external network, which tenant routers reach through their gateway;
+  # kube-apiserver refuses loopback endpoints. Tenant networks reach no other port of the host:
+  # host_filter in hack/lib/openstack.sh.)
   wait_until 120 "kube-apiserver /readyz" "$TESTENV_LOGS/kube-apiserver.log" -- k8s_ready
   svc_ensure kube-controller-manager -- "$K8S_BIN/kube-controller-manager" \
     --bind-address 127.0.0.1 --secure-port 10257 \

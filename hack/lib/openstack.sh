@@ -17,6 +17,10 @@ CINDER_URL=http://127.0.0.1:8776
 TRANSPORT_URL=rabbit://openstack:$OS_RABBIT_PASS@127.0.0.1:5672/
 EXT_NET_NAME=stackube-ext-net
 EXT_SUBNET_CIDR=198.51.100.0/24 # TEST-NET-2: never routed anywhere real
+# The host's address on br-ex: the external subnet's gateway, so tenant routers reach it, and the
+# address kube-apiserver advertises (the `kubernetes` Service's endpoint).
+HOST_EXT_ADDR=198.51.100.1
+HOST_FILTER_TABLE=stackube-testenv
 
 TESTENV_PACKAGES=(
   keystone python3-openstackclient uwsgi-plugin-python3
@@ -24,7 +28,7 @@ TESTENV_PACKAGES=(
   cinder-api cinder-scheduler cinder-volume
   ceph-mon ceph-mgr ceph-osd ceph-common python3-rados python3-rbd
   rabbitmq-server mariadb-server python3-pymysql
-  sudo uuid-runtime curl iproute2 iputils-ping ethtool busybox jq openssl bc
+  sudo uuid-runtime curl iproute2 iputils-ping ethtool busybox jq openssl bc nftables
   containerd runc # the node's container runtime (hack/lib/containerd.sh)
   docker-registry umoci skopeo # the local registry and the image tools (hack/lib/images.sh)
   shellcheck # not a service: the test suite lints hack/ with it
@@ -241,7 +245,46 @@ phase_openvswitch() {
   # br-ex must exist before the OVS agent starts (bridge_mappings).
   ovs-vsctl --timeout=30 --may-exist add-br br-int -- set bridge br-int datapath_type=netdev
   ovs-vsctl --timeout=30 --may-exist add-br br-ex -- set bridge br-ex datapath_type=netdev
-  phase_done
+  host_ext_address
+  host_filter
+  phase_done "host $HOST_EXT_ADDR on br-ex, filtered"
+}
+
+# The host on the external network: br-ex's own interface gets the subnet's gateway address (kept
+# by the kernel only while ovs-vswitchd keeps the interface: `up` puts it back after a restart).
+# TX checksum offload off, as on pods' veths: the userspace datapath drops TCP segments with
+# partial checksums.
+host_ext_address() {
+  ip link set br-ex up
+  ip -4 addr show dev br-ex | grep -q "inet $HOST_EXT_ADDR/" ||
+    ip addr replace "$HOST_EXT_ADDR/${EXT_SUBNET_CIDR#*/}" dev br-ex
+  ethtool -K br-ex tx off >/dev/null 2>&1 || true
+}
+
+# What tenant networks may reach of the host. Their traffic arrives on br-ex (routed and SNATed by
+# their routers, or from floating IPs): it may open connections to kube-apiserver's port and to
+# nothing else (the kubelet, the OpenStack services, anything bound to all addresses get a TCP
+# reset or ICMP unreachable), and the host forwards none of it anywhere. Replies to connections
+# the host opened pass. One table of our own, replaced atomically.
+host_filter() {
+  nft -f - <<EOF
+table inet $HOST_FILTER_TABLE
+delete table inet $HOST_FILTER_TABLE
+table inet $HOST_FILTER_TABLE {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname != "br-ex" accept
+    ct state established,related accept
+    tcp dport 6443 accept comment "kube-apiserver: the kubernetes Service"
+    meta l4proto tcp reject with tcp reset
+    reject with icmpx admin-prohibited
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "br-ex" drop
+  }
+}
+EOF
 }
 
 # ---------------------------------------------------------------------------------------------
