@@ -25,11 +25,30 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) fn new() -> World {
-        let api = FakeApiServer::new();
         let cloud = FakeCloud::new();
         let (ext_net, _) = cloud
             .state()
             .add_external_network("public", "172.24.4.0/24");
+        World::on(FakeApiServer::new(), cloud, ext_net, &[])
+    }
+
+    /// The same kube-apiserver and cloud, seen by a controller (a new process) with
+    /// configuration keys `extra` on top of the test's.
+    pub(crate) fn reconfigured(&self, extra: &[(&str, &str)]) -> World {
+        World::on(
+            self.api.clone(),
+            self.cloud.clone(),
+            self.ext_net.clone(),
+            extra,
+        )
+    }
+
+    fn on(
+        api: FakeApiServer,
+        cloud: FakeCloud,
+        ext_net: NetworkId,
+        extra: &[(&str, &str)],
+    ) -> World {
         let map: BTreeMap<String, String> = [
             ("auth-url", "http://keystone.test:5000/v3"),
             ("username", "admin"),
@@ -39,6 +58,7 @@ impl World {
             ("cluster-name", "unit"),
         ]
         .into_iter()
+        .chain(extra.iter().copied())
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         let config = ControllerConfig::from_map(&map).expect("the test configuration is valid");

@@ -1,17 +1,20 @@
 //! `stackube-controller`: Tenants and Networks, made real in Keystone, Kubernetes and Neutron.
 //!
-//! Two reconcilers (kube-runtime controllers) and a garbage collector run in the replica that
-//! holds the leader lease:
+//! Two reconcilers (kube-runtime controllers), the keeper of the cluster network and a garbage
+//! collector run in the replica that holds the leader lease:
 //! - [`tenant`]: Keystone project (created or adopted) and user, the namespace, its RoleBindings,
 //!   the default Network; on deletion the namespace first, then the user and the project.
 //! - [`network`]: Neutron network, subnet and router gatewayed on the external network; on
 //!   deletion the ports left on the network, the router interface, router, subnet, network.
+//! - [`cluster`]: the cluster network, one Network of the cloud admin's project for the
+//!   namespaces that are no tenant's (`cluster-network: cluster`), or none;
 //! - [`gc`]: a periodic sweep that deletes Stackube-tagged OpenStack resources whose owner is
 //!   gone (its finalizer was removed by hand, or the CRD deleted), and only those.
 //!
 //! Each reconciler reads observe → plan (pure, in `stackube-core`) → apply → report (status
 //! conditions, Events, metrics).
 
+pub mod cluster;
 #[cfg(test)]
 mod fixtures;
 pub mod gc;
@@ -34,8 +37,8 @@ use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube_lease_manager::LeaseManagerBuilder;
 use prometheus_client::registry::Registry;
 use stackube_core::conditions::{Backend, Failure, Reason};
-use stackube_model::RoleId;
 use stackube_model::config::ControllerConfig;
+use stackube_model::{ProjectId, RoleId};
 use stackube_openstack::{ConnectOptions, ErrorKind, OpenStackError, Service, Services};
 use stackube_telemetry::LogFormat;
 use tokio::sync::OnceCell;
@@ -45,10 +48,7 @@ use stackube_openstack::Cloud;
 
 /// Field manager of everything the controller applies server-side.
 pub const FIELD_MANAGER: &str = "stackube-controller";
-/// Label on namespaces and Networks: the Tenant they belong to.
-pub const TENANT_LABEL: &str = "stackube.kubernetes.io/tenant";
-/// Label on tenant namespaces: the Keystone project id.
-pub const PROJECT_LABEL: &str = "stackube.kubernetes.io/project-id";
+pub use stackube_model::crd::{PROJECT_LABEL, TENANT_LABEL};
 
 /// Command-line flags (configuration keys come from `--config` and `STACKUBE_<KEY>`).
 #[derive(clap::Parser, Debug, Clone)]
@@ -93,6 +93,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The Keystone `member` role, looked up once.
     pub member_role: OnceCell<RoleId>,
+    /// The cloud admin's project (`tenant-name`), looked up once: the cluster network's.
+    pub admin_project: OnceCell<ProjectId>,
     /// Password markers this process applied, by Tenant uid: the status that records them may
     /// reach the watch cache after the next reconciliation starts, and setting a password again
     /// costs Keystone a password hash and revokes the user's tokens.
@@ -203,6 +205,7 @@ impl Context {
             config,
             metrics,
             member_role: OnceCell::new(),
+            admin_project: OnceCell::new(),
             applied_passwords: Default::default(),
             tenants_verified: Verified::default(),
             networks_verified: Verified::default(),
@@ -412,7 +415,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     metrics.leader.set(1);
-    tracing::info!(%identity, "leading: starting the Tenant and Network controllers");
+    tracing::info!(%identity, "leading: starting the Tenant and Network controllers and the cluster network");
 
     let lost = async {
         while leader.changed().await.is_ok() {
@@ -424,6 +427,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let result = tokio::select! {
         () = run_controllers(ctx.clone(), args.concurrency) => Ok(()),
         () = gc::run(ctx.clone()) => Ok(()),
+        () = cluster::run(ctx.clone()) => Ok(()),
         () = lost => Err(anyhow::anyhow!("lost the leader lease; exiting so that another replica leads")),
         () = &mut shutdown => Ok(()),
     };

@@ -1,13 +1,15 @@
 //! `deploy/rbac.yaml` is enough: the controller, running as its ServiceAccount with exactly
-//! those permissions, takes a Tenant through creation and deletion.
+//! those permissions, takes a Tenant through creation and deletion, and deletes and makes the
+//! cluster network.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::Api;
+use stackube_core::cluster::{NAMESPACE, NETWORK};
 use stackube_model::crd::TenantSpec;
 use stackube_testenv::unique_name;
 
@@ -65,8 +67,28 @@ async fn the_controller_works_with_the_deployed_rbac_only() {
     )
     .expect("kubeconfig");
 
+    // The cluster network deleted (`none`), then made: both under the ServiceAccount.
+    let cleaner = Controller::start_as(env, "rbac", &kubeconfig, &[("cluster-network", "none")]);
+    cleaner.wait_leading().await;
+    let namespaces = Api::<Namespace>::all(client.clone());
+    wait_for(
+        "the cluster network's namespace to be gone",
+        Duration::from_secs(180),
+        || async {
+            namespaces
+                .get_opt(NAMESPACE)
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    let cleaner_log = cleaner.log_text();
+    drop(cleaner);
     let controller = Controller::start_as(env, "rbac", &kubeconfig, &[]);
     controller.wait_leading().await;
+    wait_network_active(&client, NAMESPACE, NETWORK, Duration::from_secs(180)).await;
     let name = unique_name("rbac");
     create_tenant(
         &client,
@@ -88,7 +110,7 @@ async fn the_controller_works_with_the_deployed_rbac_only() {
     let uids = owners(&client, &name).await;
     delete_tenant(&client, &name, Duration::from_secs(120)).await;
     assert_eq!(leftovers(&os, &uids).await, Vec::<String>::new());
-    let log = controller.log_text();
+    let log = cleaner_log + &controller.log_text();
     // An RBAC denial reads `... is forbidden: User "system:serviceaccount:..." cannot ...`
     // (Events refused by a terminating namespace are a different, expected, refusal).
     assert!(

@@ -6,6 +6,7 @@
 //! DNS answers. No tokio, no HTTP, no netlink: that keeps this crate fast to test with tables
 //! of cases, and keeps every side effect in an adapter.
 
+pub mod cluster;
 pub mod conditions;
 pub mod identity;
 pub mod kubestack;

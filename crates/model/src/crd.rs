@@ -25,6 +25,13 @@ pub const GROUP: &str = "stackube.kubernetes.io";
 pub const API_APPROVAL: &str =
     "unapproved, Stackube keeps the 2017 group stackube.kubernetes.io for compatibility";
 
+/// Label on a tenant's namespace and its Network: the Tenant they belong to.
+pub const TENANT_LABEL: &str = "stackube.kubernetes.io/tenant";
+
+/// Label on a namespace whose Networks Stackube makes in Neutron: the Keystone project that owns
+/// them (a tenant's, or the cloud admin's for the cluster network's namespace).
+pub const PROJECT_LABEL: &str = "stackube.kubernetes.io/project-id";
+
 /// Names the apiserver reserves or the cluster itself uses: no tenant may take them.
 pub const RESERVED_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];

@@ -54,14 +54,20 @@ pub fn controller(
 ) -> impl Stream<Item = Result<(ObjectRef<Network>, Action), impl std::error::Error>> {
     let client = ctx.client.clone();
     let networks = Api::<Network>::all(client.clone());
-    // A namespace gaining its project label (its Tenant's project now exists) wakes its Networks.
+    // A namespace gaining its project label (its Tenant's project now exists) wakes its Networks:
+    // a tenant's `<ns>/<ns>`, the cluster network's namespace its `cluster`.
     let namespaces = Api::<Namespace>::all(client);
     Controller::new(networks, watcher::Config::default())
         .watches(namespaces, watcher::Config::default(), |ns: Namespace| {
-            let name = ns.name_any();
+            let namespace = ns.name_any();
+            let name = if crate::cluster::is_cluster_namespace(&ns) {
+                stackube_core::cluster::NETWORK.to_owned()
+            } else {
+                namespace.clone()
+            };
             ns.labels()
                 .contains_key(PROJECT_LABEL)
-                .then(|| ObjectRef::<Network>::new(&name).within(&name))
+                .then(|| ObjectRef::<Network>::new(&name).within(&namespace))
         })
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .run(reconcile, error_policy, ctx)

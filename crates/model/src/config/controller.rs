@@ -1,11 +1,15 @@
 //! Configuration of `stackube-controller`: the cloud, the external network tenant routers are
-//! gatewayed to, the default tenant network, the cluster name and the garbage collector.
+//! gatewayed to, the default tenant network, the cluster network, the cluster name and the
+//! garbage collector.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::{CloudConfig, ConfigError, FromKeys, Keys, invalid, parse_positive_duration};
+use super::{
+    CloudConfig, ClusterNetworkConfig, ConfigError, FromKeys, Keys, invalid,
+    parse_positive_duration,
+};
 use crate::ids::NetworkId;
 use crate::net::Ipv4Cidr;
 
@@ -20,6 +24,9 @@ pub struct ControllerConfig {
     pub user_cidr: Ipv4Cidr,
     /// `user-gateway` (default `10.244.0.1`): its gateway, inside `user-cidr`.
     pub user_gateway: Ipv4Addr,
+    /// `cluster-network`, `cluster-network-cidr`, `cluster-network-id`: the network of the
+    /// namespaces that are no tenant's.
+    pub cluster_network: ClusterNetworkConfig,
     /// `cluster-name` (default `stackube`): written into the ownership tags of everything
     /// created in OpenStack, so that several clusters can share one cloud.
     pub cluster_name: String,
@@ -58,6 +65,7 @@ impl FromKeys for ControllerConfig {
             ext_net_id: NetworkId::new(keys.required("ext-net-id")?),
             user_cidr,
             user_gateway,
+            cluster_network: ClusterNetworkConfig::from_keys(&keys)?,
             cluster_name: keys.cluster_name()?,
             gc_interval,
         })
@@ -77,6 +85,10 @@ mod tests {
         assert_eq!(config.user_gateway, Ipv4Addr::new(10, 244, 0, 1));
         assert_eq!(config.cluster_name, "stackube");
         assert_eq!(config.gc_interval, Duration::from_secs(600));
+        assert_eq!(
+            config.cluster_network.mode,
+            super::super::ClusterNetworkMode::Cluster
+        );
     }
 
     #[test]
@@ -104,6 +116,12 @@ mod tests {
             ("cluster-name", Some("Prod_Cluster"), "`cluster-name`"),
             ("gc-interval", Some("5 parsecs"), "`gc-interval`"),
             ("gc-interval", Some("0s"), "longer than zero"),
+            ("cluster-network", Some("off"), "`cluster-network`"),
+            (
+                "cluster-network-cidr",
+                Some("10.246.0.0/7"),
+                "`cluster-network-cidr`",
+            ),
             (
                 "usr-cidr",
                 Some("10.0.0.0/8"),

@@ -1,9 +1,9 @@
 //! Configuration of kubestack's node daemon: the cloud, the cluster its ports are tagged for,
-//! and the integration bridge.
+//! the integration bridge, and whether there is a cluster network.
 
 use std::collections::BTreeMap;
 
-use super::{CloudConfig, ConfigError, FromKeys, Keys};
+use super::{CloudConfig, ClusterNetworkConfig, ConfigError, FromKeys, Keys};
 
 /// Settings of `kubestack daemon` that come from the shared ConfigMap.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,6 +14,9 @@ pub struct KubestackConfig {
     pub cluster_name: String,
     /// `integration-bridge` (default `br-int`): the Open vSwitch bridge Neutron's agent wires.
     pub integration_bridge: String,
+    /// `cluster-network` and its keys (the same as the controller's): where pods of a namespace
+    /// that is no tenant's go, or whether they are refused.
+    pub cluster_network: ClusterNetworkConfig,
 }
 
 impl FromKeys for KubestackConfig {
@@ -26,6 +29,7 @@ impl FromKeys for KubestackConfig {
                 .get("integration-bridge")
                 .unwrap_or("br-int")
                 .to_owned(),
+            cluster_network: ClusterNetworkConfig::from_keys(&keys)?,
         })
     }
 }
@@ -48,5 +52,25 @@ mod tests {
         map.insert("cluster-name".into(), "Bad_Name".into());
         let err = KubestackConfig::from_map(&map).unwrap_err().to_string();
         assert!(err.contains("`cluster-name`"), "{err}");
+        map.remove("cluster-name");
+        assert_eq!(
+            KubestackConfig::from_map(&map)
+                .unwrap()
+                .cluster_network
+                .mode,
+            super::super::ClusterNetworkMode::Cluster,
+            "the default"
+        );
+        map.insert("cluster-network".into(), "none".into());
+        assert_eq!(
+            KubestackConfig::from_map(&map)
+                .unwrap()
+                .cluster_network
+                .mode,
+            super::super::ClusterNetworkMode::None
+        );
+        map.insert("cluster-network".into(), "nope".into());
+        let err = KubestackConfig::from_map(&map).unwrap_err().to_string();
+        assert!(err.contains("`cluster-network`"), "{err}");
     }
 }

@@ -2,8 +2,9 @@
 //! `password`, `tenant-name`, `region`, `ext-net-id`, `user-cidr`, `user-gateway`, …).
 //!
 //! One ConfigMap serves every component, so the keys are shared: [`CloudConfig`] is what every
-//! component that talks to OpenStack reads, and each binary has its own typed configuration on
-//! top ([`ControllerConfig`], [`KubestackConfig`]). A binary accepts the keys of the others and
+//! component that talks to OpenStack reads, [`ClusterNetworkConfig`] what both the controller
+//! (which makes the cluster network) and kubestack (which puts pods on it) read, and each binary
+//! has its own typed configuration on top ([`ControllerConfig`], [`KubestackConfig`]). A binary accepts the keys of the others and
 //! ignores them; a key nobody reads is refused ([`ConfigError::Unknown`]), so that a typo does
 //! not silently fall back to a default.
 //!
@@ -13,6 +14,7 @@
 //! into a [`ConfigError`] that names the offending key.
 
 mod cloud;
+mod cluster_network;
 mod controller;
 mod kubestack;
 
@@ -21,11 +23,12 @@ use std::fmt;
 use std::time::Duration;
 
 pub use cloud::CloudConfig;
+pub use cluster_network::{ClusterNetworkConfig, ClusterNetworkMode};
 pub use controller::ControllerConfig;
 pub use kubestack::KubestackConfig;
 
 /// Every key of the shared ConfigMap: the seed's, and Stackube's additions.
-pub const KNOWN_KEYS: [&str; 17] = [
+pub const KNOWN_KEYS: [&str; 20] = [
     "auth-url",
     "username",
     "password",
@@ -38,6 +41,9 @@ pub const KNOWN_KEYS: [&str; 17] = [
     "user-gateway",
     "cluster-name",
     "gc-interval",
+    "cluster-network",
+    "cluster-network-cidr",
+    "cluster-network-id",
     "plugin-name",
     "integration-bridge",
     "kubernetes-host",
