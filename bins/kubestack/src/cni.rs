@@ -35,6 +35,9 @@ pub mod code {
     pub const OPENSTACK: u32 = 101;
     /// (kubestack) Node networking (netlink, Open vSwitch) failed.
     pub const NODE_NETWORKING: u32 = 102;
+    /// (kubestack) The pod's namespace is no tenant's and the cluster network is off
+    /// (`cluster-network: none`): the pod gets no network.
+    pub const NO_NETWORK: u32 = 103;
 }
 
 /// A CNI error: what the plugin prints (and exits non-zero with).

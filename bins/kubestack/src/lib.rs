@@ -50,7 +50,7 @@ pub enum DaemonCommand {
 pub struct DaemonArgs {
     /// The seed's stackube-config: a YAML map of keys, a ConfigMap manifest, or a mounted
     /// ConfigMap directory (`STACKUBE_<KEY>` variables override it). The daemon reads the cloud
-    /// keys, `cluster-name` and `integration-bridge`.
+    /// keys, `cluster-name`, `integration-bridge` and `cluster-network`.
     #[arg(long, env = "STACKUBE_CONFIG")]
     pub config: Option<PathBuf>,
     /// kubeconfig (default: in-cluster, or $KUBECONFIG).
@@ -109,6 +109,7 @@ pub async fn run_daemon(args: DaemonArgs) -> anyhow::Result<()> {
         active_timeout: args.active_timeout,
         pool_size: args.pool_size,
         retry_max: args.retry_max,
+        cluster_network: config.cluster_network.mode,
     };
     let host = stackube_net::netns::host_netlink().context("netlink")?;
     let cloud = Cloud::new(

@@ -1,6 +1,7 @@
 //! ADD, DEL and CHECK.
 //!
-//! ADD: the pod's namespace → its tenant network → a pooled port ([`pool`](super::pool)), or a
+//! ADD: the pod's namespace → its network (its own Network, or the cluster network for a
+//! namespace that is no tenant's) → a pooled port ([`pool`](super::pool)), or a
 //! new Neutron port `kube-<ns>-<pod>` on it, bound to this node, owned by the pod (`device_id` =
 //! the CNI container id, `device_owner` = `compute:kubestack`, Stackube's tags with the pod's
 //! uid) → a veth whose pod end is the port (MAC, address, gateway, MTU) → the host end on the
@@ -118,7 +119,7 @@ impl Daemon {
             CniError::new(code::INVALID_ENVIRONMENT, "CNI_ARGS: the pod is not named")
         })?;
         let netns = PathBuf::from(invocation.netns.as_deref().unwrap_or_default());
-        let net = self.tenant_network(&pod.namespace).await?;
+        let net = self.pod_network(&pod.namespace).await?;
         if let Some(result) = self.existing_attachment(invocation, &net, &netns).await? {
             tracing::info!(container = %invocation.container_id, "ADD repeated: answering the attachment the container has");
             return Ok(result);

@@ -1,5 +1,5 @@
-//! The node daemon: it holds the OpenStack session and a view of the tenants' `Network`s, and
-//! does the work of each CNI command the plugin hands it.
+//! The node daemon: it holds the OpenStack session and a view of the `Network`s and namespaces,
+//! and does the work of each CNI command the plugin hands it.
 //!
 //! - [`serve`]: the unix socket (one bounded JSON line each way) and one command at a time per
 //!   container;
@@ -9,11 +9,12 @@
 //! - [`handover`]: telling Neutron that a pooled port is now a pod's, durably and without
 //!   holding the pod's commands up;
 //! - [`gc`]: CNI GC;
-//! - [`tenant`]: a namespace's tenant network.
+//! - [`tenant`]: a pod's network (its namespace's, or the cluster network).
 //!
-//! The decisions (what GC removes, what recovery keeps, what a pod's port is called) are pure
-//! functions in [`stackube_core::kubestack`]; this module observes and acts through the adapter
-//! traits in [`Parts`], so the flows run against fakes in unit tests.
+//! The decisions (which network a pod goes on, what GC removes, what recovery keeps, what a
+//! pod's port is called) are pure functions in [`stackube_core::kubestack`]; this module
+//! observes and acts through the adapter traits in [`Parts`], so the flows run against fakes in
+//! unit tests.
 
 pub mod attach;
 pub mod gc;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use stackube_core::kubestack::{BridgePort, Mark, NodePort, PodName};
 use stackube_core::naming;
+use stackube_model::config::ClusterNetworkMode;
 use stackube_net::NetError;
 use stackube_net::links::Links;
 use stackube_net::ovs::{
@@ -61,6 +63,9 @@ pub struct Settings {
     pub pool_size: usize,
     /// The longest pause between two attempts of a hand-over or a recovery.
     pub retry_max: Duration,
+    /// `cluster-network`: whether pods of a namespace that is no tenant's go on the cluster
+    /// network, or are refused.
+    pub cluster_network: ClusterNetworkMode,
 }
 
 /// The adapters the daemon acts through.
@@ -68,7 +73,7 @@ pub struct Settings {
 pub struct Parts {
     /// OpenStack (Neutron).
     pub cloud: Arc<dyn Services>,
-    /// The tenants' `Network`s.
+    /// The `Network`s and namespaces.
     pub networks: Arc<dyn tenant::Networks>,
     /// The host's links.
     pub links: Arc<dyn Links>,

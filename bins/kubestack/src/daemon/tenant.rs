@@ -1,23 +1,32 @@
-//! A namespace's tenant network: its `Network` `<ns>/<ns>` (from a watch of all Networks, so an
-//! ADD does not ask kube-apiserver), and the Neutron facts a pod's interface needs (address
-//! prefix, gateway, MTU), looked up once per network and kept: they do not change while the
-//! network exists.
+//! A pod's network: its namespace's `Network` `<ns>/<ns>`, or the cluster network
+//! `stackube-cluster/cluster` for a namespace that is no tenant's, as
+//! [`stackube_core::kubestack::placement`] decides (from watches of all Networks and of the
+//! namespaces' metadata, so an ADD does not ask kube-apiserver), and the Neutron facts a pod's
+//! interface needs (address prefix, gateway, MTU), looked up once per network and kept: they do
+//! not change while the network exists.
 //!
 //! # Guarantees
-//! - A Network that is not Active yet, or a namespace without one, is "try again later" with a
-//!   message that says which.
+//! - A Network that is not Active yet, a tenant's namespace without one, or a cluster network
+//!   not Active yet is "try again later" with a message that says which, and why; a namespace
+//!   that is no tenant's with `cluster-network: none` is refused for good (code
+//!   [`code::NO_NETWORK`]). What the watches have not seen (yet) is read from kube-apiserver.
 //! - Concurrent ADDs of a network not looked up yet ask Neutron once, not once each.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt as _;
 use ipnet::Ipv4Net;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
+use stackube_core::cluster;
+use stackube_core::kubestack::placement::{self, Observed, Placement};
+use stackube_model::config::ClusterNetworkMode;
 use stackube_model::crd::{Network, NetworkState};
 use stackube_model::{NetworkId, ProjectId, SubnetId};
 use stackube_openstack::network::SubnetFilter;
@@ -26,60 +35,103 @@ use tokio::sync::OnceCell;
 use super::{Daemon, openstack_error};
 use crate::cni::{CniError, code};
 
-/// Where the daemon reads a namespace's `Network`.
+/// Where the daemon reads Networks and namespaces.
 #[async_trait]
 pub trait Networks: Send + Sync {
-    /// The `Network` `<namespace>/<namespace>`, if it exists.
-    async fn get(&self, namespace: &str) -> Result<Option<Network>, String>;
+    /// The `Network` `<namespace>/<name>`, if it exists.
+    async fn get(&self, namespace: &str, name: &str) -> Result<Option<Network>, String>;
+    /// The labels of namespace `name`, if it exists.
+    async fn namespace_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, String>;
 }
 
-/// The real [`Networks`]: a watch of all Networks, with a read of one when the watch has not
-/// seen it (yet).
+/// The real [`Networks`]: watches of all Networks and of the namespaces' metadata, with a read
+/// of one object when the watch has not seen it (yet).
 pub struct KubeNetworks {
     client: kube::Client,
     store: Store<Network>,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
 }
 
 impl KubeNetworks {
-    /// Starts watching Networks (the task ends with the process).
+    /// Starts watching Networks and namespaces (the tasks end with the process).
     pub fn start(client: kube::Client) -> Self {
         let (store, writer) = reflector::store();
-        let stream = watcher(
+        let networks = watcher(
             Api::<Network>::all(client.clone()),
             watcher::Config::default(),
         )
         .default_backoff()
         .reflect(writer)
         .applied_objects();
+        let (namespaces, writer) = reflector::store();
+        let namespace_stream = watcher(
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
         tokio::spawn(async move {
-            futures::pin_mut!(stream);
-            while let Some(event) = stream.next().await {
+            futures::pin_mut!(networks);
+            while let Some(event) = networks.next().await {
                 if let Err(e) = event {
                     tracing::debug!(error = %e, "watching Networks");
                 }
             }
         });
-        Self { client, store }
+        tokio::spawn(async move {
+            futures::pin_mut!(namespace_stream);
+            while let Some(event) = namespace_stream.next().await {
+                if let Err(e) = event {
+                    tracing::debug!(error = %e, "watching namespaces");
+                }
+            }
+        });
+        Self {
+            client,
+            store,
+            namespaces,
+        }
     }
 }
 
 #[async_trait]
 impl Networks for KubeNetworks {
-    async fn get(&self, namespace: &str) -> Result<Option<Network>, String> {
-        let key = ObjectRef::<Network>::new(namespace).within(namespace);
+    async fn get(&self, namespace: &str, name: &str) -> Result<Option<Network>, String> {
+        let key = ObjectRef::<Network>::new(name).within(namespace);
         if let Some(network) = self.store.get(&key)
             && network.status.as_ref().and_then(|s| s.state) == Some(NetworkState::Active)
         {
             return Ok(Some((*network).clone()));
         }
         Api::<Network>::namespaced(self.client.clone(), namespace)
-            .get_opt(namespace)
+            .get_opt(name)
             .await
             .map_err(|e| e.to_string())
     }
+
+    async fn namespace_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, String> {
+        let key = ObjectRef::<PartialObjectMeta<Namespace>>::new(name);
+        if let Some(namespace) = self.namespaces.get(&key) {
+            return Ok(Some(namespace.metadata.labels.clone().unwrap_or_default()));
+        }
+        Ok(
+            Api::<PartialObjectMeta<Namespace>>::all(self.client.clone())
+                .get_opt(name)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|namespace| namespace.metadata.labels.unwrap_or_default()),
+        )
+    }
 }
 
-/// A tenant network's facts, as ADD needs them.
+/// A pod network's facts (a tenant's, or the cluster network's), as ADD needs them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantNet {
     /// The Neutron network.
@@ -122,35 +174,55 @@ impl TenantNets {
 }
 
 impl Daemon {
-    /// The tenant network of pods in `namespace`: its `Network` `<ns>/<ns>`.
-    pub(crate) async fn tenant_network(&self, namespace: &str) -> Result<TenantNet, CniError> {
-        let network = self.tenants.networks.get(namespace).await.map_err(|e| {
-            CniError::new(
-                code::TRY_AGAIN_LATER,
-                format!("cannot read Network {namespace}/{namespace}: {e}"),
-            )
-        })?;
-        let Some(network) = network else {
-            return Err(CniError::new(
-                code::TRY_AGAIN_LATER,
-                format!(
-                    "namespace {namespace} has no Network {namespace}: it is not a tenant's \
-                     namespace, or its tenant is still being created"
-                ),
-            ));
+    /// The network of pods in `namespace`: its own `Network`, or the cluster network.
+    pub(crate) async fn pod_network(&self, namespace: &str) -> Result<TenantNet, CniError> {
+        let networks = &self.tenants.networks;
+        let unreadable = |what: String| {
+            move |e: String| {
+                CniError::new(code::TRY_AGAIN_LATER, format!("cannot read {what}: {e}"))
+            }
         };
-        let status = network.status.unwrap_or_default();
-        let (Some(NetworkState::Active), Some(network_id)) = (status.state, status.network_id)
-        else {
-            return Err(CniError::new(
-                code::TRY_AGAIN_LATER,
-                format!("Network {namespace}/{namespace} is not Active yet"),
-            ));
+        let own = networks
+            .get(namespace, namespace)
+            .await
+            .map_err(unreadable(format!("Network {namespace}/{namespace}")))?;
+        let mode = self.settings.cluster_network;
+        let (mut labels, mut cluster_network) = (None, None);
+        if own.is_none() {
+            labels = networks
+                .namespace_labels(namespace)
+                .await
+                .map_err(unreadable(format!("namespace {namespace}")))?;
+            // Only a namespace that exists and is no tenant's may use the cluster network.
+            let no_tenants = labels
+                .as_ref()
+                .is_some_and(|l| placement::tenancy(namespace, l).is_none());
+            if mode == ClusterNetworkMode::Cluster && no_tenants {
+                cluster_network = networks
+                    .get(cluster::NAMESPACE, cluster::NETWORK)
+                    .await
+                    .map_err(unreadable(format!(
+                        "the cluster Network {}",
+                        cluster::network_ref()
+                    )))?;
+            }
+        }
+        let placed = placement::place(&Observed {
+            namespace,
+            own: own.as_ref(),
+            labels: labels.as_ref(),
+            mode,
+            cluster: cluster_network.as_ref(),
+        });
+        let key = match placed {
+            Placement::Use {
+                network_id,
+                subnet_id,
+                ..
+            } => (NetworkId::from(network_id), subnet_id.map(SubnetId::from)),
+            Placement::Wait(why) => return Err(CniError::new(code::TRY_AGAIN_LATER, why)),
+            Placement::Refuse(why) => return Err(CniError::new(code::NO_NETWORK, why)),
         };
-        let key = (
-            NetworkId::from(network_id),
-            status.subnet_id.map(SubnetId::from),
-        );
         let cell = self
             .tenants
             .facts
@@ -173,19 +245,19 @@ impl Daemon {
         let network = networking
             .get_network(network_id)
             .await
-            .map_err(|e| openstack_error("reading the tenant network", &e))?;
+            .map_err(|e| openstack_error("reading the pod's network", &e))?;
         let subnet = match subnet_id {
             Some(id) => networking
                 .get_subnet(id)
                 .await
-                .map_err(|e| openstack_error("reading the tenant subnet", &e))?,
+                .map_err(|e| openstack_error("reading the pod's subnet", &e))?,
             None => networking
                 .list_subnets(&SubnetFilter {
                     network_id: Some(network_id.clone()),
                     ..Default::default()
                 })
                 .await
-                .map_err(|e| openstack_error("listing the tenant subnets", &e))?
+                .map_err(|e| openstack_error("listing the pod network's subnets", &e))?
                 .into_iter()
                 .find(|s| s.cidr.parse::<Ipv4Net>().is_ok())
                 .ok_or_else(|| {

@@ -4,13 +4,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use stackube_model::PortId;
-use stackube_model::crd::{Network, NetworkSpec, NetworkState, NetworkStatus};
+use stackube_core::cluster;
+use stackube_model::config::ClusterNetworkMode;
+use stackube_model::crd::{
+    Network, NetworkSpec, NetworkState, NetworkStatus, PROJECT_LABEL, TENANT_LABEL,
+};
+use stackube_model::{NetworkId, PortId, SubnetId};
 use stackube_net::fake::{FakeLinks, FakeSwitch};
 use stackube_net::ovs::CONTAINER_KEY;
 use stackube_openstack::fake::FakeCloud;
@@ -24,14 +28,79 @@ use crate::metrics::Metrics;
 const NS: &str = "tenant-a";
 const NODE: &str = "node-1";
 
-/// The tenants' Networks, in memory.
-struct FakeNetworks(BTreeMap<String, Network>);
+/// The Networks (by namespace and name) and the namespaces' labels, in memory.
+#[derive(Default)]
+struct FakeNetworks {
+    networks: Mutex<BTreeMap<(String, String), Network>>,
+    namespaces: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+}
+
+impl FakeNetworks {
+    fn put(&self, network: Network) {
+        let key = (
+            network.metadata.namespace.clone().unwrap_or_default(),
+            network.metadata.name.clone().unwrap_or_default(),
+        );
+        self.networks.lock().expect("lock").insert(key, network);
+    }
+
+    fn put_namespace(&self, name: &str, labels: &[(&str, &str)]) {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.namespaces
+            .lock()
+            .expect("lock")
+            .insert(name.to_owned(), labels);
+    }
+}
 
 #[async_trait]
 impl tenant::Networks for FakeNetworks {
-    async fn get(&self, namespace: &str) -> Result<Option<Network>, String> {
-        Ok(self.0.get(namespace).cloned())
+    async fn get(&self, namespace: &str, name: &str) -> Result<Option<Network>, String> {
+        Ok(self
+            .networks
+            .lock()
+            .expect("lock")
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned())
     }
+
+    async fn namespace_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, String> {
+        Ok(self.namespaces.lock().expect("lock").get(name).cloned())
+    }
+}
+
+/// A `Network` `<ns>/<name>` on `cidr` with status `state` and these Neutron ids.
+fn network_object(
+    ns: &str,
+    name: &str,
+    cidr: &str,
+    state: NetworkState,
+    ids: Option<(&NetworkId, &SubnetId)>,
+) -> Network {
+    let mut cr = Network::new(
+        name,
+        NetworkSpec {
+            cidr: cidr.into(),
+            gateway: cidr.replace(".0/16", ".1"),
+            network_id: None,
+        },
+    );
+    cr.metadata.namespace = Some(ns.into());
+    cr.status = Some(NetworkStatus {
+        state: Some(state),
+        network_id: ids.map(|(n, _)| n.to_string()),
+        subnet_id: ids.map(|(_, s)| s.to_string()),
+        message: (state == NetworkState::Pending)
+            .then(|| format!("namespace {ns} has no Keystone project yet")),
+        ..Default::default()
+    });
+    cr
 }
 
 /// A node with one tenant network, on fakes.
@@ -46,47 +115,86 @@ impl Rig {
     async fn new() -> Rig {
         let cloud = FakeCloud::new();
         cloud.state().port_status_on_create = "ACTIVE".into();
-        let neutron = cloud.networking();
+        let rig = Rig {
+            cloud,
+            links: Arc::new(FakeLinks::new()),
+            switch: Arc::new(FakeSwitch::new()),
+            networks: Arc::new(FakeNetworks::default()),
+        };
+        let tenant = rig
+            .cloud
+            .identity()
+            .create_project(&stackube_openstack::identity::NewProject {
+                name: NS.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("the tenant's project")
+            .id;
+        let ids = rig
+            .neutron_network(
+                &format!("kube-{NS}-{NS}"),
+                "10.244.0.0/16",
+                Some(tenant.clone()),
+            )
+            .await;
+        rig.networks.put(network_object(
+            NS,
+            NS,
+            "10.244.0.0/16",
+            NetworkState::Active,
+            Some((&ids.0, &ids.1)),
+        ));
+        rig.networks
+            .put_namespace(NS, &[(TENANT_LABEL, NS), (PROJECT_LABEL, tenant.as_str())]);
+        rig
+    }
+
+    /// A Neutron network with an IPv4 subnet on `cidr`, in `project` (`None`: the admin's).
+    async fn neutron_network(
+        &self,
+        name: &str,
+        cidr: &str,
+        project: Option<stackube_model::ProjectId>,
+    ) -> (NetworkId, SubnetId) {
+        let neutron = self.cloud.networking();
         let network = neutron
             .create_network(&NewNetwork {
-                name: format!("kube-{NS}-{NS}"),
+                name: name.into(),
+                project_id: project,
                 ..Default::default()
             })
             .await
             .expect("network");
         let subnet = neutron
-            .create_subnet(&NewSubnet::ipv4(
-                network.id.clone(),
-                "subnet",
-                "10.244.0.0/16",
-            ))
+            .create_subnet(&NewSubnet::ipv4(network.id.clone(), "subnet", cidr))
             .await
             .expect("subnet");
-        let mut cr = Network::new(
-            NS,
-            NetworkSpec {
-                cidr: "10.244.0.0/16".into(),
-                gateway: "10.244.0.1".into(),
-                network_id: None,
-            },
-        );
-        cr.metadata.namespace = Some(NS.into());
-        cr.status = Some(NetworkStatus {
-            state: Some(NetworkState::Active),
-            network_id: Some(network.id.to_string()),
-            subnet_id: Some(subnet.id.to_string()),
-            ..Default::default()
-        });
-        Rig {
-            cloud,
-            links: Arc::new(FakeLinks::new()),
-            switch: Arc::new(FakeSwitch::new()),
-            networks: Arc::new(FakeNetworks(BTreeMap::from([(NS.to_owned(), cr)]))),
-        }
+        (network.id, subnet.id)
+    }
+
+    /// The cluster network, in the admin project, with its `Network` in `state`.
+    async fn cluster_network(&self, state: NetworkState) -> NetworkId {
+        let ids = self
+            .neutron_network("kube-stackube-cluster-cluster", "10.246.0.0/16", None)
+            .await;
+        self.networks.put(network_object(
+            cluster::NAMESPACE,
+            cluster::NETWORK,
+            "10.246.0.0/16",
+            state,
+            (state == NetworkState::Active).then_some((&ids.0, &ids.1)),
+        ));
+        ids.0
     }
 
     /// A daemon (a fresh process, as after a restart) on this node's fakes.
     fn daemon(&self, pool_size: usize) -> Arc<Daemon> {
+        self.daemon_with(pool_size, ClusterNetworkMode::Cluster)
+    }
+
+    /// [`Rig::daemon`] with `cluster-network` `mode`.
+    fn daemon_with(&self, pool_size: usize, mode: ClusterNetworkMode) -> Arc<Daemon> {
         Daemon::new(
             Settings {
                 node: NODE.into(),
@@ -94,6 +202,7 @@ impl Rig {
                 active_timeout: Duration::from_millis(300),
                 pool_size,
                 retry_max: Duration::from_millis(20),
+                cluster_network: mode,
             },
             Parts {
                 cloud: Arc::new(self.cloud.clone()),
@@ -453,18 +562,166 @@ async fn recovery_keeps_the_pool_it_finds_and_makes_no_port_it_already_has() {
     assert_eq!(rig.cloud.count("create_port"), creates + 1);
 }
 
+/// `add` for a pod of namespace `namespace`.
+fn in_namespace(add: &Invocation, namespace: &str) -> Invocation {
+    let mut add = add.clone();
+    add.pod.as_mut().expect("pod").namespace = namespace.into();
+    add
+}
+
 #[tokio::test]
-async fn a_pod_in_a_namespace_without_an_active_network_is_told_to_try_again() {
+async fn a_pod_in_default_goes_on_the_cluster_network_in_the_admin_project() {
+    for pool_size in [0, 2] {
+        let rig = Rig::new().await;
+        rig.networks
+            .put_namespace("default", &[("kubernetes.io/metadata.name", "default")]);
+        let cluster_net = rig.cluster_network(NetworkState::Active).await;
+        let daemon = rig.daemon(pool_size);
+        let add = in_namespace(&rig.pod("web"), "default");
+        let result = daemon.handle(&add).await.expect("ADD");
+        assert!(ip(&result).starts_with("10.246."), "{result}");
+        assert_eq!(result["ips"][0]["gateway"], "10.246.0.1", "{result}");
+        let (_, port_id) = rig.bridge_port("c-web").expect("plugged");
+        let port = rig.cloud.state().ports[&PortId::new(port_id)].clone();
+        assert_eq!(port.network_id, cluster_net, "pool {pool_size}");
+        assert_eq!(
+            port.project_id.as_ref(),
+            Some(&rig.cloud.admin_project()),
+            "pool {pool_size}: the port is the admin project's"
+        );
+        // The tenant's pods still go on the tenant's network.
+        let tenant = daemon.handle(&rig.pod("app")).await.expect("tenant ADD");
+        assert!(ip(&tenant).starts_with("10.244."), "{tenant}");
+    }
+}
+
+#[tokio::test]
+async fn a_pod_waits_for_its_network_with_a_message_that_says_which_and_starts_once_active() {
+    // (namespace, labels, own Network, cluster Network) → try again later, naming the cause.
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        Option<NetworkState>,
+        Option<NetworkState>,
+        &'static str,
+    );
+    let cases: [Case; 5] = [
+        (
+            "acme",
+            &[(TENANT_LABEL, "acme")],
+            Some(NetworkState::Pending),
+            Some(NetworkState::Active),
+            "the pod's Network acme/acme is not Active yet (Pending: namespace acme has no Keystone project yet)",
+        ),
+        (
+            "acme",
+            &[(TENANT_LABEL, "acme")],
+            Some(NetworkState::Failed),
+            None,
+            "the pod's Network acme/acme is not Active yet (Failed)",
+        ),
+        (
+            "acme",
+            &[(TENANT_LABEL, "acme"), (PROJECT_LABEL, "p")],
+            None,
+            Some(NetworkState::Active),
+            "namespace acme belongs to tenant acme, and its Network acme/acme does not exist yet",
+        ),
+        (
+            "default",
+            &[],
+            None,
+            Some(NetworkState::Pending),
+            "the cluster Network stackube-cluster/cluster, which is not Active yet (Pending",
+        ),
+        (
+            "default",
+            &[],
+            None,
+            None,
+            "the cluster Network stackube-cluster/cluster, which does not exist yet",
+        ),
+    ];
+    for (namespace, labels, own, cluster_state, want) in cases {
+        let rig = Rig::new().await;
+        rig.networks.put_namespace(namespace, labels);
+        if let Some(state) = cluster_state {
+            rig.cluster_network(state).await;
+        }
+        if let Some(state) = own {
+            rig.networks.put(network_object(
+                namespace,
+                namespace,
+                "10.250.0.0/16",
+                state,
+                None,
+            ));
+        }
+        let daemon = rig.daemon(2);
+        let add = in_namespace(&rig.pod("web"), namespace);
+        let err = daemon.handle(&add).await.expect_err(want);
+        assert_eq!(err.code, crate::cni::code::TRY_AGAIN_LATER, "{want}");
+        assert!(err.msg.contains(want), "{}", err.msg);
+        assert!(
+            rig.ports().iter().all(|p| p.device_id != "c-web"),
+            "{want}: a port was made"
+        );
+        assert!(
+            rig.switch.ports().is_empty(),
+            "{want}: a bridge port was made"
+        );
+        assert!(!rig.pod_has_eth0(&add), "{want}");
+
+        // Once the Network the message names is Active, the retried ADD puts the pod on it,
+        // never on another.
+        let (expected, cidr) = if own.is_some() || namespace != "default" {
+            let ids = rig
+                .neutron_network(
+                    &format!("kube-{namespace}-{namespace}"),
+                    "10.250.0.0/16",
+                    None,
+                )
+                .await;
+            rig.networks.put(network_object(
+                namespace,
+                namespace,
+                "10.250.0.0/16",
+                NetworkState::Active,
+                Some((&ids.0, &ids.1)),
+            ));
+            (ids.0, "10.250.")
+        } else {
+            (rig.cluster_network(NetworkState::Active).await, "10.246.")
+        };
+        let result = daemon.handle(&add).await.expect("the retried ADD");
+        assert!(ip(&result).starts_with(cidr), "{want}: {result}");
+        let (_, port_id) = rig.bridge_port("c-web").expect("plugged");
+        assert_eq!(
+            rig.cloud.state().ports[&PortId::new(port_id)].network_id,
+            expected,
+            "{want}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_cluster_network_none_a_pod_of_no_tenant_is_refused_and_a_tenants_is_not() {
     let rig = Rig::new().await;
-    let daemon = rig.daemon(0);
-    let mut add = rig.pod("web");
-    add.pod.as_mut().expect("pod").namespace = "default".into();
-    let err = daemon.handle(&add).await.expect_err("no Network");
-    assert_eq!(err.code, crate::cni::code::TRY_AGAIN_LATER);
+    rig.networks.put_namespace("default", &[]);
+    // Even an Active cluster network left behind is not used.
+    rig.cluster_network(NetworkState::Active).await;
+    let daemon = rig.daemon_with(0, ClusterNetworkMode::None);
+    let add = in_namespace(&rig.pod("web"), "default");
+    let err = daemon.handle(&add).await.expect_err("refused");
+    assert_eq!(err.code, crate::cni::code::NO_NETWORK);
     assert!(
-        err.msg.contains("namespace default has no Network"),
+        err.msg.contains(
+            "namespace default is no tenant's (it has no Network default/default) and the cluster network is off (cluster-network: none)"
+        ),
         "{}",
         err.msg
     );
     assert!(rig.ports().iter().all(|p| p.device_id != "c-web"));
+    let tenant = daemon.handle(&rig.pod("app")).await.expect("tenant ADD");
+    assert!(ip(&tenant).starts_with("10.244."), "{tenant}");
 }

@@ -1,7 +1,7 @@
-//! The decisions of kubestack's node daemon, as pure functions of what it observed: which of the
-//! node's ports are garbage ([`gc`]), what to do with pooled ports found at start-up
-//! ([`pool`]), and what a pod's port becomes when a pooled port is handed to it
-//! ([`handover`]).
+//! The decisions of kubestack's node daemon, as pure functions of what it observed: which network
+//! a pod goes on ([`placement`]), which of the node's ports are garbage ([`gc`]), what to do
+//! with pooled ports found at start-up ([`pool`]), and what a pod's port becomes when a pooled
+//! port is handed to it ([`handover`]).
 //!
 //! The daemon observes three places, and these types are what it keeps of each:
 //! - Neutron: the node's ports with `device_owner=compute:kubestack` ([`NodePort`]);
@@ -25,6 +25,7 @@
 
 pub mod gc;
 pub mod handover;
+pub mod placement;
 pub mod pool;
 
 /// `device_owner` of every port kubestack makes.
