@@ -96,6 +96,15 @@ serverTLSBootstrap: false
 EOF
 }
 
+# Pods' network namespaces are mounted in /run/netns; kubestack's pod sees the ones made after it
+# started only if that directory is a shared mount (its volume propagates HostToContainer), as
+# `ip netns add` makes it. Nothing here may have made it one yet.
+node_netns_shared() {
+  mkdir -p /run/netns
+  mountpoint -q /run/netns || mount --rbind /run/netns /run/netns
+  [ "$(findmnt -no PROPAGATION /run/netns)" = shared ] || mount --make-rshared /run/netns
+}
+
 phase_node() {
   phase "node: kubelet and its containerd"
   NODE_IP=$(node_ip)
@@ -105,6 +114,7 @@ phase_node() {
     "$(dirname "$NODE_CONTAINERD_SOCK")"
   node_pki
   node_cgroups
+  node_netns_shared
   containerd_config "$NODE_DIR/containerd/config.toml" "$NODE_DIR/containerd/root" \
     /run/stackube-testenv/node/containerd "$NODE_CONTAINERD_SOCK" "$NODE_CNI_CONF_DIR"
   # kubestack is the node's only network. A test (or hack/devbox) that runs its own daemon puts
