@@ -7,61 +7,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::kubelet::*;
 use common::*;
 use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use serde_json::json;
 use stackube_testenv::{TestEnv, unique_name};
-
-/// The kubelet starts a sandbox and a container from an image it has; well under this.
-const RUNNING: Duration = Duration::from_secs(120);
-
-fn ready(node: &KubeNode) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Creates the pod, retrying while the namespace's `default` ServiceAccount does not exist yet
-/// (kube-controller-manager makes it just after the namespace).
-async fn create_pod(pods: &Api<Pod>, pod: &Pod) {
-    let started = Instant::now();
-    loop {
-        match pods.create(&PostParams::default(), pod).await {
-            Ok(_) => return,
-            Err(kube::Error::Api(e)) if e.message.contains("serviceaccount") => {
-                assert!(
-                    started.elapsed() < Duration::from_secs(30),
-                    "the namespace's ServiceAccount never came: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            Err(e) => panic!("pod created: {e}"),
-        }
-    }
-}
-
-/// Waits until the pod runs; its address.
-async fn running_ip(pods: &Api<Pod>, name: &str, node: &Node) -> String {
-    let started = Instant::now();
-    loop {
-        let pod = pods.get(name).await.expect("pod");
-        let status = pod.status.unwrap_or_default();
-        if status.phase.as_deref() == Some("Running")
-            && let Some(ip) = status.pod_ip
-        {
-            return ip;
-        }
-        assert!(
-            started.elapsed() < RUNNING,
-            "pod {name} not Running within {RUNNING:?}: {status:?}\ndaemon log:\n{}",
-            node.daemon_log()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_made_through_the_api_runs_on_the_node_with_its_tenants_address() {

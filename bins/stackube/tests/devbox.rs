@@ -369,11 +369,7 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
             "--timeout=120s",
         ],
     );
-    let page = k(
-        env,
-        &["-n", "test", "exec", "sleeper", "--", "wget", "-qO-", &ip],
-    );
-    assert!(page.contains("Welcome to nginx!"), "exec wget: {page}");
+    fetch_nginx(env, &ip, "exec wget");
     assert!(port_forward_page(env, None, &nginx).contains("Welcome to nginx!"));
 
     // The same as the tenant, with its Keystone credentials; and nothing outside its namespace.
@@ -515,19 +511,65 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
             "--timeout=120s",
         ],
     );
-    let page = k(
-        env,
-        &["-n", "test", "exec", "sleeper", "--", "wget", "-qO-", &ip],
-    );
-    assert!(
-        page.contains("Welcome to nginx!"),
-        "after kubestack's restart: {page}"
-    );
+    fetch_nginx(env, &ip, "after kubestack's restart");
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(
         kubestack_ports(&os).await,
         ports,
         "kubestack's restart made or dropped ports"
+    );
+
+    // The kubelet killed and started again: the pods were never stopped, their network stays,
+    // and the node is Ready again with the same pods. (Not containerd: hack/testenv stops a
+    // service with every process of its cgroup, the shims included.)
+    let uids = k(
+        env,
+        &[
+            "-n",
+            "test",
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={.items[*].metadata.uid}",
+        ],
+    );
+    let (ok, out) = stackube_testenv::testenv_command(&["stop", "kubelet"]);
+    assert!(ok, "hack/testenv stop kubelet: {out}");
+    let (ok, out) = stackube_testenv::testenv_command(&["up"]);
+    assert!(ok, "hack/testenv up after the kill: {out}");
+    k_until(
+        env,
+        &["get", "nodes", "--no-headers"],
+        "node Ready again",
+        |o| o.contains(" Ready "),
+    );
+    k(
+        env,
+        &[
+            "-n",
+            "test",
+            "wait",
+            "--for=condition=Ready",
+            "pod",
+            "--all",
+            "--timeout=120s",
+        ],
+    );
+    fetch_nginx(env, &ip, "after the kubelet's restart");
+    assert_eq!(
+        k(
+            env,
+            &[
+                "-n",
+                "test",
+                "get",
+                "pods",
+                "-o",
+                "jsonpath={.items[*].metadata.uid}"
+            ]
+        ),
+        uids,
+        "pods were replaced across the kubelet's restart"
     );
 
     // Deleting the tenants leaves nothing: no port of theirs, no veth, no pod namespace.
@@ -579,6 +621,15 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
         netns_before,
         "pod network namespaces left on the node"
     );
+}
+
+/// Fetches nginx's page at `ip` from the sleeper pod of tenant test (`kubectl exec`).
+fn fetch_nginx(env: &TestEnv, ip: &str, when: &str) {
+    let page = k(
+        env,
+        &["-n", "test", "exec", "sleeper", "--", "wget", "-qO-", ip],
+    );
+    assert!(page.contains("Welcome to nginx!"), "{when}: {page}");
 }
 
 /// Waits until the Network of tenant `ns` is Active (its namespace may not exist yet).
