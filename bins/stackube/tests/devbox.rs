@@ -555,7 +555,14 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
             "--timeout=120s",
         ],
     );
-    fetch_nginx(env, &ip, "after the kubelet's restart");
+    // Its status says Ready from before the kill; the kubelet takes its pods back within
+    // moments (`exec` says "pod does not exist" until then).
+    k_until(
+        env,
+        &["-n", "test", "exec", "sleeper", "--", "wget", "-qO-", &ip],
+        "nginx served after the kubelet's restart",
+        |page| page.contains("Welcome to nginx!"),
+    );
     assert_eq!(
         k(
             env,
