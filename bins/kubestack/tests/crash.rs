@@ -140,11 +140,7 @@ async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
         .iter()
         .filter(|id| !sandboxes_before.contains(id))
         .collect();
-    for port in node_ports(os)
-        .await
-        .iter()
-        .filter(|p| !baseline.ports().contains(p))
-    {
+    for port in baseline.new_ports().await.iter() {
         assert!(
             new_sandboxes.iter().any(|id| port.ends_with(id.as_str())),
             "port {port} belongs to no sandbox of the runtime ({new_sandboxes:?})\n{}",

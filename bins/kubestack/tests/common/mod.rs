@@ -68,7 +68,12 @@ impl Node {
     /// A daemon for the cluster's node: the kubelet's containerd takes its pods' network from it
     /// (its configuration sorts before the node's own), instead of crictl's.
     pub async fn start_for_kubelet(env: &TestEnv) -> Node {
-        Self::start_in(env, &[], &[], &env.node_cni_conf_dir).await
+        Self::start_for_kubelet_with(env, &[]).await
+    }
+
+    /// [`Node::start_for_kubelet`] with more flags for the daemon.
+    pub async fn start_for_kubelet_with(env: &TestEnv, daemon_args: &[&str]) -> Node {
+        Self::start_in(env, daemon_args, &[], &env.node_cni_conf_dir).await
     }
 
     async fn start_in(
@@ -592,6 +597,11 @@ pub fn sandboxes(env: &TestEnv) -> Vec<String> {
 }
 
 /// What Neutron and `br-int` hold before a test, to compare with after it.
+///
+/// The environment is shared and may hold what an interrupted earlier run left (a benchmark's
+/// tenant whose pods the kubelet keeps restarting, each restart a new port): the comparison
+/// leaves out the ports of namespaces that already existed when it was taken (`default` apart,
+/// which tests use) and their veths, and counts as left over only what was not there before.
 pub struct Baseline {
     /// A Kubernetes client of the environment.
     pub client: kube::Client,
@@ -599,6 +609,8 @@ pub struct Baseline {
     pub os: OpenStack,
     ports: Vec<String>,
     taps: Vec<String>,
+    /// Port name prefixes (`kube-<namespace>-`) of the namespaces that are not this test's.
+    foreign: Vec<String>,
 }
 
 impl Baseline {
@@ -613,6 +625,21 @@ impl Baseline {
                 .await
                 .expect("CRD installed");
         }
+        let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+            .list(&Default::default())
+            .await
+            .expect("namespaces");
+        let foreign: Vec<String> = namespaces
+            .items
+            .iter()
+            .filter_map(|n| n.metadata.name.as_deref())
+            .filter(|n| *n != "default")
+            .map(|n| stackube_core::naming::port_name(n, ""))
+            .collect();
+        assert!(
+            foreign.iter().any(|p| p == "kube-kube-system-"),
+            "the namespaces read do not include kube-system: {foreign:?}"
+        );
         let os = admin(env).await;
         let ports = node_ports(&os).await;
         Baseline {
@@ -620,17 +647,43 @@ impl Baseline {
             os,
             ports,
             taps: bridge_taps(),
+            foreign,
         }
     }
 
-    /// Neutron holds no more pod ports, and `br-int` no more veths, than before.
+    /// The pod ports (`id name device_id`) Neutron holds now that it did not hold before, but
+    /// for those of namespaces that are not this test's.
+    pub async fn new_ports(&self) -> Vec<String> {
+        self.new_ports_and_foreign_taps().await.0
+    }
+
+    async fn new_ports_and_foreign_taps(&self) -> (Vec<String>, Vec<String>) {
+        let (foreign, ours): (Vec<_>, Vec<_>) = kubestack_ports(&self.os)
+            .await
+            .into_iter()
+            .partition(|p| self.foreign.iter().any(|f| p.name.starts_with(f)));
+        let new = ours
+            .iter()
+            .map(|p| format!("{} {} {}", p.id, p.name, p.device_id))
+            .filter(|p| !self.ports.contains(p))
+            .collect();
+        let foreign_taps = foreign
+            .iter()
+            .map(|p| stackube_core::naming::host_link_name(p.id.as_str()))
+            .collect();
+        (new, foreign_taps)
+    }
+
+    /// Neutron holds no pod port, and `br-int` no veth, that were not there before, but for
+    /// those of namespaces that are not this test's.
     pub async fn assert_clean(&self) {
-        assert_eq!(
-            node_ports(&self.os).await,
-            self.ports,
-            "pod ports left in Neutron"
-        );
-        assert_eq!(bridge_taps(), self.taps, "veths left on br-int");
+        let (ports, foreign_taps) = self.new_ports_and_foreign_taps().await;
+        assert_eq!(ports, Vec::<String>::new(), "pod ports left in Neutron");
+        let taps: Vec<String> = bridge_taps()
+            .into_iter()
+            .filter(|t| !self.taps.contains(t) && !foreign_taps.contains(t))
+            .collect();
+        assert_eq!(taps, Vec::<String>::new(), "veths left on br-int");
     }
 
     /// The pod ports Neutron had before.
