@@ -100,6 +100,12 @@ pub async fn sweep(ctx: &Context) -> Result<Swept, Error> {
         .await?;
     let routers = neutron
         .list_routers(&RouterFilter {
+            tags: network_tags.clone(),
+            ..Default::default()
+        })
+        .await?;
+    let network_groups = neutron
+        .list_security_groups(&SecurityGroupFilter {
             tags: network_tags,
             ..Default::default()
         })
@@ -188,6 +194,13 @@ pub async fn sweep(ctx: &Context) -> Result<Swept, Error> {
         }
     }
 
+    for g in &network_groups {
+        if let Some(uid) = orphan_uid(&g.tags) {
+            orphans.entry(uid).or_default().security_group =
+                Some(crate::network::observed_group(g));
+        }
+    }
+
     let mut swept = Swept::default();
     for (uid, observation) in &orphans {
         tracing::info!(owner = %uid, "deleting the Neutron resources of a Network that no longer exists");
@@ -195,6 +208,7 @@ pub async fn sweep(ctx: &Context) -> Result<Swept, Error> {
         count(ctx, "network", observation.network.is_some());
         count(ctx, "subnet", observation.subnet.is_some());
         count(ctx, "router", observation.router.is_some());
+        count(ctx, "security_group", observation.security_group.is_some());
         swept.networks.push(uid.clone());
     }
 

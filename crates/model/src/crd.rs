@@ -269,6 +269,14 @@ pub struct NetworkStatus {
     /// Its router (not set for an adopted network).
     #[serde(default, rename = "routerID", skip_serializing_if = "Option::is_none")]
     pub router_id: Option<String>,
+    /// The security group pods' ports on it are put in (not set for an adopted network: its
+    /// pods get the project's `default` group).
+    #[serde(
+        default,
+        rename = "securityGroupID",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub security_group_id: Option<String>,
 }
 
 /// A status condition, shaped like `metav1.Condition`.

@@ -211,6 +211,7 @@ impl Daemon {
                 new.device_id = Some(wanted.device_id);
                 new.device_owner = Some(super::DEVICE_OWNER.to_owned());
                 new.binding_host_id = Some(self.settings.node.clone());
+                new.security_group_ids = net.security_group.clone().map(|g| vec![g]);
                 new.tags = wanted.owner.tags();
                 let port = networking.create_port(&new).await.map_err(|e| {
                     if e.kind() == ErrorKind::NotFound {

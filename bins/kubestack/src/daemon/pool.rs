@@ -12,7 +12,7 @@
 //!   restart never makes ports it already has).
 //! - Ports being created are known ([`Pool::creating`]) so that GC leaves them alone.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +24,7 @@ use stackube_core::kubestack::pool::{Recovery, recover};
 use stackube_core::kubestack::{Mark, PodName};
 use stackube_core::naming;
 use stackube_core::ownership::{Owner, OwnerKind};
-use stackube_model::{NetworkId, PortId};
+use stackube_model::{NetworkId, PortId, SecurityGroupId};
 use stackube_net::veth;
 use stackube_openstack::network::{NewPort, Port};
 
@@ -50,9 +50,28 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether `port` is in the security group of `net`'s pods (any port is, for a network whose
+/// pods get the project's `default` group).
+fn in_group(port: &Port, net: &TenantNet) -> bool {
+    net.security_group
+        .as_ref()
+        .is_none_or(|g| port.security_group_ids == std::slice::from_ref(g))
+}
+
 impl Pool {
-    fn take(&self, network: &NetworkId) -> Option<Port> {
-        lock(&self.ready).get_mut(network)?.pop()
+    /// A ready port of `net`, and the ready ports of `net` that no pod of it may take any more
+    /// (taken out of the pool): ports in another security group than the network's pods' (made
+    /// before the Network had its group).
+    fn take(&self, net: &TenantNet) -> (Option<Port>, Vec<Port>) {
+        let mut ready = lock(&self.ready);
+        let Some(ports) = ready.get_mut(&net.network_id) else {
+            return (None, Vec::new());
+        };
+        let (usable, stale): (Vec<Port>, Vec<Port>) = std::mem::take(ports)
+            .into_iter()
+            .partition(|p| in_group(p, net));
+        *ports = usable;
+        (ports.pop(), stale)
     }
 
     fn put(&self, port: Port) {
@@ -103,7 +122,12 @@ impl Daemon {
         net: &TenantNet,
         netns: &Path,
     ) -> Option<Value> {
-        let port = self.pool.take(&net.network_id)?;
+        let (port, stale) = self.pool.take(net);
+        for port in stale {
+            tracing::info!(port = %port.id, "a pooled port is not in its network's security group; dropping it");
+            self.drop_pool_port(&port.id).await;
+        }
+        let port = port?;
         let container = &invocation.container_id;
         let plugged = async {
             let link = pod_link(&port, net, netns, &invocation.if_name)?;
@@ -204,6 +228,7 @@ impl Daemon {
         new.device_id = Some(self.pool_device_id());
         new.device_owner = Some(super::DEVICE_OWNER.to_owned());
         new.binding_host_id = Some(self.settings.node.clone());
+        new.security_group_ids = net.security_group.clone().map(|g| vec![g]);
         new.tags = owner.tags();
         let port = networking
             .create_port(&new)
@@ -261,8 +286,18 @@ impl Daemon {
         }
         let observed: Vec<_> = ports.iter().map(node_port).collect();
         let (mut kept, mut given, mut dropped) = (0, 0, 0);
-        // The networks this node pools for: topped up once recovered.
-        let networks: BTreeSet<NetworkId> = ports.iter().map(|p| p.network_id.clone()).collect();
+        // The networks this node pools for, with their pods' security group as their pooled
+        // ports have it: topped up once recovered.
+        let networks: BTreeMap<NetworkId, Option<SecurityGroupId>> = ports
+            .iter()
+            .map(|p| {
+                let group = match p.security_group_ids.as_slice() {
+                    [group] => Some(group.clone()),
+                    _ => None,
+                };
+                (p.network_id.clone(), group)
+            })
+            .collect();
         for (port, (_, decision)) in ports.into_iter().zip(recover(
             &observed,
             &bridge,
@@ -292,8 +327,8 @@ impl Daemon {
         self.metrics.pool_ready.set(self.pool.ready() as i64);
         tracing::info!(kept, given, dropped, "pooled ports recovered");
         if self.settings.pool_size > 0 {
-            for network in networks {
-                match self.neutron_facts(&network, None).await {
+            for (network, group) in networks {
+                match self.neutron_facts(&network, None, group).await {
                     Ok(net) => self.clone().refill(net),
                     // Its tenant may be gone with it; the next ADD of a pod there refills.
                     Err(e) => {
@@ -334,5 +369,51 @@ impl Daemon {
         }
         self.metrics.pool_ready.set(self.pool.ready() as i64);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn port(id: &str, network: &str, groups: &[&str]) -> Port {
+        let mut port: Port = serde_json::from_value(serde_json::json!({
+            "id": id, "network_id": network, "mac_address": "fa:16:3e:00:00:01",
+        }))
+        .expect("a port");
+        port.security_group_ids = groups.iter().map(|g| SecurityGroupId::new(*g)).collect();
+        port
+    }
+
+    fn net(network: &str, group: Option<&str>) -> TenantNet {
+        TenantNet {
+            network_id: NetworkId::new(network),
+            project_id: None,
+            cidr: "10.244.0.0/16".parse().expect("cidr"),
+            gateway: None,
+            mtu: 1500,
+            security_group: group.map(SecurityGroupId::new),
+        }
+    }
+
+    #[test]
+    fn a_pooled_port_outside_its_networks_group_is_never_taken_and_comes_out_stale() {
+        let pool = Pool::default();
+        pool.put(port("old", "n", &["default"]));
+        pool.put(port("good", "n", &["g"]));
+        pool.put(port("other", "m", &["default"]));
+        let (taken, stale) = pool.take(&net("n", Some("g")));
+        assert_eq!(taken.map(|p| p.id.to_string()), Some("good".into()));
+        let stale: Vec<String> = stale.iter().map(|p| p.id.to_string()).collect();
+        assert_eq!(stale, vec!["old".to_owned()]);
+        assert_eq!(
+            pool.take(&net("n", Some("g"))).0,
+            None,
+            "the stale port left the pool"
+        );
+        // A network whose pods get their project's default group takes any of its ports.
+        let (taken, stale) = pool.take(&net("m", None));
+        assert_eq!(taken.map(|p| p.id.to_string()), Some("other".into()));
+        assert!(stale.is_empty());
     }
 }

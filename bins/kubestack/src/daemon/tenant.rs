@@ -28,7 +28,7 @@ use stackube_core::cluster;
 use stackube_core::kubestack::placement::{self, Observed, Placement};
 use stackube_model::config::ClusterNetworkMode;
 use stackube_model::crd::{Network, NetworkState};
-use stackube_model::{NetworkId, ProjectId, SubnetId};
+use stackube_model::{NetworkId, ProjectId, SecurityGroupId, SubnetId};
 use stackube_openstack::network::SubnetFilter;
 use tokio::sync::OnceCell;
 
@@ -144,10 +144,12 @@ pub struct TenantNet {
     pub gateway: Option<Ipv4Addr>,
     /// The network's MTU.
     pub mtu: u32,
+    /// The security group of its pods' ports (`None`: the project's `default` group).
+    pub security_group: Option<SecurityGroupId>,
 }
 
-/// A network and (when its Network says) its subnet.
-type NetworkKey = (NetworkId, Option<SubnetId>);
+/// A network, and (when its Network says) its subnet and its pods' security group.
+type NetworkKey = (NetworkId, Option<SubnetId>, Option<SecurityGroupId>);
 
 /// Neutron facts by network (and subnet), each looked up once.
 pub struct TenantNets {
@@ -169,7 +171,7 @@ impl TenantNets {
         self.facts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|(id, _), _| id != network);
+            .retain(|(id, _, _), _| id != network);
     }
 }
 
@@ -218,8 +220,13 @@ impl Daemon {
             Placement::Use {
                 network_id,
                 subnet_id,
+                security_group_id,
                 ..
-            } => (NetworkId::from(network_id), subnet_id.map(SubnetId::from)),
+            } => (
+                NetworkId::from(network_id),
+                subnet_id.map(SubnetId::from),
+                security_group_id.map(SecurityGroupId::from),
+            ),
             Placement::Wait(why) => return Err(CniError::new(code::TRY_AGAIN_LATER, why)),
             Placement::Refuse(why) => return Err(CniError::new(code::NO_NETWORK, why)),
         };
@@ -231,7 +238,7 @@ impl Daemon {
             .entry(key.clone())
             .or_default()
             .clone();
-        cell.get_or_try_init(|| self.neutron_facts(&key.0, key.1.as_ref()))
+        cell.get_or_try_init(|| self.neutron_facts(&key.0, key.1.as_ref(), key.2.clone()))
             .await
             .cloned()
     }
@@ -240,6 +247,7 @@ impl Daemon {
         &self,
         network_id: &NetworkId,
         subnet_id: Option<&SubnetId>,
+        security_group: Option<SecurityGroupId>,
     ) -> Result<TenantNet, CniError> {
         let networking = self.networking().await?;
         let network = networking
@@ -283,6 +291,7 @@ impl Daemon {
             cidr,
             gateway,
             mtu: network.mtu.unwrap_or(1500),
+            security_group,
         })
     }
 }

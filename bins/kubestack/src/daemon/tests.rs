@@ -14,11 +14,11 @@ use stackube_model::config::ClusterNetworkMode;
 use stackube_model::crd::{
     Network, NetworkSpec, NetworkState, NetworkStatus, PROJECT_LABEL, TENANT_LABEL,
 };
-use stackube_model::{NetworkId, PortId, SubnetId};
+use stackube_model::{NetworkId, PortId, SecurityGroupId, SubnetId};
 use stackube_net::fake::{FakeLinks, FakeSwitch};
 use stackube_net::ovs::CONTAINER_KEY;
 use stackube_openstack::fake::FakeCloud;
-use stackube_openstack::network::{NewNetwork, NewSubnet, Port};
+use stackube_openstack::network::{NewNetwork, NewSecurityGroup, NewSubnet, Port};
 use stackube_openstack::{ErrorKind, Service};
 
 use super::{Daemon, Parts, Settings, tenant};
@@ -109,20 +109,15 @@ struct Rig {
     links: Arc<FakeLinks>,
     switch: Arc<FakeSwitch>,
     networks: Arc<FakeNetworks>,
+    /// The tenant network's security group.
+    group: SecurityGroupId,
 }
 
 impl Rig {
     async fn new() -> Rig {
         let cloud = FakeCloud::new();
         cloud.state().port_status_on_create = "ACTIVE".into();
-        let rig = Rig {
-            cloud,
-            links: Arc::new(FakeLinks::new()),
-            switch: Arc::new(FakeSwitch::new()),
-            networks: Arc::new(FakeNetworks::default()),
-        };
-        let tenant = rig
-            .cloud
+        let tenant = cloud
             .identity()
             .create_project(&stackube_openstack::identity::NewProject {
                 name: NS.into(),
@@ -131,6 +126,23 @@ impl Rig {
             .await
             .expect("the tenant's project")
             .id;
+        let group = cloud
+            .networking()
+            .create_security_group(&NewSecurityGroup {
+                name: format!("kube-{NS}-{NS}"),
+                project_id: Some(tenant.clone()),
+                ..Default::default()
+            })
+            .await
+            .expect("the network's security group")
+            .id;
+        let rig = Rig {
+            cloud,
+            links: Arc::new(FakeLinks::new()),
+            switch: Arc::new(FakeSwitch::new()),
+            networks: Arc::new(FakeNetworks::default()),
+            group,
+        };
         let ids = rig
             .neutron_network(
                 &format!("kube-{NS}-{NS}"),
@@ -138,13 +150,17 @@ impl Rig {
                 Some(tenant.clone()),
             )
             .await;
-        rig.networks.put(network_object(
+        let mut network = network_object(
             NS,
             NS,
             "10.244.0.0/16",
             NetworkState::Active,
             Some((&ids.0, &ids.1)),
-        ));
+        );
+        if let Some(status) = network.status.as_mut() {
+            status.security_group_id = Some(rig.group.to_string());
+        }
+        rig.networks.put(network);
         rig.networks
             .put_namespace(NS, &[(TENANT_LABEL, NS), (PROJECT_LABEL, tenant.as_str())]);
         rig
@@ -323,6 +339,31 @@ async fn pooled(rig: &Rig, size: usize) -> (Arc<Daemon>, Invocation) {
     daemon.handle(&p0).await.expect("the first ADD");
     eventually("the pool is full", || rig.pool_ports().len() == size).await;
     (daemon, p0)
+}
+
+#[tokio::test]
+async fn pods_ports_pooled_or_not_are_in_their_networks_security_group() {
+    let rig = Rig::new().await;
+    let in_group = |ports: Vec<Port>| {
+        assert!(!ports.is_empty(), "no port to look at");
+        for port in ports {
+            assert_eq!(port.security_group_ids, vec![rig.group.clone()], "{port:?}");
+        }
+    };
+    let daemon = rig.daemon(0);
+    let p1 = rig.pod("p1");
+    daemon.handle(&p1).await.expect("an ADD without the pool");
+    in_group(rig.ports_of("c-p1"));
+
+    let (daemon, _) = pooled(&rig, 2).await;
+    in_group(rig.ports_of(&format!("kubestack-pool:{NODE}")));
+    let p2 = rig.pod("p2");
+    daemon.handle(&p2).await.expect("a pooled ADD");
+    eventually("p2's port is handed over", || {
+        rig.ports_of("c-p2").len() == 1
+    })
+    .await;
+    in_group(rig.ports_of("c-p2"));
 }
 
 #[tokio::test]

@@ -10,14 +10,16 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use stackube_core::conditions::{Reason, Status, Type};
 use stackube_core::naming;
+use stackube_core::network::GroupRule;
 use stackube_core::network::{
     Action as Step, AdoptionCandidate, Collection, adoption_refusal, plan,
 };
 use stackube_core::ownership::Owner;
 use stackube_model::crd::{Network, NetworkState, NetworkStatus};
-use stackube_model::{NetworkId, ProjectId, RouterId, SubnetId};
+use stackube_model::{NetworkId, ProjectId, RouterId, SecurityGroupId, SubnetId};
 use stackube_openstack::network::{
-    ExternalGateway, NewNetwork, NewRouter, NewSubnet, SubnetGateway, TaggedResource,
+    Direction, Ethertype, ExternalGateway, NewNetwork, NewRouter, NewSecurityGroup,
+    NewSecurityGroupRule, NewSubnet, SubnetGateway, TaggedResource,
 };
 use stackube_openstack::{ErrorKind, Networking};
 
@@ -42,6 +44,7 @@ pub async fn apply(network: &Network, ctx: &Context) -> Result<Action, Error> {
                 status.network_id = None;
                 status.subnet_id = None;
                 status.router_id = None;
+                status.security_group_id = None;
             }
             status.message = Some(e.to_string());
             vec![Status::failed(
@@ -85,6 +88,7 @@ async fn apply_inner(
         status.network_id = Some(verified.network_id);
         status.subnet_id = Some(verified.subnet_id);
         status.router_id = Some(verified.router_id);
+        status.security_group_id = Some(verified.security_group_id);
         return Ok(ready_parts(status, cidr, &network.spec.gateway, ctx));
     }
     let obs = &observe(network, &owner, neutron.as_ref(), false).await?;
@@ -110,7 +114,12 @@ async fn apply_inner(
             external_fixed_ips: Vec::new(),
         },
     };
-    let steps = plan(&owner, obs, ctx.config.ext_net_id.as_str());
+    let steps = plan(
+        &owner,
+        obs,
+        ctx.config.ext_net_id.as_str(),
+        &network.spec.gateway,
+    );
     // The router does not depend on the network or the subnet: it is made alongside them, and
     // only the interface waits for both.
     let (router_steps, network_steps): (Vec<Step>, Vec<Step>) =
@@ -132,6 +141,10 @@ async fn apply_inner(
             .router
             .as_ref()
             .map(|r| RouterId::new(r.resource.id.clone())),
+        security_group: obs
+            .security_group
+            .as_ref()
+            .map(|g| SecurityGroupId::new(g.resource.id.clone())),
     };
     let mut router_ids = Ids {
         router: ids.router.take(),
@@ -162,13 +175,18 @@ async fn apply_inner(
         network: network_id,
         subnet: subnet_id,
         router: router_id,
+        security_group: security_group_id,
     } = ids;
     status.network_id = network_id.map(|id| id.to_string());
     status.subnet_id = subnet_id.map(|id| id.to_string());
     status.router_id = router_id.map(|id| id.to_string());
-    if let (Some(network_id), Some(subnet_id), Some(router_id)) =
-        (&status.network_id, &status.subnet_id, &status.router_id)
-    {
+    status.security_group_id = security_group_id.map(|id| id.to_string());
+    if let (Some(network_id), Some(subnet_id), Some(router_id), Some(security_group_id)) = (
+        &status.network_id,
+        &status.subnet_id,
+        &status.router_id,
+        &status.security_group_id,
+    ) {
         ctx.networks_verified.put(
             &uid,
             generation,
@@ -176,6 +194,7 @@ async fn apply_inner(
                 network_id: network_id.clone(),
                 subnet_id: subnet_id.clone(),
                 router_id: router_id.clone(),
+                security_group_id: security_group_id.clone(),
             },
         );
     }
@@ -222,6 +241,7 @@ struct Ids {
     network: Option<NetworkId>,
     subnet: Option<SubnetId>,
     router: Option<RouterId>,
+    security_group: Option<SecurityGroupId>,
 }
 
 /// Carries out the steps of a Network's plan.
@@ -322,11 +342,67 @@ impl Applier<'_> {
                     .set_router_gateway(&RouterId::new(router_id.clone()), Some(&self.ext))
                     .await?;
             }
+            Step::CreateSecurityGroup => {
+                let created = neutron
+                    .create_security_group(&NewSecurityGroup {
+                        name: naming::network_name(namespace, name),
+                        description: Some(owner.description()),
+                        project_id: Some(self.project.clone()),
+                        tags: owner.tags(),
+                    })
+                    .await?;
+                self.event(
+                    "SecurityGroupCreated",
+                    format!(
+                        "created security group {} ({}) for the network's pods",
+                        created.name, created.id
+                    ),
+                )
+                .await;
+                ids.security_group = Some(created.id);
+            }
+            Step::AddGroupRule(rule) => {
+                let Some(group) = &ids.security_group else {
+                    return Ok(());
+                };
+                let (remote_group_id, remote_ip_prefix, what) = match rule {
+                    GroupRule::Members => (Some(group.clone()), None, "the network's pods"),
+                    GroupRule::From(cidr) => (
+                        None,
+                        Some(cidr.clone()),
+                        "Service traffic through the router",
+                    ),
+                };
+                let created = neutron
+                    .create_security_group_rule(&NewSecurityGroupRule {
+                        security_group_id: group.clone(),
+                        direction: Direction::Ingress,
+                        ethertype: Ethertype::IPv4,
+                        protocol: None,
+                        port_range_min: None,
+                        port_range_max: None,
+                        remote_ip_prefix,
+                        remote_group_id,
+                        description: Some(format!("{}: {what}", owner.description())),
+                        project_id: Some(self.project.clone()),
+                    })
+                    .await;
+                match created {
+                    // A rule made before a crash, observed after it: Neutron refuses the copy.
+                    Err(e) if e.kind() == ErrorKind::Conflict => {}
+                    other => {
+                        other?;
+                    }
+                }
+            }
             Step::Tag { collection, id } => {
                 let resource = match collection {
                     Collection::Networks => TaggedResource::Network(NetworkId::new(id.clone())),
                     Collection::Subnets => TaggedResource::Subnet(SubnetId::new(id.clone())),
                     Collection::Routers => TaggedResource::Router(RouterId::new(id.clone())),
+                    Collection::SecurityGroups => {
+                        TaggedResource::SecurityGroup(SecurityGroupId::new(id.clone()))
+                    }
                 };
                 neutron.replace_tags(&resource, &owner.tags()).await?;
             }
@@ -341,7 +417,8 @@ impl Applier<'_> {
             | Step::RemoveRouterInterface { .. }
             | Step::DeleteRouter { .. }
             | Step::DeleteSubnet { .. }
-            | Step::DeleteNetwork { .. } => {}
+            | Step::DeleteNetwork { .. }
+            | Step::DeleteSecurityGroup { .. } => {}
         }
         Ok(())
     }
@@ -353,6 +430,7 @@ pub struct VerifiedNetwork {
     network_id: String,
     subnet_id: String,
     router_id: String,
+    security_group_id: String,
 }
 
 fn ready_parts(status: &NetworkStatus, cidr: &str, gateway: &str, ctx: &Context) -> Vec<Status> {

@@ -1,5 +1,5 @@
 //! Deleting a Network (its finalizer): the ports left on the network, the router interface,
-//! the router, the subnet, the network. Shared with the garbage collector.
+//! the router, the subnet, the network, its security group. Shared with the garbage collector.
 
 use kube::Resource;
 use kube::ResourceExt;
@@ -8,7 +8,7 @@ use kube::runtime::events::EventType;
 use stackube_core::conditions::{Status, Type};
 use stackube_core::network::{Action as Step, Observation, cleanup_plan};
 use stackube_model::crd::{Network, NetworkState};
-use stackube_model::{NetworkId, PortId, RouterId, SubnetId};
+use stackube_model::{NetworkId, PortId, RouterId, SecurityGroupId, SubnetId};
 use stackube_openstack::Networking;
 
 use super::observe::observe;
@@ -87,12 +87,19 @@ pub(crate) async fn remove(
                 neutron.delete_network(&NetworkId::new(id.clone())).await?;
                 deleted = Some(id);
             }
+            Step::DeleteSecurityGroup { id } => {
+                neutron
+                    .delete_security_group(&SecurityGroupId::new(id))
+                    .await?;
+            }
             Step::CreateNetwork
             | Step::CreateSubnet
             | Step::CreateRouter
             | Step::SetRouterGateway { .. }
             | Step::Tag { .. }
-            | Step::AddRouterInterface => {}
+            | Step::AddRouterInterface
+            | Step::CreateSecurityGroup
+            | Step::AddGroupRule(_) => {}
         }
     }
     Ok(deleted)

@@ -3,9 +3,10 @@
 //! [`cleanup`] on deletion.
 //!
 //! Apply: find the tenant's Keystone project (the namespace's `stackube.kubernetes.io/project-id`
-//! label), observe the Neutron network `kube-<ns>-<name>`, its subnet and its router →
-//! [`stackube_core::network::plan`] → create, tag, gateway and attach what is missing → report
-//! `status.state` (`Active`/`Failed`, as in the seed), conditions and ids. A Network with
+//! label), observe the Neutron network `kube-<ns>-<name>`, its subnet, its router and its
+//! security group → [`stackube_core::network::plan`] → create, tag, gateway, attach and add the
+//! group's rules where missing → report `status.state` (`Active`/`Failed`, as in the seed),
+//! conditions and ids (kubestack puts pods' ports in the group it names). A Network with
 //! `spec.networkID` adopts that Neutron network: it is checked, never changed or deleted.
 //!
 //! # Guarantees
@@ -13,8 +14,8 @@
 //!   description set at creation when a crash fell between creating and tagging them (they are
 //!   tagged then). Neutron resources that are not ours, even of the same name, are never touched.
 //! - Deletion (the finalizer) removes the ports left on the network, the router interface, the
-//!   router, the subnet and the network, in that order; each step tolerates what is already
-//!   gone, and the finalizer stays until all of it succeeded.
+//!   router, the subnet, the network and the security group, in that order; each step tolerates
+//!   what is already gone, and the finalizer stays until all of it succeeded.
 
 mod apply;
 mod cleanup;
@@ -40,6 +41,7 @@ use stackube_model::crd::Network;
 pub use apply::{VerifiedNetwork, apply};
 pub use cleanup::cleanup;
 pub(crate) use cleanup::remove;
+pub(crate) use observe::observed_group;
 
 use crate::{Context, Error, PROJECT_LABEL, retry_after};
 

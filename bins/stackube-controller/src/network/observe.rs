@@ -6,13 +6,17 @@ use kube::ResourceExt;
 use kube::api::Api;
 use stackube_core::naming;
 use stackube_core::network::{
-    Observation, Observed, ObservedPort, ObservedRouter, ROUTER_INTERFACE_OWNER,
+    GroupRule, Observation, Observed, ObservedGroup, ObservedPort, ObservedRouter,
+    ROUTER_INTERFACE_OWNER,
 };
 use stackube_core::ownership::Owner;
 use stackube_model::ProjectId;
 use stackube_model::crd::Network;
 use stackube_openstack::Networking;
-use stackube_openstack::network::{NetworkFilter, PortFilter, RouterFilter, SubnetFilter};
+use stackube_openstack::network::{
+    Direction, Ethertype, NetworkFilter, PortFilter, RouterFilter, SecurityGroup,
+    SecurityGroupFilter, SubnetFilter,
+};
 
 use crate::{Context, Error, PROJECT_LABEL};
 
@@ -101,12 +105,47 @@ pub(super) async fn observe(
             .collect(),
         _ => Vec::new(),
     };
+    let security_group = neutron
+        .list_security_groups(&SecurityGroupFilter {
+            name: Some(naming::network_name(&namespace, &name)),
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .find(|g| owner.owns(&g.tags, &g.description))
+        .map(|g| observed_group(&g));
     Ok(Observation {
         network: net.map(|n| observed(&n.id, &n.tags, &n.description)),
         subnet: subnet.map(|s| observed(&s.id, &s.tags, &s.description)),
         router,
         ports,
+        security_group,
     })
+}
+
+/// A Network's security group as the plans see it: the ingress IPv4 rules for every protocol
+/// and port that are [`GroupRule`]s.
+pub(crate) fn observed_group(group: &SecurityGroup) -> ObservedGroup {
+    let rules = group
+        .rules
+        .iter()
+        .filter(|r| {
+            r.direction == Direction::Ingress
+                && r.ethertype == Ethertype::IPv4
+                && r.protocol.is_none()
+                && r.port_range_min.is_none()
+                && r.port_range_max.is_none()
+        })
+        .filter_map(|r| match (&r.remote_group_id, &r.remote_ip_prefix) {
+            (Some(remote), None) if *remote == group.id => Some(GroupRule::Members),
+            (None, Some(prefix)) => Some(GroupRule::From(prefix.clone())),
+            _ => None,
+        })
+        .collect();
+    ObservedGroup {
+        resource: observed(&group.id, &group.tags, &group.description),
+        rules,
+    }
 }
 
 /// The Keystone project of the Network's namespace.

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use stackube_model::crd::{Network, NetworkSpec, NetworkState};
-use stackube_model::{NetworkId, ProjectId};
+use stackube_model::{NetworkId, ProjectId, SecurityGroupId};
 use stackube_openstack::ErrorKind;
 use stackube_openstack::identity::NewProject;
-use stackube_openstack::network::{NewNetwork, NewPort};
+use stackube_openstack::network::{Direction, NewNetwork, NewPort};
 
 use super::{apply, cleanup};
 use crate::fixtures::{World, condition};
@@ -111,6 +111,24 @@ async fn network_subnet_and_router_come_first_and_the_interface_joins_them_last(
     assert_eq!(
         router.external_gateway_info.as_ref().map(|g| &g.network_id),
         Some(&world.ext_net)
+    );
+    // The pods' security group: the network's pods, and the router's address on the subnet
+    // (Service traffic, source-NATed there by stackube-proxy).
+    let group_id = SecurityGroupId::new(status.security_group_id.expect("security group id"));
+    let group = &state.security_groups[&group_id];
+    assert_eq!(group.name, "kube-acme-acme");
+    assert_eq!(group.project_id.as_ref(), Some(&project));
+    assert!(group.tags.contains(&"stackube-cluster=unit".to_owned()));
+    let mut remotes: Vec<(Option<&SecurityGroupId>, Option<&str>)> = group
+        .rules
+        .iter()
+        .filter(|r| r.direction == Direction::Ingress)
+        .map(|r| (r.remote_group_id.as_ref(), r.remote_ip_prefix.as_deref()))
+        .collect();
+    remotes.sort();
+    assert_eq!(
+        remotes,
+        vec![(None, Some("10.244.0.1/32")), (Some(&group_id), None)]
     );
 }
 
@@ -232,7 +250,7 @@ async fn only_the_projects_own_unshared_internal_network_is_adopted() {
 }
 
 #[tokio::test]
-async fn deletion_removes_ports_left_then_interface_router_subnet_network_in_that_order() {
+async fn deletion_removes_ports_left_then_interface_router_subnet_network_group_in_that_order() {
     let world = World::new();
     let (_, network) = tenant_network(&world, "acme").await;
     apply(&network, &world.ctx).await.expect("apply");
@@ -264,10 +282,21 @@ async fn deletion_removes_ports_left_then_interface_router_subnet_network_in_tha
             "remove_router_interface",
             "delete_router",
             "delete_subnet",
-            "delete_network"
+            "delete_network",
+            "delete_security_group"
         ]
     );
     let state = world.cloud.state();
     assert!(!state.networks.contains_key(&net_id));
     assert!(state.routers.is_empty());
+    let group = network
+        .status
+        .and_then(|s| s.security_group_id)
+        .expect("the Network's security group id");
+    assert!(
+        !state
+            .security_groups
+            .contains_key(&SecurityGroupId::new(group)),
+        "the Network's security group is left"
+    );
 }

@@ -49,6 +49,9 @@ pub enum Placement {
         network_id: String,
         /// Its subnet, when the Network's status names it.
         subnet_id: Option<String>,
+        /// The security group for the pod's port, when the Network's status names it (an
+        /// adopted network's pods get their project's `default` group).
+        security_group_id: Option<String>,
     },
     /// Not yet: the CNI "try again later", with why.
     Wait(String),
@@ -119,6 +122,7 @@ fn use_or_wait(network: &Network, reference: &str, why: impl FnOnce() -> String)
             network: reference.to_owned(),
             network_id,
             subnet_id: status.subnet_id,
+            security_group_id: status.security_group_id,
         };
     }
     let state = match status.state {
@@ -154,6 +158,7 @@ mod tests {
             state,
             network_id: id.map(str::to_owned),
             subnet_id: id.map(|i| format!("{i}-subnet")),
+            security_group_id: id.map(|i| format!("{i}-group")),
             message: (state == Some(NetworkState::Pending))
                 .then(|| "namespace has no Keystone project yet".to_owned()),
             ..Default::default()
@@ -394,6 +399,7 @@ mod tests {
                 network: "stackube-cluster/cluster".into(),
                 network_id: "n-c".into(),
                 subnet_id: Some("n-c-subnet".into()),
+                security_group_id: Some("n-c-group".into()),
             }
         );
     }

@@ -5,6 +5,15 @@
 //! asks [`plan`] (or [`cleanup_plan`] on deletion) what to do. The plans are ordered: later
 //! actions use the ids earlier ones produce, and every action is safe to repeat, so a
 //! reconciler killed half-way converges by observing again and planning again.
+//!
+//! Each Network also has a security group of its own, `kube-<ns>-<name>`, that kubestack puts
+//! its pods' ports in ([`security_group`]): the network's pods reach each other, and Service
+//! traffic, which stackube-proxy source-NATs to the router's address on the subnet, reaches
+//! them. Neutron's per-project `default` group is not used for pods.
+
+mod security_group;
+
+pub use security_group::{GroupRule, ObservedGroup, group_rules};
 
 use crate::conditions::Reason;
 use crate::ownership::Owner;
@@ -53,6 +62,8 @@ pub struct Observation {
     pub router: Option<ObservedRouter>,
     /// Ports on the network (observed for deletion only).
     pub ports: Vec<ObservedPort>,
+    /// The Network's security group.
+    pub security_group: Option<ObservedGroup>,
 }
 
 /// One step in Neutron. Ids of resources created by earlier steps of the same plan are not
@@ -79,6 +90,11 @@ pub enum Action {
     },
     /// Attach the subnet to the router.
     AddRouterInterface,
+    /// Create the Network's security group (with [`Owner::description`]), then tag it.
+    CreateSecurityGroup,
+    /// Add a rule to the Network's security group (the one this plan creates, or the observed
+    /// one).
+    AddGroupRule(GroupRule),
     /// Delete a port left on the network.
     DeletePort {
         /// The port.
@@ -106,6 +122,11 @@ pub enum Action {
         /// The network.
         id: String,
     },
+    /// Delete the Network's security group (once no port uses it).
+    DeleteSecurityGroup {
+        /// The group.
+        id: String,
+    },
 }
 
 /// A Neutron collection, for tagging.
@@ -117,6 +138,8 @@ pub enum Collection {
     Subnets,
     /// `routers`
     Routers,
+    /// `security-groups`
+    SecurityGroups,
 }
 
 /// `device_owner` of router interface ports.
@@ -171,9 +194,10 @@ pub fn adoption_refusal(network: &AdoptionCandidate, project_id: &str) -> Option
 }
 
 /// The actions that bring Neutron to the desired state for a Network that Stackube manages
-/// (not an adopted one): network, subnet, router gatewayed on `ext_net_id`, and the router
-/// interface on the subnet. Empty when everything is in place.
-pub fn plan(owner: &Owner, observed: &Observation, ext_net_id: &str) -> Vec<Action> {
+/// (not an adopted one): network, subnet, router gatewayed on `ext_net_id`, the router
+/// interface on the subnet, and the security group with the rules of [`group_rules`] for the
+/// subnet's `gateway`. Empty when everything is in place.
+pub fn plan(owner: &Owner, observed: &Observation, ext_net_id: &str, gateway: &str) -> Vec<Action> {
     let mut actions = Vec::new();
     let tag = |actions: &mut Vec<Action>, collection, resource: &Observed| {
         if owner.needs_tags(&resource.tags) {
@@ -210,12 +234,27 @@ pub fn plan(owner: &Owner, observed: &Observation, ext_net_id: &str) -> Vec<Acti
     if interface_missing {
         actions.push(Action::AddRouterInterface);
     }
+    match &observed.security_group {
+        None => actions.push(Action::CreateSecurityGroup),
+        Some(g) => tag(&mut actions, Collection::SecurityGroups, &g.resource),
+    }
+    let present = observed
+        .security_group
+        .as_ref()
+        .map(|g| g.rules.as_slice())
+        .unwrap_or_default();
+    actions.extend(
+        group_rules(gateway)
+            .into_iter()
+            .filter(|r| !present.contains(r))
+            .map(Action::AddGroupRule),
+    );
     actions
 }
 
 /// The actions that remove everything Stackube created for a Network, in the order Neutron
 /// allows: ports left on the network, the router interface, the router, the subnet, the
-/// network. Empty when nothing is left.
+/// network, then the security group (no port uses it any more). Empty when nothing is left.
 pub fn cleanup_plan(observed: &Observation) -> Vec<Action> {
     let mut actions: Vec<Action> = observed
         .ports
@@ -248,223 +287,13 @@ pub fn cleanup_plan(observed: &Observation) -> Vec<Action> {
             id: network.id.clone(),
         });
     }
+    if let Some(group) = &observed.security_group {
+        actions.push(Action::DeleteSecurityGroup {
+            id: group.resource.id.clone(),
+        });
+    }
     actions
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_tenant_projects_own_unshared_internal_network_is_adopted() {
-        let own = AdoptionCandidate {
-            id: "n".into(),
-            project_id: Some("p".into()),
-            shared: false,
-            external: false,
-        };
-        let cases = [
-            ("its own network", own.clone(), None),
-            (
-                "another project's",
-                AdoptionCandidate {
-                    project_id: Some("q".into()),
-                    ..own.clone()
-                },
-                Some(Reason::NetworkOfAnotherProject),
-            ),
-            (
-                "a network without a project",
-                AdoptionCandidate {
-                    project_id: None,
-                    ..own.clone()
-                },
-                Some(Reason::NetworkOfAnotherProject),
-            ),
-            (
-                "its own, but shared",
-                AdoptionCandidate {
-                    shared: true,
-                    ..own.clone()
-                },
-                Some(Reason::NetworkShared),
-            ),
-            (
-                "the external network",
-                AdoptionCandidate {
-                    external: true,
-                    shared: true,
-                    project_id: Some("admin".into()),
-                    ..own
-                },
-                Some(Reason::NetworkExternal),
-            ),
-        ];
-        for (case, network, want) in cases {
-            let got = adoption_refusal(&network, "p");
-            assert_eq!(got.as_ref().map(|(r, _)| *r), want, "{case}");
-            if let Some((_, message)) = got {
-                assert!(message.contains("spec.networkID n"), "{case}: {message}");
-            }
-        }
-    }
-    use crate::ownership::OwnerKind;
-
-    const EXT: &str = "ext-net";
-
-    fn owner() -> Owner {
-        Owner {
-            cluster: "c".into(),
-            kind: OwnerKind::Network,
-            display: "test/test".into(),
-            uid: "uid-1".into(),
-        }
-    }
-
-    fn res(id: &str, tagged: bool) -> Observed {
-        Observed {
-            id: id.into(),
-            tags: if tagged { owner().tags() } else { vec![] },
-            description: owner().description(),
-        }
-    }
-
-    fn router(gw: Option<&str>, iface: bool) -> ObservedRouter {
-        ObservedRouter {
-            resource: res("r", true),
-            gateway_network_id: gw.map(str::to_owned),
-            has_subnet_interface: iface,
-        }
-    }
-
-    #[test]
-    fn plans_converge_from_every_partial_state() {
-        use Action::*;
-        let full = Observation {
-            network: Some(res("n", true)),
-            subnet: Some(res("s", true)),
-            router: Some(router(Some(EXT), true)),
-            ports: vec![],
-        };
-        let cases: Vec<(&str, Observation, Vec<Action>)> = vec![
-            (
-                "nothing yet",
-                Observation::default(),
-                vec![
-                    CreateNetwork,
-                    CreateSubnet,
-                    CreateRouter,
-                    AddRouterInterface,
-                ],
-            ),
-            ("all in place", full.clone(), vec![]),
-            (
-                "crash after creating the network, before tagging it",
-                Observation {
-                    network: Some(res("n", false)),
-                    ..Default::default()
-                },
-                vec![
-                    Tag {
-                        collection: Collection::Networks,
-                        id: "n".into(),
-                    },
-                    CreateSubnet,
-                    CreateRouter,
-                    AddRouterInterface,
-                ],
-            ),
-            (
-                "router without interface",
-                Observation {
-                    router: Some(router(Some(EXT), false)),
-                    ..full.clone()
-                },
-                vec![AddRouterInterface],
-            ),
-            (
-                "router gateway missing",
-                Observation {
-                    router: Some(router(None, true)),
-                    ..full.clone()
-                },
-                vec![SetRouterGateway {
-                    router_id: "r".into(),
-                }],
-            ),
-            (
-                "router gateway on another network",
-                Observation {
-                    router: Some(router(Some("old-ext"), true)),
-                    ..full.clone()
-                },
-                vec![SetRouterGateway {
-                    router_id: "r".into(),
-                }],
-            ),
-            (
-                "subnet lost: recreated, and attached again",
-                Observation {
-                    subnet: None,
-                    router: Some(router(Some(EXT), false)),
-                    ..full.clone()
-                },
-                vec![CreateSubnet, AddRouterInterface],
-            ),
-        ];
-        for (case, observed, want) in cases {
-            assert_eq!(plan(&owner(), &observed, EXT), want, "{case}");
-        }
-    }
-
-    #[test]
-    fn cleanup_goes_from_ports_to_network_and_skips_what_is_gone() {
-        use Action::*;
-        let port = |id: &str, owner: &str| ObservedPort {
-            id: id.into(),
-            device_owner: owner.into(),
-        };
-        let full = Observation {
-            network: Some(res("n", true)),
-            subnet: Some(res("s", true)),
-            router: Some(router(Some(EXT), true)),
-            ports: vec![
-                port("pod-port", "compute:kubestack"),
-                port("iface", ROUTER_INTERFACE_OWNER),
-                port("dhcp", DHCP_OWNER),
-                port("unowned", ""),
-            ],
-        };
-        assert_eq!(
-            cleanup_plan(&full),
-            vec![
-                DeletePort {
-                    id: "pod-port".into()
-                },
-                DeletePort {
-                    id: "unowned".into()
-                },
-                RemoveRouterInterface {
-                    router_id: "r".into(),
-                    subnet_id: "s".into()
-                },
-                DeleteRouter { id: "r".into() },
-                DeleteSubnet { id: "s".into() },
-                DeleteNetwork { id: "n".into() },
-            ]
-        );
-        let router_gone = Observation {
-            router: None,
-            ports: vec![],
-            ..full.clone()
-        };
-        assert_eq!(
-            cleanup_plan(&router_gone),
-            vec![
-                DeleteSubnet { id: "s".into() },
-                DeleteNetwork { id: "n".into() }
-            ]
-        );
-        assert_eq!(cleanup_plan(&Observation::default()), vec![]);
-    }
-}
+mod tests;
