@@ -100,8 +100,8 @@ const MIN_KILLS_IN_WORK: usize = 3;
 
 /// Checks what Neutron and Keystone hold for a Ready Tenant: one project, one network with one
 /// subnet, one router gatewayed to the external network with an interface on the subnet, the
-/// user (if any) with the member role and the spec's password — and nothing else owned by the
-/// Tenant or its Network, under any name.
+/// network's security group, the user (if any) with the member role and the spec's password —
+/// and nothing else owned by the Tenant or its Network, under any name.
 async fn assert_converged(test_env: &Env, case: &Case) {
     let Env { env, client, os } = test_env;
     let name = &case.name;
@@ -113,12 +113,17 @@ async fn assert_converged(test_env: &Env, case: &Case) {
     let network_id = network_status.network_id.clone().expect("status.networkID");
     let subnet_id = network_status.subnet_id.clone().expect("status.subnetID");
     let router_id = network_status.router_id.clone().expect("status.routerID");
+    let group_id = network_status
+        .security_group_id
+        .clone()
+        .expect("status.securityGroupID");
 
     let found = named_resources(os, name, case.username.as_deref()).await;
     let mut expected = vec![
         format!("network kube-{name}-{name}/{network_id}"),
         format!("subnet kube-{name}-{name}-subnet/{subnet_id}"),
         format!("router kube-{name}-{name}/{router_id}"),
+        format!("security group kube-{name}-{name}/{group_id}"),
         format!("project {name}/{project_id}"),
     ];
     if let Some(username) = &case.username {
@@ -188,6 +193,30 @@ async fn assert_converged(test_env: &Env, case: &Case) {
             .count(),
         1,
         "tenant {name}: one router interface on the subnet"
+    );
+    // The network's group admits its pods and the router's address, once each.
+    let group = neutron
+        .get_security_group(&stackube_model::SecurityGroupId::new(group_id.clone()))
+        .await
+        .expect("the network's security group");
+    let mut ingress: Vec<String> = group
+        .rules
+        .iter()
+        .filter(|r| r.direction == stackube_openstack::network::Direction::Ingress)
+        .map(|r| match (&r.remote_group_id, &r.remote_ip_prefix) {
+            (Some(g), None) if *g == group.id => "the group".to_owned(),
+            (None, Some(prefix)) => prefix.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    ingress.sort();
+    assert_eq!(
+        ingress,
+        vec![
+            format!("{}/32", network.spec.gateway),
+            "the group".to_owned()
+        ],
+        "tenant {name}: the network's security group rules, once each"
     );
 
     if let (Some(username), Some(password)) = (&case.username, &case.password) {

@@ -147,8 +147,8 @@ async fn neutron_outage_is_reported_blocks_deletion_and_converges_after() {
     named.sort();
     assert_eq!(
         named.len(),
-        4,
-        "network, subnet, router, project: {named:?}"
+        5,
+        "network, subnet, router, security group, project: {named:?}"
     );
     assert!(named.contains(&format!("network kube-{name}-{name}/{network_id}")));
     let uids = owners(&client, &name).await;

@@ -153,10 +153,17 @@ fn start_with(config: &str) -> (bool, String) {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("config.yaml");
     std::fs::write(&file, config).expect("config");
-    let out = Command::new(env!("CARGO_BIN_EXE_stackube-controller"))
+    // Only the file configures it: `STACKUBE_<KEY>` variables (the test environment's env file
+    // exports some) would override its keys.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_stackube-controller"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("STACKUBE_") {
+            command.env_remove(key);
+        }
+    }
+    let out = command
         .arg("--config")
         .arg(&file)
-        .env_remove("STACKUBE_CONFIG")
         .env("KUBECONFIG", "/nonexistent")
         .output()
         .expect("controller runs");

@@ -609,6 +609,7 @@ pub async fn named_resources(os: &OpenStack, tenant: &str, username: Option<&str
     let network_name = format!("kube-{tenant}-{tenant}");
     let subnet_name = format!("kube-{tenant}-{tenant}-subnet");
     let router_name = format!("kube-{tenant}-{tenant}");
+    let group_name = format!("kube-{tenant}-{tenant}");
     let mut found = Vec::new();
     for n in neutron
         .list_networks(&NetworkFilter {
@@ -639,6 +640,16 @@ pub async fn named_resources(os: &OpenStack, tenant: &str, username: Option<&str
         .expect("routers")
     {
         found.push(format!("router {}/{}", r.name, r.id));
+    }
+    for g in neutron
+        .list_security_groups(&SecurityGroupFilter {
+            name: Some(group_name),
+            ..Default::default()
+        })
+        .await
+        .expect("security groups")
+    {
+        found.push(format!("security group {}/{}", g.name, g.id));
     }
     for p in identity
         .list_projects(&ProjectFilter {
