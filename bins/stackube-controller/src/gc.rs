@@ -14,7 +14,9 @@
 //!   the later listing, the object is gone for good. An object being deleted still exists (its
 //!   finalizer holds it) and keeps its resources.
 //! - Deletion follows the same order and code as a Network's finalizer (ports, router interface,
-//!   router, subnet, network), then users, then projects.
+//!   router, subnet, network), then users, then projects. A LoadBalancer Service's floating IPs
+//!   go before its VIP ports; a tenant's own floating IP associated with such a port is never
+//!   deleted (it carries no Stackube tags): deleting the port dissociates it.
 //! - Before an orphaned Tenant's project is deleted, everything it owns in Neutron is
 //!   ([`crate::purge`]): what Neutron made for it unasked (its `default` security group) would
 //!   otherwise outlive it. A project already gone from Keystone is still found by its `default`
@@ -23,6 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use stackube_core::network::{
@@ -33,7 +36,7 @@ use stackube_model::ProjectId;
 use stackube_model::crd::{Network, Tenant};
 use stackube_openstack::identity::{ProjectFilter, UserFilter};
 use stackube_openstack::network::{
-    NetworkFilter, PortFilter, RouterFilter, SecurityGroupFilter, SubnetFilter,
+    FloatingIpFilter, NetworkFilter, PortFilter, RouterFilter, SecurityGroupFilter, SubnetFilter,
 };
 
 use crate::metrics::GcLabels;
@@ -50,6 +53,8 @@ pub struct Swept {
     pub users: Vec<String>,
     /// Projects whose Neutron resources were deleted (the project itself may be gone already).
     pub project_networking: Vec<String>,
+    /// Owner uids of the LoadBalancer Services whose floating IPs or VIP ports were deleted.
+    pub services: Vec<String>,
 }
 
 /// Sweeps every `gc-interval` (the first sweep runs at once: a restarted controller cleans up
@@ -124,6 +129,19 @@ pub async fn sweep(ctx: &Context) -> Result<Swept, Error> {
         })
         .await?;
     let users = identity.list_users(&UserFilter::default()).await?;
+    let service_tags = vec![cluster_tag.clone(), kind_tag(OwnerKind::Service)];
+    let service_floating_ips = neutron
+        .list_floating_ips(&FloatingIpFilter {
+            tags: service_tags.clone(),
+            ..Default::default()
+        })
+        .await?;
+    let service_ports = neutron
+        .list_ports(&PortFilter {
+            tags: service_tags,
+            ..Default::default()
+        })
+        .await?;
 
     // 2. Then who exists.
     let network_uids: HashSet<String> = Api::<Network>::all(ctx.client.clone())
@@ -137,6 +155,12 @@ pub async fn sweep(ctx: &Context) -> Result<Swept, Error> {
         .await?
         .iter()
         .filter_map(|t| t.uid())
+        .collect();
+    let service_uids: HashSet<String> = Api::<Service>::all(ctx.client.clone())
+        .list_metadata(&ListParams::default())
+        .await?
+        .iter()
+        .filter_map(|s| s.uid())
         .collect();
 
     // 3. Orphans, grouped by owner.
@@ -211,6 +235,31 @@ pub async fn sweep(ctx: &Context) -> Result<Swept, Error> {
         count(ctx, "security_group", observation.security_group.is_some());
         swept.networks.push(uid.clone());
     }
+
+    // LoadBalancer Services': floating IPs first, then the VIP ports they were associated with.
+    let mut services = BTreeSet::new();
+    let service_orphan = |tags: &[String]| {
+        owner_uid(tags, cluster)
+            .filter(|uid| !service_uids.contains(*uid))
+            .map(str::to_owned)
+    };
+    for f in &service_floating_ips {
+        if let Some(uid) = service_orphan(&f.tags) {
+            tracing::info!(floating_ip = %f.id, address = %f.floating_ip_address, owner = %uid, "deleting the floating IP of a Service that no longer exists");
+            neutron.delete_floating_ip(&f.id).await?;
+            count(ctx, "floating_ip", true);
+            services.insert(uid);
+        }
+    }
+    for p in &service_ports {
+        if let Some(uid) = service_orphan(&p.tags) {
+            tracing::info!(port = %p.id, owner = %uid, "deleting the VIP port of a Service that no longer exists");
+            neutron.delete_port(&p.id).await?;
+            count(ctx, "port", true);
+            services.insert(uid);
+        }
+    }
+    swept.services = services.into_iter().collect();
 
     // What orphaned Tenants' projects own in Neutron: of the projects about to be deleted, and
     // of those already gone that left their tagged default security group.

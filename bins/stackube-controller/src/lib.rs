@@ -1,11 +1,15 @@
-//! `stackube-controller`: Tenants and Networks, made real in Keystone, Kubernetes and Neutron.
+//! `stackube-controller`: Tenants, Networks and LoadBalancer Services, made real in Keystone,
+//! Kubernetes and Neutron.
 //!
-//! Two reconcilers (kube-runtime controllers), the keeper of the cluster network and a garbage
+//! Three reconcilers (kube-runtime controllers), the keeper of the cluster network and a garbage
 //! collector run in the replica that holds the leader lease:
 //! - [`tenant`]: Keystone project (created or adopted) and user, the namespace, its RoleBindings,
 //!   the default Network; on deletion the namespace first, then the user and the project.
 //! - [`network`]: Neutron network, subnet and router gatewayed on the external network; on
 //!   deletion the ports left on the network, the router interface, router, subnet, network.
+//! - [`loadbalancer`]: a Neutron floating IP on the external network for each Service of type
+//!   `LoadBalancer`, associated with a VIP port on its namespace's network, in
+//!   `status.loadBalancer.ingress`; released on deletion.
 //! - [`cluster`]: the cluster network, one Network of the cloud admin's project for the
 //!   namespaces that are no tenant's (`cluster-network: cluster`), or none;
 //! - [`gc`]: a periodic sweep that deletes Stackube-tagged OpenStack resources whose owner is
@@ -18,6 +22,7 @@ pub mod cluster;
 #[cfg(test)]
 mod fixtures;
 pub mod gc;
+pub mod loadbalancer;
 pub mod metrics;
 pub mod network;
 pub mod purge;
@@ -103,6 +108,8 @@ pub struct Context {
     pub tenants_verified: Verified<tenant::VerifiedTenant>,
     /// Networks whose Neutron parts were verified recently.
     pub networks_verified: Verified<network::VerifiedNetwork>,
+    /// LoadBalancer Services whose floating IP was verified recently.
+    pub load_balancers_verified: Verified<loadbalancer::VerifiedLoadBalancer>,
     /// Admits the Neutron calls that cost the server most (routers, their gateways and
     /// interfaces) a few at a time. Neutron serves many tenants' reconciles at once much worse
     /// than a steady stream: past a handful in flight its answers take longer than the request
@@ -209,6 +216,7 @@ impl Context {
             applied_passwords: Default::default(),
             tenants_verified: Verified::default(),
             networks_verified: Verified::default(),
+            load_balancers_verified: Verified::default(),
             neutron_heavy: tokio::sync::Semaphore::new(NEUTRON_HEAVY_CALLS),
         }
     }
@@ -415,7 +423,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     metrics.leader.set(1);
-    tracing::info!(%identity, "leading: starting the Tenant and Network controllers and the cluster network");
+    tracing::info!(%identity, "leading: starting the Tenant, Network and LoadBalancer controllers and the cluster network");
 
     let lost = async {
         while leader.changed().await.is_ok() {
@@ -440,6 +448,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn run_controllers(ctx: Arc<Context>, concurrency: u16) {
     let tenants = tenant::controller(ctx.clone(), concurrency).for_each(|_| async {});
-    let networks = network::controller(ctx, concurrency).for_each(|_| async {});
-    tokio::join!(tenants, networks);
+    let networks = network::controller(ctx.clone(), concurrency).for_each(|_| async {});
+    let load_balancers = loadbalancer::controller(ctx, concurrency).for_each(|_| async {});
+    tokio::join!(tenants, networks, load_balancers);
 }

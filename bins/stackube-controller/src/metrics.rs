@@ -17,7 +17,7 @@ use stackube_openstack::CallMetrics;
 /// Labels of reconcile metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
-    /// `tenant`, `network`.
+    /// `tenant`, `network`, `cluster`, `loadbalancer`.
     pub controller: &'static str,
 }
 
@@ -33,7 +33,8 @@ pub struct ErrorLabels {
 /// Labels of garbage collection deletions.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GcLabels {
-    /// `network`, `subnet`, `router`, `port`, `project`, `user`.
+    /// `network`, `subnet`, `router`, `security_group`, `project_networking`, `project`,
+    /// `user`, and a LoadBalancer Service's `floating_ip` and `port`.
     pub resource: &'static str,
 }
 

@@ -120,6 +120,16 @@ pub enum Reason {
     NetworkExternal,
     /// The password Secret cannot be used.
     PasswordSecretUnusable,
+    /// A LoadBalancer Service's requested address (`spec.loadBalancerIP`, or the
+    /// `stackube.kubernetes.io/floating-ip` annotation) is not an IPv4 address.
+    InvalidFloatingIP,
+    /// A LoadBalancer Service's requested floating IP belongs to another project.
+    FloatingIPOfAnotherProject,
+    /// A LoadBalancer Service's requested floating IP is associated with another port, or is
+    /// another Stackube resource's.
+    FloatingIPInUse,
+    /// A LoadBalancer Service's namespace is no tenant's and the cluster network is off.
+    NoNetwork,
     /// A kube-apiserver call failed.
     KubernetesError,
     /// An OpenStack call failed: `<Backend><Failure>`, e.g. `KeystoneUnavailable`.
@@ -260,6 +270,11 @@ mod tests {
             (Reason::Call(Backend::Cinder, Failure::Error), "CinderError"),
             (Reason::NetworkOfAnotherProject, "NetworkOfAnotherProject"),
             (Reason::PasswordSecretUnusable, "PasswordSecretUnusable"),
+            (
+                Reason::FloatingIPOfAnotherProject,
+                "FloatingIPOfAnotherProject",
+            ),
+            (Reason::InvalidFloatingIP, "InvalidFloatingIP"),
         ];
         for (reason, word) in cases {
             assert_eq!(reason.to_string(), word);

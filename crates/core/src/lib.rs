@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod identity;
 pub mod kubestack;
+pub mod loadbalancer;
 pub mod naming;
 pub mod network;
 pub mod ownership;

@@ -28,6 +28,12 @@ pub fn port_name(namespace: &str, pod: &str) -> String {
     format!("{PREFIX}-{namespace}-{pod}")
 }
 
+/// Name of the VIP port of LoadBalancer Service `<namespace>/<service>`: the port its floating
+/// IP is associated with.
+pub fn load_balancer_port_name(namespace: &str, service: &str) -> String {
+    format!("{PREFIX}-{namespace}-{service}-lb")
+}
+
 /// Name of a port kubestack keeps ready in node `node`'s pool (until a pod takes it and it is
 /// renamed with [`port_name`]).
 pub fn pool_port_name(node: &str) -> String {
@@ -80,6 +86,7 @@ mod tests {
             (subnet_name("test", "test"), "kube-test-test-subnet"),
             (port_name("demo", "nginx-7d9f"), "kube-demo-nginx-7d9f"),
             (pool_port_name("node-1"), "kube-pool-node-1"),
+            (load_balancer_port_name("shop", "web"), "kube-shop-web-lb"),
             (pool_device_id("node-1"), "kubestack-pool:node-1"),
             (
                 host_link_name("3f9c2a1e-7b4d-4c2a-9e1f-0a1b2c3d4e5f"),

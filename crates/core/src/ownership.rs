@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `stackube` | "made by Stackube", for operators filtering `openstack network list --tags` |
 //! | `stackube-cluster=<cluster>` | several clusters may share one cloud: each only touches its own |
-//! | `stackube-kind=<kind>` | which custom resource owns it (`tenant`, `network`) |
+//! | `stackube-kind=<kind>` | which object owns it (`tenant`, `network`, `pod`, `service`) |
 //! | `stackube-owner=<uid>` | the owning object's `metadata.uid` |
 //!
 //! The owner is its uid, not its name: names come back (a Tenant deleted and created again has a
@@ -37,6 +37,8 @@ pub enum OwnerKind {
     Network,
     /// A pod (its Neutron port, made by kubestack; the owner uid is the pod's).
     Pod,
+    /// A LoadBalancer `Service` (its floating IP and VIP port; the owner uid is the Service's).
+    Service,
 }
 
 impl OwnerKind {
@@ -46,6 +48,7 @@ impl OwnerKind {
             OwnerKind::Tenant => "tenant",
             OwnerKind::Network => "network",
             OwnerKind::Pod => "pod",
+            OwnerKind::Service => "service",
         }
     }
 }
@@ -57,7 +60,7 @@ pub struct Owner {
     pub cluster: String,
     /// Tenant or Network.
     pub kind: OwnerKind,
-    /// `<name>` of a Tenant, `<namespace>/<name>` of a Network.
+    /// `<name>` of a Tenant, `<namespace>/<name>` of a Network or a Service.
     pub display: String,
     /// The owning object's `metadata.uid`.
     pub uid: String,
@@ -78,11 +81,12 @@ impl Owner {
     /// if a crash prevented tagging it.
     pub fn description(&self) -> String {
         format!(
-            "Managed by Stackube for {} {} (uid {}) of cluster {}; do not edit",
+            "{DESCRIPTION_PREFIX}{} {} (uid {}) of cluster {}; do not edit",
             match self.kind {
                 OwnerKind::Tenant => "Tenant",
                 OwnerKind::Network => "Network",
                 OwnerKind::Pod => "Pod",
+                OwnerKind::Service => "Service",
             },
             self.display,
             self.uid,
@@ -111,7 +115,7 @@ impl Owner {
 /// The owner kind and uid in a description written by [`Owner::description`] for `cluster`.
 /// Keystone users carry no tags, so this is how their owner is read.
 pub fn description_owner<'d>(description: &'d str, cluster: &str) -> Option<(OwnerKind, &'d str)> {
-    let rest = description.strip_prefix("Managed by Stackube for ")?;
+    let rest = description.strip_prefix(DESCRIPTION_PREFIX)?;
     let rest = rest.strip_suffix("; do not edit")?;
     let (rest, of_cluster) = rest.rsplit_once(") of cluster ")?;
     if of_cluster != cluster {
@@ -122,10 +126,20 @@ pub fn description_owner<'d>(description: &'d str, cluster: &str) -> Option<(Own
         "Tenant" => OwnerKind::Tenant,
         "Network" => OwnerKind::Network,
         "Pod" => OwnerKind::Pod,
+        "Service" => OwnerKind::Service,
         _ => return None,
     };
     Some((kind, uid))
 }
+
+/// Whether a resource with these tags or this description is Stackube's, for any owner of any
+/// cluster: never to be taken by another owner.
+pub fn is_stackubes(tags: &[String], description: &str) -> bool {
+    tags.iter().any(|t| t == TAG) || description.starts_with(DESCRIPTION_PREFIX)
+}
+
+/// How every [`Owner::description`] starts.
+const DESCRIPTION_PREFIX: &str = "Managed by Stackube for ";
 
 /// The owner uid in `tags`, if they are Stackube tags of `cluster`.
 pub fn owner_uid<'t>(tags: &'t [String], cluster: &str) -> Option<&'t str> {
@@ -231,8 +245,21 @@ mod tests {
             description_owner(&tenant.description(), "prod-1"),
             Some((OwnerKind::Tenant, "0b8f2a6e-5c1d-4f7a-9e3b-2d4c6a8e0f12"))
         );
+        let service = Owner {
+            kind: OwnerKind::Service,
+            display: "shop/web".into(),
+            ..owner.clone()
+        };
+        assert_eq!(
+            description_owner(&service.description(), "prod-1"),
+            Some((OwnerKind::Service, "0b8f2a6e-5c1d-4f7a-9e3b-2d4c6a8e0f12"))
+        );
+        assert!(service.tags().contains(&"stackube-kind=service".to_owned()));
         assert_eq!(description_owner(&owner.description(), "prod-2"), None);
         assert_eq!(description_owner("a user made by hand", "c"), None);
         assert!(!owner.needs_tags(&owner.tags()));
+        assert!(is_stackubes(&owner.tags(), ""));
+        assert!(is_stackubes(&[], &owner.description()));
+        assert!(!is_stackubes(&["web".into()], "the shop's address"));
     }
 }
