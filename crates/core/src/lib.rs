@@ -15,4 +15,5 @@ pub mod naming;
 pub mod network;
 pub mod ownership;
 pub mod project;
+pub mod proxy;
 pub mod tenant;

@@ -1,12 +1,14 @@
-//! Node networking for `kubestack` (and later `stackube-proxy` and `stackube-dns`): network
+//! Node networking for `kubestack` and `stackube-proxy` (and later `stackube-dns`): network
 //! namespaces entered only on dedicated OS threads (never on a tokio worker, whose other tasks
-//! would silently run in the wrong namespace), netlink for veths, addresses and routes, and Open
-//! vSwitch ports with the `external_ids` the Neutron agent wires.
+//! would silently run in the wrong namespace), netlink for veths, addresses and routes, Open
+//! vSwitch ports with the `external_ids` the Neutron agent wires, and nftables transactions and
+//! connection tracking entries in a router's namespace.
 
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod links;
 pub mod netns;
+pub mod nft;
 pub mod ovs;
 pub mod veth;
 

@@ -55,6 +55,8 @@ pub fn init_tracing(format: LogFormat) {
 pub struct Health {
     registry: Arc<Registry>,
     ready: Arc<AtomicBool>,
+    /// Why `/healthz` fails, when it does.
+    unhealthy: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Health {
@@ -63,7 +65,22 @@ impl Health {
         Self {
             registry: Arc::new(registry),
             ready: Arc::new(AtomicBool::new(false)),
+            unhealthy: Arc::default(),
         }
+    }
+
+    /// Makes `/healthz` fail with `why` (a component stuck in a way a restart may cure), or
+    /// answer `ok` again with `None`.
+    pub fn set_unhealthy(&self, why: Option<String>) {
+        *self.unhealthy.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+
+    /// Why `/healthz` fails, if it does.
+    pub fn unhealthy(&self) -> Option<String> {
+        self.unhealthy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Marks the component ready (or not) for `/readyz`.
@@ -80,7 +97,7 @@ impl Health {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/metrics", get(metrics))
-            .route("/healthz", get(|| async { "ok" }))
+            .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .with_state(self.clone())
     }
@@ -163,6 +180,13 @@ async fn metrics(State(health): State<Health>) -> impl IntoResponse {
     }
 }
 
+async fn healthz(State(health): State<Health>) -> impl IntoResponse {
+    match health.unhealthy() {
+        None => (StatusCode::OK, "ok".to_owned()),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
+}
+
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {
     if health.is_ready() {
         (StatusCode::OK, "ok")
@@ -204,6 +228,16 @@ mod tests {
         );
         health.set_ready(true);
         assert_eq!(get(health.router(), "/readyz").await.0, StatusCode::OK);
+        health.set_unhealthy(Some("syncs stalled for 90 s".into()));
+        assert_eq!(
+            get(health.router(), "/healthz").await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "syncs stalled for 90 s".to_owned()
+            )
+        );
+        health.set_unhealthy(None);
+        assert_eq!(get(health.router(), "/healthz").await.0, StatusCode::OK);
 
         let (status, body) = get(health.router(), "/metrics").await;
         assert_eq!(status, StatusCode::OK);

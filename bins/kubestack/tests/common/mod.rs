@@ -26,6 +26,26 @@ pub const CLUSTER: &str = "stackube-test";
 /// Failure bounds.
 pub const READY: Duration = Duration::from_secs(180);
 
+/// The kubestack binary: Cargo's for kubestack's own tests; for another package's tests that
+/// share this harness, the one `cargo test --workspace` (hack/test) built beside them.
+pub fn kubestack_bin() -> PathBuf {
+    if let Some(bin) = option_env!("CARGO_BIN_EXE_kubestack") {
+        return PathBuf::from(bin);
+    }
+    let deps = std::env::current_exe().expect("the test binary's path");
+    let bin = deps
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("kubestack"))
+        .expect("the target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p kubestack; hack/test does)",
+        bin.display()
+    );
+    bin
+}
+
 pub fn free_port() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -105,7 +125,7 @@ impl Node {
         // kubestack as containerd's CNI plugin (containerd watches the directory).
         let plugin = env.cni_bin_dir.join("kubestack");
         let _ = std::fs::remove_file(&plugin);
-        std::fs::copy(env!("CARGO_BIN_EXE_kubestack"), &plugin).expect("plugin installed");
+        std::fs::copy(kubestack_bin(), &plugin).expect("plugin installed");
         let conflist = conf_dir.join("05-kubestack-test.conflist");
         std::fs::write(
             &conflist,
@@ -147,7 +167,7 @@ impl Node {
         env: &[(K, V)],
         stdin: &Value,
     ) -> (bool, Value) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kubestack"));
+        let mut command = Command::new(kubestack_bin());
         command
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
@@ -178,7 +198,7 @@ fn spawn_daemon(env: &TestEnv, dir: &Path, config: &Path, args: &[String]) -> Ch
         .append(true)
         .open(dir.join("daemon.log"))
         .expect("log");
-    Command::new(env!("CARGO_BIN_EXE_kubestack"))
+    Command::new(kubestack_bin())
         .arg("daemon")
         .arg(format!("--config={}", config.display()))
         .arg(format!("--kubeconfig={}", env.kubeconfig.display()))

@@ -17,6 +17,7 @@ mod cloud;
 mod cluster_network;
 mod controller;
 mod kubestack;
+mod proxy;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,9 +27,10 @@ pub use cloud::CloudConfig;
 pub use cluster_network::{ClusterNetworkConfig, ClusterNetworkMode};
 pub use controller::ControllerConfig;
 pub use kubestack::KubestackConfig;
+pub use proxy::{ProxyConfig, ServiceName};
 
 /// Every key of the shared ConfigMap: the seed's, and Stackube's additions.
-pub const KNOWN_KEYS: [&str; 20] = [
+pub const KNOWN_KEYS: [&str; 22] = [
     "auth-url",
     "username",
     "password",
@@ -44,6 +46,8 @@ pub const KNOWN_KEYS: [&str; 20] = [
     "cluster-network",
     "cluster-network-cidr",
     "cluster-network-id",
+    "service-cidr",
+    "exposed-services",
     "plugin-name",
     "integration-bridge",
     "kubernetes-host",

@@ -1,7 +1,8 @@
-//! In-memory [`Links`] and [`Switch`] for unit tests of the node daemon's flows, with fault
-//! injection: "the 2nd `create_pod_link` from now fails". They record every call, and model what
-//! the flows rely on: a pod interface needs its namespace, a parked end must exist to be
-//! adopted, deleting a veth's host end removes the whole pair, a bridge port keeps its marks.
+//! In-memory [`Links`], [`Switch`] and [`Ruleset`] for unit tests of the node daemons' flows,
+//! with fault injection: "the 2nd `create_pod_link` from now fails". They record every call, and
+//! model what the flows rely on: a pod interface needs its namespace, a parked end must exist to
+//! be adopted, deleting a veth's host end removes the whole pair, a bridge port keeps its marks,
+//! an nftables transaction applies whole or not at all and is refused as nft refuses it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,10 @@ use crate::links::Links;
 use crate::ovs::{BridgePort, CONTAINER_KEY, IFACE_ID_KEY, Marks, Switch};
 use crate::veth::{PodLink, PodLinkState};
 use crate::{NetError, Result};
+
+mod ruleset;
+
+pub use ruleset::FakeRuleset;
 
 /// Planned failures of a fake, by operation name (the trait method's name).
 #[derive(Debug, Default)]

@@ -1,0 +1,86 @@
+//! The elements of the table's sets and maps: which set each goes to, and what a frontend has.
+
+use std::net::Ipv4Addr;
+
+use super::names::{
+    NO_ENDPOINTS, REJECT_CHAIN, SERVICE_ADDRESSES, SERVICES, affinity_chain, bucket, comment,
+    endpoint_value, frontend_key, slot_key,
+};
+use super::{Element, Value};
+use crate::proxy::table::{Backend, Frontend, FrontendSpec};
+
+/// The sets and maps elements go to, in the order their commands are emitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum SetId {
+    /// `service-addresses`.
+    ServiceAddresses,
+    /// `services`.
+    Services,
+    /// `no-endpoints`.
+    NoEndpoints,
+    /// `endpoints-<N>`.
+    Bucket(usize),
+}
+
+impl SetId {
+    pub(super) fn name(self) -> String {
+        match self {
+            SetId::ServiceAddresses => SERVICE_ADDRESSES.to_owned(),
+            SetId::Services => SERVICES.to_owned(),
+            SetId::NoEndpoints => NO_ENDPOINTS.to_owned(),
+            SetId::Bucket(n) => bucket(n),
+        }
+    }
+}
+
+/// The bucket a frontend's backend uses, if any.
+pub(super) fn bucket_of(spec: &FrontendSpec) -> Option<usize> {
+    match &spec.backend {
+        Backend::Random(endpoints) => Some(endpoints.len()),
+        Backend::Reject | Backend::Affinity { .. } => None,
+    }
+}
+
+/// A frontend's elements in `services` or `no-endpoints`, and in its bucket (not its address:
+/// several frontends share that element of `service-addresses`).
+pub(super) fn elements(frontend: &Frontend, spec: &FrontendSpec) -> Vec<(SetId, Element)> {
+    let key = frontend_key(frontend);
+    let verdict = |set: SetId, chain: String| {
+        (
+            set,
+            Element {
+                key: key.clone(),
+                value: Some(Value::Goto(chain)),
+                comment: Some(comment(&spec.comment)),
+            },
+        )
+    };
+    match &spec.backend {
+        Backend::Reject => vec![verdict(SetId::NoEndpoints, REJECT_CHAIN.to_owned())],
+        Backend::Affinity { .. } => vec![verdict(SetId::Services, affinity_chain(frontend))],
+        Backend::Random(endpoints) => {
+            let n = endpoints.len();
+            let mut elements = vec![verdict(SetId::Services, bucket(n))];
+            elements.extend(endpoints.iter().enumerate().map(|(slot, endpoint)| {
+                (
+                    SetId::Bucket(n),
+                    Element {
+                        key: slot_key(frontend, slot),
+                        value: Some(Value::Data(endpoint_value(endpoint))),
+                        comment: None,
+                    },
+                )
+            }));
+            elements
+        }
+    }
+}
+
+/// A `service-addresses` element.
+pub(super) fn address_element(ip: Ipv4Addr) -> Element {
+    Element {
+        key: ip.to_string(),
+        value: None,
+        comment: None,
+    }
+}

@@ -1,0 +1,217 @@
+//! nftables and connection tracking inside a network namespace (a tenant router's
+//! `qrouter-<id>`), through Debian's `nft` and `conntrack`, the way kube-proxy drives `nft`:
+//! text transactions on `nft -f -`, each atomic in the kernel.
+//!
+//! [`Ruleset`] is the trait stackube-proxy uses; [`Nft`] implements it with the programs,
+//! started on a thread that joined the namespace (a process inherits its creator thread's
+//! network namespace), and [`FakeRuleset`](crate::fake::FakeRuleset) in memory.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+
+use async_trait::async_trait;
+use stackube_core::proxy::conntrack::StaleEntries;
+use stackube_core::proxy::nft::{Command, transaction};
+
+use crate::{NetError, Result, netns};
+
+mod rules;
+
+/// A namespace's nftables, as stackube-proxy uses it.
+#[async_trait]
+pub trait Ruleset: Send + Sync {
+    /// Whether the network namespace at `netns` exists (a router's: it is hosted on this node).
+    fn netns_exists(&self, netns: &Path) -> bool;
+    /// Applies `commands` as one transaction in the namespace at `netns`: all of them or, on an
+    /// error, none.
+    async fn apply(&self, netns: &Path, commands: &[Command]) -> Result<()>;
+    /// How many rules chain `chain` of table `inet table` has (0 when the table or the chain does
+    /// not exist).
+    async fn count_rules(&self, netns: &Path, table: &str, chain: &str) -> Result<usize>;
+    /// Deletes the connection tracking entries `entries` describes; returns how many went.
+    async fn delete_entries(&self, netns: &Path, entries: &[StaleEntries]) -> Result<usize>;
+}
+
+/// [`Ruleset`] with the `nft` and `conntrack` programs.
+#[derive(Clone, Debug)]
+pub struct Nft {
+    /// The `nft` program.
+    pub nft: PathBuf,
+    /// The `conntrack` program.
+    pub conntrack: PathBuf,
+}
+
+impl Default for Nft {
+    fn default() -> Self {
+        Nft {
+            nft: "nft".into(),
+            conntrack: "conntrack".into(),
+        }
+    }
+}
+
+/// What a program printed and how it ended.
+struct Output {
+    success: bool,
+    stderr: String,
+}
+
+/// Runs `program args` in the namespace at `netns` with `input` on its standard input.
+async fn run_in(netns: &Path, program: &Path, args: Vec<String>, input: String) -> Result<Output> {
+    let (path, program) = (netns.to_owned(), program.to_owned());
+    tokio::task::spawn_blocking(move || {
+        netns::run_in(&path, move || {
+            let shown = format!("{} {}", program.display(), args.join(" "));
+            let failed = |e: std::io::Error| NetError::Command {
+                command: shown.clone(),
+                message: e.to_string(),
+            };
+            let mut child = Process::new(&program)
+                .args(&args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(failed)?;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(input.as_bytes()).map_err(failed)?;
+            }
+            let output = child.wait_with_output().map_err(failed)?;
+            Ok(Output {
+                success: output.status.success(),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            })
+        })
+    })
+    .await
+    .map_err(|e| NetError::Other(format!("namespace task: {e}")))?
+}
+
+/// The `conntrack -D` arguments of `entries`.
+fn conntrack_args(entries: &StaleEntries) -> Vec<String> {
+    let frontend = match entries {
+        StaleEntries::Frontend(frontend) | StaleEntries::Endpoint { frontend, .. } => frontend,
+    };
+    let mut args = vec![
+        "-D".to_owned(),
+        "-p".to_owned(),
+        frontend.protocol.keyword().to_owned(),
+        "--orig-dst".to_owned(),
+        frontend.ip.to_string(),
+        "--dport".to_owned(),
+        frontend.port.to_string(),
+    ];
+    if let StaleEntries::Endpoint { endpoint, .. } = entries {
+        args.extend([
+            "--reply-src".to_owned(),
+            endpoint.ip().to_string(),
+            "--reply-port-src".to_owned(),
+            endpoint.port().to_string(),
+        ]);
+    }
+    args
+}
+
+/// How many entries `conntrack -D` says it deleted.
+fn deleted_count(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_suffix(" flow entries have been deleted."))
+        .and_then(|n| n.rsplit(' ').next()?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl Ruleset for Nft {
+    fn netns_exists(&self, netns: &Path) -> bool {
+        netns.exists()
+    }
+
+    async fn apply(&self, netns: &Path, commands: &[Command]) -> Result<()> {
+        if commands.is_empty() {
+            return Ok(());
+        }
+        let text = transaction(commands);
+        let output = run_in(netns, &self.nft, vec!["-f".into(), "-".into()], text).await?;
+        if output.success {
+            return Ok(());
+        }
+        Err(NetError::Command {
+            command: format!("{} -f - (in {})", self.nft.display(), netns.display()),
+            message: output.stderr.trim().to_owned(),
+        })
+    }
+
+    async fn count_rules(&self, netns: &Path, table: &str, chain: &str) -> Result<usize> {
+        let (path, table, chain) = (netns.to_owned(), table.to_owned(), chain.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let shown = path.display().to_string();
+            netns::run_in(&path, move || {
+                rules::count(&table, &chain).map_err(|e| {
+                    NetError::Other(format!(
+                        "cannot read chain {chain} of table inet {table} in {shown}: {e}"
+                    ))
+                })
+            })
+        })
+        .await
+        .map_err(|e| NetError::Other(format!("namespace task: {e}")))?
+    }
+
+    async fn delete_entries(&self, netns: &Path, entries: &[StaleEntries]) -> Result<usize> {
+        let mut deleted = 0;
+        for entry in entries {
+            let args = conntrack_args(entry);
+            let output = run_in(netns, &self.conntrack, args.clone(), String::new()).await?;
+            // conntrack exits 1 when nothing matched: that is not an error here.
+            if !output.success && !output.stderr.contains("0 flow entries have been deleted") {
+                return Err(NetError::Command {
+                    command: format!(
+                        "{} {} (in {})",
+                        self.conntrack.display(),
+                        args.join(" "),
+                        netns.display()
+                    ),
+                    message: output.stderr.trim().to_owned(),
+                });
+            }
+            deleted += deleted_count(&output.stderr);
+        }
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    use stackube_core::proxy::{Frontend, Protocol};
+
+    use super::*;
+
+    #[test]
+    fn conntrack_is_asked_for_the_frontend_and_the_endpoint_that_went() {
+        let frontend = Frontend {
+            ip: Ipv4Addr::new(10, 96, 0, 10),
+            protocol: Protocol::Udp,
+            port: 53,
+        };
+        assert_eq!(
+            conntrack_args(&StaleEntries::Frontend(frontend)).join(" "),
+            "-D -p udp --orig-dst 10.96.0.10 --dport 53"
+        );
+        let endpoint = SocketAddrV4::new(Ipv4Addr::new(10, 244, 0, 5), 5353);
+        assert_eq!(
+            conntrack_args(&StaleEntries::Endpoint { frontend, endpoint }).join(" "),
+            "-D -p udp --orig-dst 10.96.0.10 --dport 53 --reply-src 10.244.0.5 --reply-port-src 5353"
+        );
+    }
+
+    #[test]
+    fn the_deleted_count_is_read_from_conntracks_summary() {
+        let stderr = "conntrack v1.4.7 (conntrack-tools): 2 flow entries have been deleted.\n";
+        assert_eq!(deleted_count(stderr), 2);
+        assert_eq!(deleted_count("nothing useful"), 0);
+    }
+}
