@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod conditions;
+pub mod dns;
 pub mod identity;
 pub mod kubestack;
 pub mod loadbalancer;

@@ -1,9 +1,10 @@
-//! Node networking for `kubestack` and `stackube-proxy` (and later `stackube-dns`): network
+//! Node networking for `kubestack`, `stackube-proxy` and `stackube-dns`: network
 //! namespaces entered only on dedicated OS threads (never on a tokio worker, whose other tasks
 //! would silently run in the wrong namespace), netlink for veths, addresses and routes, Open
 //! vSwitch ports with the `external_ids` the Neutron agent wires, and nftables transactions and
 //! connection tracking entries in a router's namespace.
 
+pub mod dns;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod links;

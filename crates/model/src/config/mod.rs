@@ -16,6 +16,7 @@
 mod cloud;
 mod cluster_network;
 mod controller;
+mod dns;
 mod kubestack;
 mod proxy;
 
@@ -26,11 +27,12 @@ use std::time::Duration;
 pub use cloud::CloudConfig;
 pub use cluster_network::{ClusterNetworkConfig, ClusterNetworkMode};
 pub use controller::ControllerConfig;
+pub use dns::{DEFAULT_CLUSTER_DNS, DEFAULT_CLUSTER_DOMAIN, DnsConfig};
 pub use kubestack::KubestackConfig;
 pub use proxy::{ProxyConfig, ServiceName};
 
 /// Every key of the shared ConfigMap: the seed's, and Stackube's additions.
-pub const KNOWN_KEYS: [&str; 22] = [
+pub const KNOWN_KEYS: [&str; 25] = [
     "auth-url",
     "username",
     "password",
@@ -48,6 +50,9 @@ pub const KNOWN_KEYS: [&str; 22] = [
     "cluster-network-id",
     "service-cidr",
     "exposed-services",
+    "cluster-dns",
+    "cluster-domain",
+    "dns-upstreams",
     "plugin-name",
     "integration-bridge",
     "kubernetes-host",
