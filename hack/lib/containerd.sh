@@ -30,9 +30,12 @@ phase_node_build() {
 CRICTL_CONFIG=$TESTENV_ROOT/crictl.yaml
 crictl_() { CRI_CONFIG_FILE=$CRICTL_CONFIG "$NODE_BIN/crictl" "$@"; }
 
-# containerd_config FILE ROOT STATE SOCK CNI_CONF_DIR: the configuration of one containerd.
+# containerd_config FILE ROOT STATE SOCK CNI_CONF_DIR SHIM_CGROUP: the configuration of one
+# containerd. Its shims move to SHIM_CGROUP (runc's ShimCgroup option; it must exist in every
+# hierarchy: cgroups_make), out of containerd's own: stopping containerd (an outage, an upgrade)
+# then leaves them, and their containers, running, and the restarted containerd takes them back.
 containerd_config() {
-  local file=$1 root=$2 state=$3 sock=$4 conf_dir=$5
+  local file=$1 root=$2 state=$3 sock=$4 conf_dir=$5 shim_cgroup=$6
   put_file "$file" 644 root:root <<EOF || true
 # Written by hack/testenv: one of the test environment's containerd instances.
 version = 2
@@ -61,6 +64,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        ShimCgroup = "$shim_cgroup"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$REGISTRY_HOSTS_DIR"
   [plugins."io.containerd.grpc.v1.cri".cni]
@@ -95,8 +99,9 @@ phase_containerd() {
   phase "containerd (CRI) and runc"
   mkdir -p "$CONTAINERD_DIR" "$CNI_BIN_DIR" "$CNI_CONF_DIR" "$(dirname "$CONTAINERD_SOCK")"
   install -m 0755 "$NODE_BIN/loopback" "$CNI_BIN_DIR/loopback"
+  cgroups_make "$POD_CGROUP_PARENT/shims"
   containerd_config "$CONTAINERD_DIR/config.toml" "$CONTAINERD_DIR/root" \
-    /run/stackube-testenv/containerd "$CONTAINERD_SOCK" "$CNI_CONF_DIR"
+    /run/stackube-testenv/containerd "$CONTAINERD_SOCK" "$CNI_CONF_DIR" "$POD_CGROUP_PARENT/shims"
   put_file "$CRICTL_CONFIG" 644 root:root <<EOF || true
 runtime-endpoint: unix://$CONTAINERD_SOCK
 image-endpoint: unix://$CONTAINERD_SOCK
@@ -106,8 +111,30 @@ EOF
   phase_done "unix://$CONTAINERD_SOCK"
 }
 
-# cgroup_empty PARENT: kills whatever still runs under the pods' cgroup PARENT and removes its
-# cgroups, in every v1 hierarchy (runc makes a pod's cgroups in all of them).
+# cgroups_make PATH: the cgroup PATH in every v1 hierarchy. A new cpuset cgroup has no CPUs and
+# no memory nodes, and refuses processes (ENOSPC) until it has: each level of PATH gets its
+# parent's.
+cgroups_make() {
+  local h dir parent level f
+  for h in /sys/fs/cgroup/*/; do
+    case $h in */unified/) continue ;; esac
+    mkdir -p "$h${1#/}"
+  done
+  dir=/sys/fs/cgroup/cpuset
+  [ -d "$dir" ] || return 0
+  local IFS=/
+  for level in ${1#/}; do
+    parent=$dir
+    dir=$dir/$level
+    for f in cpuset.cpus cpuset.mems; do
+      [ -n "$(cat "$dir/$f" 2>/dev/null)" ] || cat "$parent/$f" >"$dir/$f"
+    done
+  done
+}
+
+# cgroup_empty PARENT: kills whatever still runs under the pods' cgroup PARENT (their shims
+# included) and removes its cgroups, in every v1 hierarchy (runc makes a pod's cgroups in all of
+# them).
 cgroup_empty() {
   local parent=${1#/} pids h
   if [ -d "/sys/fs/cgroup/pids/$parent" ]; then

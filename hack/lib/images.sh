@@ -250,7 +250,8 @@ IMAGE_SERVICES=(registry)
 
 # image_stackube BIN_DIR VERSION: stackube/stackube:VERSION from the Stackube binaries in BIN_DIR
 # (debug information stripped), with busybox (the init containers' sh, cp, mv) and the host tools
-# kubestack's daemon runs (ovs-vsctl, ethtool). Sets IMAGE_DIGEST.
+# kubestack's daemon (ovs-vsctl, ethtool) and stackube-proxy (nft, conntrack) run. Sets
+# IMAGE_DIGEST.
 STACKUBE_BINARIES=(stackube-controller stackube-auth kubestack stackube stackube-proxy stackube-dns stackube-csi)
 image_stackube() {
   local bin_dir=$1 version=$2 r=$IMAGES_CACHE/rootfs-stackube b
@@ -261,7 +262,7 @@ image_stackube() {
     objcopy --strip-debug "$bin_dir/$b" "$r/usr/local/bin/$b"
     rootfs_libs "$r" "$bin_dir/$b"
   done
-  rootfs_elf "$r" /usr/bin/ovs-vsctl /usr/sbin/ethtool
+  rootfs_elf "$r" /usr/bin/ovs-vsctl /usr/sbin/ethtool /usr/sbin/nft /usr/sbin/conntrack
   [ ! -f /etc/ssl/certs/ca-certificates.crt ] || cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"
   image_build stackube "docker.io/stackube/stackube:$version" "$r" \
     --config.env PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.user 0:0 \

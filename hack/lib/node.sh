@@ -42,13 +42,11 @@ node_pki() {
   mark "$id"
 }
 
-# Pods' cgroups: one root in every v1 hierarchy (the kubelet requires it to exist).
+# Pods' cgroups: one root in every v1 hierarchy (the kubelet requires it to exist), and beside
+# the pods the containerd shims' (see containerd_config).
 node_cgroups() {
-  local h
-  for h in /sys/fs/cgroup/*/; do
-    case $h in */unified/) continue ;; esac
-    mkdir -p "$h${NODE_CGROUP_ROOT#/}"
-  done
+  cgroups_make "$NODE_CGROUP_ROOT"
+  cgroups_make "$NODE_CGROUP_ROOT/shims"
 }
 
 kubelet_config() {
@@ -116,7 +114,7 @@ phase_node() {
   node_cgroups
   node_netns_shared
   containerd_config "$NODE_DIR/containerd/config.toml" "$NODE_DIR/containerd/root" \
-    /run/stackube-testenv/node/containerd "$NODE_CONTAINERD_SOCK" "$NODE_CNI_CONF_DIR"
+    /run/stackube-testenv/node/containerd "$NODE_CONTAINERD_SOCK" "$NODE_CNI_CONF_DIR" "$NODE_CGROUP_ROOT/shims"
   # kubestack is the node's only network. A test (or hack/devbox) that runs its own daemon puts
   # a configuration that sorts first beside it.
   put_file "$NODE_CNI_CONF_DIR/90-kubestack.conflist" 644 root:root <<EOF || true

@@ -29,6 +29,7 @@ TESTENV_PACKAGES=(
   ceph-mon ceph-mgr ceph-osd ceph-common python3-rados python3-rbd
   rabbitmq-server mariadb-server python3-pymysql
   sudo uuid-runtime curl iproute2 iputils-ping ethtool busybox jq openssl bc nftables
+  conntrack # stackube-proxy deletes stale UDP entries with it (and its image carries it)
   containerd runc # the node's container runtime (hack/lib/containerd.sh)
   docker-registry umoci skopeo # the local registry and the image tools (hack/lib/images.sh)
   shellcheck # not a service: the test suite lints hack/ with it
@@ -265,7 +266,11 @@ host_ext_address() {
 # their routers, or from floating IPs): it may open connections to kube-apiserver's port and to
 # nothing else (the kubelet, the OpenStack services, anything bound to all addresses get a TCP
 # reset or ICMP unreachable), and the host forwards none of it anywhere. Replies to connections
-# the host opened pass. One table of our own, replaced atomically.
+# the host opened pass. The other way, the host has no route into the pods' networks (they are
+# behind their routers): what it sends to pod and Service ranges (kube-apiserver's pod proxy,
+# the kubelet's HTTP probes) is refused here rather than sent out of the machine by the default
+# route. One table of our own, replaced atomically.
+HOST_UNROUTED=(10.244.0.0/16 10.246.0.0/16 10.96.0.0/12)
 host_filter() {
   nft -f - <<EOF
 table inet $HOST_FILTER_TABLE
@@ -282,6 +287,10 @@ table inet $HOST_FILTER_TABLE {
   chain forward {
     type filter hook forward priority filter; policy accept;
     iifname "br-ex" drop
+  }
+  chain output {
+    type filter hook output priority filter; policy accept;
+    ip daddr { $(IFS=,; echo "${HOST_UNROUTED[*]}") } reject with icmpx admin-prohibited comment "pods' networks: not from the host"
   }
 }
 EOF

@@ -216,7 +216,7 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
             "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.spec.containers[0].image}{\"\\n\"}{end}",
         ],
     );
-    assert_eq!(images.lines().count(), 3, "Stackube's pods: {images}");
+    assert_eq!(images.lines().count(), 5, "Stackube's pods: {images}");
     for pod in images.lines() {
         assert!(
             pod.contains(" Running stackube/stackube@sha256:"),
@@ -321,6 +321,85 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
     assert!(
         served >= 1,
         "nginx's log shows no request (the positive control)"
+    );
+
+    // The seed's step 5: nginx exposed, fetched through its ClusterIP (stackube-proxy, in the
+    // tenant's router).
+    k(
+        env,
+        &["-n", "test", "expose", "deployment", "nginx", "--port=80"],
+    );
+    let cluster_ip = k(
+        env,
+        &[
+            "-n",
+            "test",
+            "get",
+            "service",
+            "nginx",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+    );
+    let page = k_until(
+        env,
+        &[
+            "-n",
+            "test",
+            "run",
+            "-i",
+            "--rm",
+            "expose-check",
+            "--image=busybox",
+            "--restart=Never",
+            "--",
+            "wget",
+            "-qO-",
+            &format!("http://{}/", cluster_ip.trim()),
+        ],
+        "nginx through its ClusterIP",
+        |page| page.contains("Welcome to nginx!"),
+    );
+    assert!(page.contains("Welcome to nginx!"));
+    // And by its name (stackube-dns, in the tenant's router): `nslookup nginx` finds
+    // nginx.test.svc.cluster.local through the pod's search path, `wget nginx` the page.
+    let cluster_ip = cluster_ip.trim();
+    k_until(
+        env,
+        &[
+            "-n",
+            "test",
+            "run",
+            "-i",
+            "--rm",
+            "nslookup-check",
+            "--image=busybox",
+            "--restart=Never",
+            "--",
+            "nslookup",
+            "nginx",
+        ],
+        "nslookup nginx",
+        |out| out.contains("nginx.test.svc.cluster.local") && out.contains(cluster_ip),
+    );
+    k_until(
+        env,
+        &[
+            "-n",
+            "test",
+            "run",
+            "-i",
+            "--rm",
+            "name-check",
+            "--image=busybox",
+            "--restart=Never",
+            "--",
+            "wget",
+            "-qO-",
+            "nginx",
+        ],
+        "wget nginx (by its name)",
+        |page| page.contains("Welcome to nginx!"),
     );
 
     // `default` is no tenant's: its pods go on the cluster network.
@@ -519,51 +598,11 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
         "kubestack's restart made or dropped ports"
     );
 
-    // The kubelet killed and started again: the pods were never stopped, their network stays,
-    // and the node is Ready again with the same pods. (Not containerd: hack/testenv stops a
-    // service with every process of its cgroup, the shims included.)
-    let uids = k(
-        env,
-        &[
-            "-n",
-            "test",
-            "get",
-            "pods",
-            "-o",
-            "jsonpath={.items[*].metadata.uid}",
-        ],
-    );
-    let (ok, out) = stackube_testenv::testenv_command(&["stop", "kubelet"]);
-    assert!(ok, "hack/testenv stop kubelet: {out}");
-    let (ok, out) = stackube_testenv::testenv_command(&["up"]);
-    assert!(ok, "hack/testenv up after the kill: {out}");
-    k_until(
-        env,
-        &["get", "nodes", "--no-headers"],
-        "node Ready again",
-        |o| o.contains(" Ready "),
-    );
-    k(
-        env,
-        &[
-            "-n",
-            "test",
-            "wait",
-            "--for=condition=Ready",
-            "pod",
-            "--all",
-            "--timeout=120s",
-        ],
-    );
-    // Its status says Ready from before the kill; the kubelet takes its pods back within
-    // moments (`exec` says "pod does not exist" until then).
-    k_until(
-        env,
-        &["-n", "test", "exec", "sleeper", "--", "wget", "-qO-", &ip],
-        "nginx served after the kubelet's restart",
-        |page| page.contains("Welcome to nginx!"),
-    );
-    assert_eq!(
+    // The kubelet, then the node's containerd, killed and started again: the pods (and their
+    // containers) were never stopped, their network stays, and the node is Ready again with the
+    // same pods. containerd's shims live in a cgroup of their own, so stopping containerd leaves
+    // them and their containers running.
+    let pods_of_test = |env: &TestEnv| {
         k(
             env,
             &[
@@ -572,12 +611,48 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
                 "get",
                 "pods",
                 "-o",
-                "jsonpath={.items[*].metadata.uid}"
-            ]
-        ),
-        uids,
-        "pods were replaced across the kubelet's restart"
-    );
+                "jsonpath={range .items[*]}{.metadata.uid} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}",
+            ],
+        )
+    };
+    let before = pods_of_test(env);
+    for service in ["kubelet", "containerd-node"] {
+        let (ok, out) = stackube_testenv::testenv_command(&["stop", service]);
+        assert!(ok, "hack/testenv stop {service}: {out}");
+        let (ok, out) = stackube_testenv::testenv_command(&["up"]);
+        assert!(ok, "hack/testenv up after stopping {service}: {out}");
+        k_until(
+            env,
+            &["get", "nodes", "--no-headers"],
+            "node Ready again",
+            |o| o.contains(" Ready "),
+        );
+        k(
+            env,
+            &[
+                "-n",
+                "test",
+                "wait",
+                "--for=condition=Ready",
+                "pod",
+                "--all",
+                "--timeout=120s",
+            ],
+        );
+        // Its status says Ready from before the kill; the kubelet takes its pods back within
+        // moments (`exec` says "pod does not exist" until then).
+        k_until(
+            env,
+            &["-n", "test", "exec", "sleeper", "--", "wget", "-qO-", &ip],
+            &format!("nginx served after {service}'s restart"),
+            |page| page.contains("Welcome to nginx!"),
+        );
+        assert_eq!(
+            pods_of_test(env),
+            before,
+            "pods were replaced, or their containers restarted, across {service}'s restart"
+        );
+    }
 
     // Deleting the tenants leaves nothing: no port of theirs, no veth, no pod namespace.
     let projects: Vec<String> = ["test", other.as_str()]
