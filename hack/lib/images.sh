@@ -8,6 +8,9 @@
 #   nginx:latest              Debian's nginx, serving its default page on port 80
 #   busybox:latest            Debian's static busybox (sh, wget, nslookup, ...)
 #   registry.k8s.io/pause:3.10  the pause binary of hack/lib/node-build.sh (the sandbox image)
+#   registry.k8s.io/e2e-test-images/agnhost:<its VERSION>  the e2e suite's test server, from
+#                             hack/lib/k8s-build.sh's agnhost (hack/lib/e2e-images.sh): the
+#                             integration tests' UDP and HTTP endpoints, as upstream's tests use it
 #   stackube/stackube:<version>  every Stackube binary (built by hack/devbox, image_stackube)
 #
 # An image is rebuilt only when its root filesystem changes: the filesystem is assembled (cheap:
@@ -61,12 +64,15 @@ phase_images() {
   local log=$TESTENV_LOGS/images.log
   : >"$log"
   deb_versions nginx nginx-common busybox-static
-  if ! { image_nginx && image_busybox && image_pause; } >>"$log" 2>&1; then
+  # agnhost's porter certificates come from the source of the release built (a cached module).
+  local k8s_src
+  k8s_src=$(go mod download -json "k8s.io/kubernetes@$("$K8S_BIN/kube-apiserver" --version | awk '{print $2}')" | jq -r .Dir)
+  if ! { image_nginx && image_busybox && image_pause && image_e2e_agnhost "$K8S_BIN" "$k8s_src"; } >>"$log" 2>&1; then
     log "testenv: building or pushing an image failed"
     explain_failure "$log"
     exit 1
   fi
-  phase_done "nginx busybox pause"
+  phase_done "nginx busybox pause agnhost"
 }
 
 # image_build NAME REF ROOTFS CONFIG_ARGS...: commits ROOTFS as the one layer of image NAME (a

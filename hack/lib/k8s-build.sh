@@ -6,7 +6,9 @@
 # How: a throwaway module requires k8s.io/kubernetes at the pinned release and replaces every
 # k8s.io/<staging> module (listed as `=> ./staging/...` in upstream's go.mod) with its v0.Y.Z
 # release. etcd is built in the same module from go.etcd.io/etcd/server/v3/etcdmain at the version
-# Kubernetes itself pins, so one dependency graph serves all binaries.
+# Kubernetes itself pins, so one dependency graph serves all binaries. agnhost, the e2e suite's test
+# server (test/images/agnhost), is built here too: the integration tests run it as a pod
+# (hack/lib/e2e-images.sh makes its image), and hack/conformance uses it.
 #
 # Usage: k8s-build.sh            builds what is missing, prints the bin directory
 set -euo pipefail
@@ -15,7 +17,7 @@ K8S_VERSION=${STACKUBE_K8S_VERSION:-v1.34.4}
 CACHE=${STACKUBE_CACHE:-/var/cache/stackube}
 BUILD="$CACHE/k8s/$K8S_VERSION"
 BIN="$BUILD/bin"
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet etcd agnhost)
 
 missing=()
 for b in "${BINARIES[@]}"; do [ -x "$BIN/$b" ] || missing+=("$b"); done
@@ -69,6 +71,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/test/images/agnhost"
 )
 GO
   mv go.mod.new go.mod
@@ -76,13 +79,19 @@ fi
 
 # A module made before the kubelet was built here pins the commands without it.
 grep -q 'cmd/kubelet"' tools.go || sed -i 's#^\t_ "k8s.io/kubernetes/cmd/kubectl"$#&\n\t_ "k8s.io/kubernetes/cmd/kubelet"#' tools.go
+# And one made before agnhost was, without agnhost.
+grep -q 'images/agnhost"' tools.go || sed -i 's#^\t_ "k8s.io/kubernetes/cmd/kubelet"$#&\n\t_ "k8s.io/kubernetes/test/images/agnhost"#' tools.go
 
 export GOFLAGS=-mod=mod
 echo "k8s-build: resolving modules for Kubernetes $K8S_VERSION" >&2
 go mod tidy >&2
 pkgs=()
 for b in "${missing[@]}"; do
-  if [ "$b" = etcd ]; then pkgs+=(./cmd/etcd); else pkgs+=("k8s.io/kubernetes/cmd/$b"); fi
+  case $b in
+  etcd) pkgs+=(./cmd/etcd) ;;
+  agnhost) pkgs+=(k8s.io/kubernetes/test/images/agnhost) ;;
+  *) pkgs+=("k8s.io/kubernetes/cmd/$b") ;;
+  esac
 done
 echo "k8s-build: building ${missing[*]} (cached in $BIN)" >&2
 # -trimpath and no DWARF keep the binaries small; the version ldflags make `--version` truthful.
@@ -90,6 +99,10 @@ minor=$(echo "$K8S_VERSION" | cut -d. -f2)
 ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION"
 ldflags="$ldflags -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
 ldflags="$ldflags -X k8s.io/component-base/version.gitTreeState=clean"
+# agnhost reports the version of the image the e2e suite names (main.Version; no other command
+# here has that variable, and -X skips a variable a binary does not have).
+upstream_dir=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\s*"Dir": "\(.*\)",\?$/\1/p')
+ldflags="$ldflags -X main.Version=$(cat "$upstream_dir/test/images/agnhost/VERSION")"
 rm -rf "$BUILD/bin.partial"; mkdir -p "$BUILD/bin.partial"
 CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$BUILD/bin.partial/" "${pkgs[@]}" >&2
 # Move into place only once built, so an interrupted build never leaves a half-written binary behind.
