@@ -181,9 +181,15 @@ impl Node {
     }
 
     /// A CNI GC that keeps the `eth0` attachments of `containers`, as the runtime runs it.
+    ///
+    /// The kubelet's pods are kept too: here two runtimes (crictl's containerd and the node's)
+    /// share one `br-int`, where a real node has one runtime whose list covers the whole bridge.
+    /// Without them a test's GC would take the veths of pods it knows nothing about.
     pub fn gc(&self, containers: &[String]) -> (bool, Value) {
+        let kubelet_pods = node_sandboxes(&self.env);
         let attachments: Vec<Value> = containers
             .iter()
+            .chain(&kubelet_pods)
             .map(|id| json!({"containerID": id, "ifname": "eth0"}))
             .collect();
         let mut conf = self.netconf();
@@ -611,6 +617,25 @@ pub fn sandboxes(env: &TestEnv) -> Vec<String> {
     let (ok, out) = crictl(env, &["pods", "-q"]);
     assert!(ok, "crictl pods: {out}");
     out.lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The sandboxes of the node's containerd (the kubelet's runtime).
+pub fn node_sandboxes(env: &TestEnv) -> Vec<String> {
+    let out = env
+        .node_crictl()
+        .args(["pods", "-q"])
+        .output()
+        .expect("crictl runs");
+    assert!(
+        out.status.success(),
+        "crictl pods (node): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
         .map(|l| l.trim().to_owned())
         .filter(|l| !l.is_empty())
         .collect()
