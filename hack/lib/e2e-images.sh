@@ -33,7 +33,17 @@ E2E_DNSUTILS_IMAGE=registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7
 deb_tools() {
   local stage=$1 p
   shift
-  local want=("$@") next=("$@") level
+  local want=("$@") next=("$@") level closure
+  # The closure is resolved once per package list and state of apt and dpkg (resolving it takes
+  # seconds per level, on every `up`), then read from the image cache.
+  closure=$IMAGES_CACHE/deb-closure-$({
+    printf '%s\n' "$@"
+    stat -c '%n %Y %s' /var/lib/dpkg/status /var/lib/apt/lists/*_Packages* 2>/dev/null
+  } | sha256sum | cut -c1-16)
+  if [ -s "$closure" ]; then
+    mapfile -t want <"$closure"
+    next=()
+  fi
   # Breadth first, one apt-cache call per level (each takes seconds here), following only the
   # packages this machine lacks: an installed package's dependencies are installed too.
   while [ ${#next[@]} -gt 0 ]; do
@@ -52,6 +62,7 @@ deb_tools() {
       --no-replaces --no-enhances "${level[@]}" 2>/dev/null |
       awk '$1 ~ /^\|?(Pre)?Depends:$/ && $2 !~ /^</ {print $2}' | sort -u)
   done
+  [ -s "$closure" ] || { mkdir -p "$IMAGES_CACHE" && printf '%s\n' "${want[@]}" >"$closure"; }
   rm -rf "$stage"
   deb_versions "${want[@]}"
   deb_extract "$stage" "${want[@]}"
