@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use stackube_testenv::{TestEnv, run_command, unique_name, workspace_root};
 
-const WORKLOADS: [&str; 3] = [
+const WORKLOADS: [&str; 5] = [
     "deployment/stackube-controller",
     "daemonset/stackube-auth",
     "daemonset/kubestack",
+    "daemonset/stackube-proxy",
+    "daemonset/stackube-dns",
 ];
 
 /// When the test ends, however it ends: its tenants deleted (while the devbox's controller still
@@ -51,6 +53,22 @@ impl Drop for Devbox<'_> {
         ];
         args.extend(WORKLOADS);
         let _ = kubectl_admin(self.0, &args, None);
+        // Their pods too: a stackube-dns or stackube-proxy still in a router would hold the
+        // DNS address and the nftables table the next tests' own daemons take.
+        let _ = kubectl_admin(
+            self.0,
+            &[
+                "-n",
+                "kube-system",
+                "wait",
+                "--for=delete",
+                "pod",
+                "-l",
+                "app.kubernetes.io/part-of=stackube",
+                "--timeout=120s",
+            ],
+            None,
+        );
     }
 }
 
