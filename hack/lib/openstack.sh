@@ -240,15 +240,42 @@ phase_openvswitch() {
     ovs-vsctl --no-wait set Open_vSwitch . "external_ids:hostname=$host" "external_ids:system-id=$host"
   # No kernel module here: it logs "kernel module probably not loaded" and runs the netdev
   # (userspace) datapath.
+  local vswitchd_started=""
   svc_ensure ovs-vswitchd -- ovs-vswitchd unix:/var/run/openvswitch/db.sock \
-    --pidfile=/var/run/openvswitch/ovs-vswitchd.pid --log-file=/var/log/openvswitch/ovs-vswitchd.log || true
+    --pidfile=/var/run/openvswitch/ovs-vswitchd.pid --log-file=/var/log/openvswitch/ovs-vswitchd.log &&
+    vswitchd_started=1
   wait_until 30 "ovs-vswitchd" "$TESTENV_LOGS/ovs-vswitchd.log" -- ovs-appctl -t ovs-vswitchd version
+  [ -z "$vswitchd_started" ] || agents_plumbing_reset
   # br-ex must exist before the OVS agent starts (bridge_mappings).
   ovs-vsctl --timeout=30 --may-exist add-br br-int -- set bridge br-int datapath_type=netdev
   ovs-vsctl --timeout=30 --may-exist add-br br-ex -- set bridge br-ex datapath_type=netdev
   host_ext_address
   host_filter
   phase_done "host $HOST_EXT_ADDR on br-ex, filtered"
+}
+
+# agents_plumbing_reset: after ovs-vswitchd (re)started, the routers' and DHCP servers' ports are
+# dead. With the userspace datapath an internal port is a tap that ovs-vswitchd opens by name in
+# its own namespace; the agents moved theirs into qrouter-/qdhcp- namespaces, where a new
+# ovs-vswitchd cannot find them (link_state down: every tenant router silently stops forwarding).
+# The agents re-plug only ports whose device is missing, so: stop them, remove their namespaces'
+# devices, ports and the namespaces, and let phase_neutron start them again to rebuild all of it
+# from Neutron (their first full sync). Pods' veths are system ports in the host's namespace and
+# survive a restart as they are.
+agents_plumbing_reset() {
+  local namespaces ns dev
+  namespaces=$(ip netns list | awk '$1 ~ /^(qrouter|qdhcp)-/ {print $1}')
+  [ -n "$namespaces" ] || return 0
+  svc_stop neutron-l3-agent 12
+  svc_stop neutron-dhcp-agent 12
+  for ns in $namespaces; do
+    for dev in $(ip netns exec "$ns" ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}'); do
+      [ "$dev" = lo ] && continue
+      ovs-vsctl --timeout=30 --if-exists del-port "$dev"
+      ip netns exec "$ns" ip link del "$dev" 2>/dev/null || true
+    done
+    ip netns del "$ns"
+  done
 }
 
 # The host on the external network: br-ex's own interface gets the subnet's gateway address (kept
