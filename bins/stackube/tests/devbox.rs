@@ -79,6 +79,24 @@ fn k(env: &TestEnv, args: &[&str]) -> String {
     out
 }
 
+/// `kubectl` arguments for `-n ns run -i --rm name --image=busybox --restart=Never -- cmd...`:
+/// a busybox pod that runs `cmd`, attached, and goes.
+fn busybox<'a>(ns: &'a str, name: &'a str, cmd: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "-n",
+        ns,
+        "run",
+        "-i",
+        "--rm",
+        name,
+        "--image=busybox",
+        "--restart=Never",
+        "--",
+    ];
+    args.extend(cmd);
+    args
+}
+
 /// Polls `kubectl args` until its output satisfies `done`.
 fn k_until(env: &TestEnv, args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String {
     let started = Instant::now();
@@ -314,23 +332,7 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
     );
 
     // busybox, attached: the page.
-    let page = k(
-        env,
-        &[
-            "-n",
-            "test",
-            "run",
-            "-i",
-            "--rm",
-            "busybox",
-            "--image=busybox",
-            "--restart=Never",
-            "--",
-            "wget",
-            "-qO-",
-            &ip,
-        ],
-    );
+    let page = k(env, &busybox("test", "busybox", &["wget", "-qO-", &ip]));
     assert!(
         page.contains("Welcome to nginx!"),
         "run -i busybox wget: {page}"
@@ -361,20 +363,11 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
     );
     let page = k_until(
         env,
-        &[
-            "-n",
+        &busybox(
             "test",
-            "run",
-            "-i",
-            "--rm",
             "expose-check",
-            "--image=busybox",
-            "--restart=Never",
-            "--",
-            "wget",
-            "-qO-",
-            &format!("http://{}/", cluster_ip.trim()),
-        ],
+            &["wget", "-qO-", &format!("http://{}/", cluster_ip.trim())],
+        ),
         "nginx through its ClusterIP",
         |page| page.contains("Welcome to nginx!"),
     );
@@ -386,39 +379,17 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
     let cluster_ip = cluster_ip.trim();
     k_until(
         env,
-        &[
-            "-n",
+        &busybox(
             "test",
-            "run",
-            "-i",
-            "--rm",
             "nslookup-check",
-            "--image=busybox",
-            "--restart=Never",
-            "--",
-            "sh",
-            "-c",
-            "nslookup nginx; true",
-        ],
+            &["sh", "-c", "nslookup nginx; true"],
+        ),
         "nslookup nginx",
         |out| out.contains("nginx.test.svc.cluster.local") && out.contains(cluster_ip),
     );
     k_until(
         env,
-        &[
-            "-n",
-            "test",
-            "run",
-            "-i",
-            "--rm",
-            "name-check",
-            "--image=busybox",
-            "--restart=Never",
-            "--",
-            "wget",
-            "-qO-",
-            "nginx",
-        ],
+        &busybox("test", "name-check", &["wget", "-qO-", "nginx"]),
         "wget nginx (by its name)",
         |page| page.contains("Welcome to nginx!"),
     );
@@ -559,20 +530,15 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
     let before = nginx_requests(env, "test");
     let (_, out) = kubectl_admin(
         env,
-        &[
-            "-n",
+        &busybox(
             &other,
-            "run",
-            "-i",
-            "--rm",
             "probe",
-            "--image=busybox",
-            "--restart=Never",
-            "--",
-            "sh",
-            "-c",
-            &format!("timeout 10 wget -qO- {ip}; echo rc=$?"),
-        ],
+            &[
+                "sh",
+                "-c",
+                &format!("timeout 10 wget -qO- {ip}; echo rc=$?"),
+            ],
+        ),
         None,
     );
     assert!(
