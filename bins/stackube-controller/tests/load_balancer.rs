@@ -489,10 +489,23 @@ async fn a_tenants_load_balancer_gets_its_floating_ip_and_releases_it() {
 /// The kill schedule: pauses up to this long, so that kills fall before, during and after a
 /// Service's steps (the controller starts, leads and reconciles in about a second).
 const MAX_PAUSE_MS: u64 = 2500;
+/// The first kill after a create or delete falls within this, so that it likely lands while the
+/// controller works on it: a deletion can finish in well under a second.
+const MAX_PAUSE_AFTER_ACTION_MS: u64 = 600;
 const CREATE_KILLS: usize = 9;
 const DELETE_KILLS: usize = 8;
 /// Kills that all missed the work would test nothing.
 const MIN_KILLS_IN_WORK: usize = 3;
+
+/// A random pause before the next kill, shorter right after a create or delete.
+async fn pause(after_action: bool) {
+    let max = if after_action {
+        MAX_PAUSE_AFTER_ACTION_MS
+    } else {
+        MAX_PAUSE_MS
+    };
+    tokio::time::sleep(Duration::from_millis(rand::random_range(0..=max))).await;
+}
 
 /// Where each Service is: `assigned`, `gone`, or still working (`pending`, `deleting`).
 async fn phase(client: &Client, ns: &str, name: &str) -> String {
@@ -522,12 +535,11 @@ async fn killed_at_random_points_the_controller_leaks_no_floating_ip_or_port() {
     // Creation, with kills: a Service every third kill.
     let mut in_work = 0;
     for i in 0..CREATE_KILLS {
-        if i % 3 == 0
-            && let Some(name) = names.get(i / 3)
-        {
-            create_service(&client, &load_balancer(&ns, name, None)).await;
+        let acted = i % 3 == 0 && i / 3 < names.len();
+        if acted {
+            create_service(&client, &load_balancer(&ns, names[i / 3], None)).await;
         }
-        tokio::time::sleep(Duration::from_millis(rand::random_range(0..=MAX_PAUSE_MS))).await;
+        pause(acted).await;
         let mut phases = Vec::new();
         for name in names {
             let p = phase(&client, &ns, name).await;
@@ -574,12 +586,11 @@ async fn killed_at_random_points_the_controller_leaks_no_floating_ip_or_port() {
     // Deletion, with kills: a deletion every other kill.
     let mut in_work = 0;
     for i in 0..DELETE_KILLS {
-        if i % 2 == 0
-            && let Some(name) = names.get(i / 2)
-        {
-            delete_service(&client, &ns, name).await;
+        let acted = i % 2 == 0 && i / 2 < names.len();
+        if acted {
+            delete_service(&client, &ns, names[i / 2]).await;
         }
-        tokio::time::sleep(Duration::from_millis(rand::random_range(0..=MAX_PAUSE_MS))).await;
+        pause(acted).await;
         let mut phases = Vec::new();
         for name in names {
             let p = phase(&client, &ns, name).await;
