@@ -10,34 +10,7 @@ mod text;
 
 use std::time::Duration;
 
-use text::{addresses, cpu_of, kib, names, thousands};
-
-#[test]
-fn a_monitor_line_names_an_address_only_whole() {
-    let cases = [
-        // stackube-proxy's element, kube-proxy's chain and rule.
-        (
-            "add element inet stackube-proxy endpoints-10 { 10.96.0.5 . tcp . 80 . 0 : 10.192.0.1 . 8080 }",
-            true,
-        ),
-        (
-            "add chain ip kube-proxy endpoint-2GHXK2QE-st-bench/svc-00001/tcp/__10.192.0.1/8080",
-            true,
-        ),
-        (
-            "add rule ip kube-proxy endpoint-X meta l4proto tcp dnat to 10.192.0.1:8080",
-            true,
-        ),
-        // Longer addresses that begin or end with it.
-        ("add element … : 10.192.0.12 . 8080 }", false),
-        ("add element … : 110.192.0.1 . 8080 }", false),
-        ("add element … : 5.10.192.0.1 . 8080 }", false),
-        ("add table inet st-bench-probe", false),
-    ];
-    for (line, want) in cases {
-        assert_eq!(names(line, "10.192.0.1"), want, "{line}");
-    }
-}
+use text::{addresses, cpu_of, kib, thousands};
 
 #[test]
 fn addresses_are_read_from_a_map_listing() {

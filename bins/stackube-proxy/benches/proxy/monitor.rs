@@ -1,62 +1,73 @@
-//! Watching the contenders from outside: `nft monitor` in a proxy's namespace, each line
-//! timestamped as it is read, to see when a change reaches the kernel; `/proc/<pid>` for a
-//! process's CPU time (its own and its waited-for children's: the `nft` processes both proxies
-//! run) and resident memory; and a sampler of its children's memory ([`ChildPeak`]): in a pod,
-//! the `nft` a proxy runs counts against the same memory limit.
+//! Watching the contenders from outside: the kernel's nftables notifications in a proxy's
+//! namespace, each message timestamped as it is read, to see when a change reaches the kernel;
+//! `/proc/<pid>` for a process's CPU time (its own and its waited-for children's: the `nft`
+//! processes both proxies run) and resident memory; and a sampler of its children's memory
+//! ([`ChildPeak`]): in a pod, the `nft` a proxy runs counts against the same memory limit.
 //!
-//! The kernel reports a transaction's objects once it is committed, so the first line naming an
-//! address is the moment that address is in the proxy's rules.
+//! The kernel reports a transaction's objects once it is committed, so the first message
+//! carrying an address is the moment that address is in the proxy's rules. The notifications
+//! are read from a netlink socket of our own (group `NFNLGRP_NFTABLES`), not through
+//! `nft monitor`: that reads the whole ruleset before it reports anything, which at 10,000
+//! Services took longer than 90 s here, and it would spend the machine's CPU rendering
+//! messages as text while the contenders work.
 
-use std::io::BufRead as _;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use nix::sched::{CloneFlags, setns};
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv, setsockopt,
+    socket, sockopt,
+};
+use nix::sys::time::TimeVal;
 use tokio::sync::mpsc;
 
-use crate::text::{cpu_of, kib, names, ppid_of};
+use crate::text::{cpu_of, kib, ppid_of};
 use crate::topology::nsenter;
 
-/// `nft monitor new` in a namespace; stopped when dropped.
+/// The nftables notifications of a namespace; stopped when dropped.
 pub(crate) struct NftMonitor {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<(Instant, String)>,
+    stop: Arc<AtomicBool>,
+    messages: mpsc::UnboundedReceiver<(Instant, Vec<u8>)>,
     netns: PathBuf,
 }
 
 /// A table the monitor is shown, to know that it listens.
 const PROBE_TABLE: &str = "st-bench-probe";
+/// `NFNLGRP_NFTABLES`: the multicast group of nftables' notifications.
+const NFNLGRP_NFTABLES: u32 = 7;
+/// `NFNL_SUBSYS_NFTABLES`: the high byte of their message types.
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
 
 impl NftMonitor {
     /// Starts it in the namespace at `netns` and waits until it reports what happens there.
     pub(crate) async fn start(netns: &Path) -> anyhow::Result<NftMonitor> {
-        let mut child = Command::new("nsenter")
-            .arg(format!("--net={}", netns.display()))
-            .args(["nft", "monitor", "new"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting nft monitor")?;
-        let stdout = child.stdout.take().context("nft monitor's output")?;
-        let (send, lines) = mpsc::unbounded_channel();
+        let (send, messages) = mpsc::unbounded_channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_send, ready) = std::sync::mpsc::channel();
+        let path = netns.to_owned();
+        let stopped = stop.clone();
         std::thread::Builder::new()
-            .name("nft-monitor".into())
+            .name("nft-notifications".into())
             .spawn(move || {
-                for line in std::io::BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if send.send((Instant::now(), line)).is_err() {
-                        break;
-                    }
+                let socket = listen(&path);
+                let failed = socket.as_ref().err().map(|e| format!("{e:#}"));
+                let _ = ready_send.send(failed);
+                if let Ok(socket) = socket {
+                    read(&socket, &send, &stopped);
                 }
             })?;
+        if let Some(e) = ready.recv().context("the notification reader")? {
+            bail!("listening to nftables in {}: {e}", netns.display());
+        }
         let mut monitor = NftMonitor {
-            child,
-            lines,
+            stop,
+            messages,
             netns: netns.to_owned(),
         };
         monitor.probe().await?;
@@ -75,33 +86,35 @@ impl NftMonitor {
             })
             .await??;
             let deadline = Instant::now() + Duration::from_millis(500);
-            while let Ok(Some((_, line))) =
-                tokio::time::timeout_at(deadline.into(), self.lines.recv()).await
+            while let Ok(Some((_, message))) =
+                tokio::time::timeout_at(deadline.into(), self.messages.recv()).await
             {
-                if line.contains(PROBE_TABLE) {
+                if contains(&message, PROBE_TABLE.as_bytes()) {
                     return Ok(());
                 }
             }
             if started.elapsed() > Duration::from_secs(10) {
-                bail!("nft monitor reports nothing in {}", self.netns.display());
+                bail!("no nftables notification in {}", self.netns.display());
             }
         }
     }
 
-    /// When the first line naming `address` was read (lines before it are dropped), at most
-    /// `bound` from now.
+    /// When the first notification carrying `address` was read (those before it are dropped),
+    /// at most `bound` from now.
     pub(crate) async fn wait_for(
         &mut self,
         address: Ipv4Addr,
         bound: Duration,
     ) -> anyhow::Result<Instant> {
-        let wanted = address.to_string();
+        let wanted = address.octets();
         let deadline = tokio::time::Instant::now() + bound;
         loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some((at, line))) if names(&line, &wanted) => return Ok(at),
+            match tokio::time::timeout_at(deadline, self.messages.recv()).await {
+                Ok(Some((at, message))) if adds(&message) && contains(&message, &wanted) => {
+                    return Ok(at);
+                }
                 Ok(Some(_)) => {}
-                Ok(None) => bail!("nft monitor ended"),
+                Ok(None) => bail!("the nftables notifications ended"),
                 Err(_) => bail!("{address} did not reach the kernel within {bound:?}"),
             }
         }
@@ -110,9 +123,86 @@ impl NftMonitor {
 
 impl Drop for NftMonitor {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// A netlink socket in the namespace at `netns`, joined to the nftables group. The calling
+/// thread enters the namespace (and stays: it is the reader's own).
+fn listen(netns: &Path) -> anyhow::Result<OwnedFd> {
+    let ns = std::fs::File::open(netns).with_context(|| format!("opening {}", netns.display()))?;
+    setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).context("entering the namespace")?;
+    let socket = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkNetFilter,
+    )
+    .context("netlink socket")?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&socket),
+        &NetlinkAddr::new(0, 1 << (NFNLGRP_NFTABLES - 1)),
+    )
+    .context("joining the nftables group")?;
+    // A full sync's burst must not overflow it; a wake-up now and then to see `stop`.
+    let _ = setsockopt(&socket, sockopt::RcvBufForce, &(64 << 20));
+    setsockopt(&socket, sockopt::ReceiveTimeout, &TimeVal::new(0, 200_000))
+        .context("receive timeout")?;
+    Ok(socket)
+}
+
+/// Reads notifications until `stop` or the receiver goes; each netlink message is sent with
+/// the time its datagram was read.
+fn read(socket: &OwnedFd, send: &mpsc::UnboundedSender<(Instant, Vec<u8>)>, stop: &AtomicBool) {
+    let mut buf = vec![0u8; 1 << 20];
+    while !stop.load(Ordering::Relaxed) {
+        let n = match recv(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            &mut buf,
+            MsgFlags::empty(),
+        ) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+            // ENOBUFS: messages were lost; the next ones still come.
+            Err(nix::errno::Errno::ENOBUFS) => continue,
+            Err(_) => return,
+        };
+        let at = Instant::now();
+        for message in messages(&buf[..n]) {
+            if send.send((at, message.to_vec())).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The netlink messages of a datagram.
+fn messages(mut datagram: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    while datagram.len() >= 16 {
+        let len = u32::from_ne_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]) as usize;
+        if len < 16 || len > datagram.len() {
+            break;
+        }
+        out.push(&datagram[..len]);
+        let aligned = len.div_ceil(4) * 4;
+        datagram = &datagram[aligned.min(datagram.len())..];
+    }
+    out
+}
+
+/// Whether a message announces something new in nftables (a table, chain, rule, set, element
+/// or object), not a deletion or a generation.
+fn adds(message: &[u8]) -> bool {
+    let kind = u16::from_ne_bytes([message[4], message[5]]);
+    let (subsystem, op) = (kind >> 8, kind & 0xff);
+    // NEWTABLE 0, NEWCHAIN 3, NEWRULE 6, NEWSET 9, NEWSETELEM 12, NEWOBJ 18.
+    subsystem == NFNL_SUBSYS_NFTABLES && matches!(op, 0 | 3 | 6 | 9 | 12 | 18)
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A process's CPU time and memory, from `/proc/<pid>`.

@@ -1,23 +1,11 @@
-//! The benchmark's pure helpers, reading what the kernel and the contenders print: whether an
-//! `nft monitor` line names an address, the IPv4 addresses of an `nft list` output, a process's
-//! CPU time, parent and memory from `/proc`, and numbers as the report writes them. Unit-tested by
-//! `tests/bench_helpers.rs` (the benchmark itself has no test harness).
+//! The benchmark's pure helpers, reading what the kernel and the contenders print: the IPv4
+//! addresses of an `nft list` output, a process's CPU time, parent and memory from `/proc`, and
+//! numbers as the report writes them. Unit-tested by `tests/bench_helpers.rs` (the benchmark
+//! itself has no test harness).
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
-
-/// Whether `line` names the address `wanted`, not merely a longer one that begins with it
-/// (`10.192.0.1` in `10.192.0.12`): stackube-proxy's elements say `: 10.192.0.1 . 8080`,
-/// kube-proxy's chains `__10.192.0.1/8080` and its rules `dnat to 10.192.0.1:8080`.
-pub(crate) fn names(line: &str, wanted: &str) -> bool {
-    line.match_indices(wanted).any(|(at, _)| {
-        let before = line[..at].chars().next_back();
-        let after = line[at + wanted.len()..].chars().next();
-        !before.is_some_and(|c| c.is_ascii_digit() || c == '.')
-            && !after.is_some_and(|c| c.is_ascii_digit())
-    })
-}
 
 /// Every IPv4 address in `text` (an `nft list map` output).
 pub(crate) fn addresses(text: &str) -> BTreeSet<Ipv4Addr> {
