@@ -18,3 +18,4 @@ pub mod ownership;
 pub mod project;
 pub mod proxy;
 pub mod tenant;
+pub mod volume;

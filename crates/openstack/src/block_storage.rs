@@ -42,6 +42,12 @@ pub struct Volume {
     /// Current attachments.
     #[serde(default, deserialize_with = "crate::serde_util::nullable")]
     pub attachments: Vec<VolumeAttachment>,
+    /// The snapshot it was made from.
+    #[serde(default)]
+    pub snapshot_id: Option<String>,
+    /// The volume it was copied from.
+    #[serde(default, rename = "source_volid")]
+    pub source_volume_id: Option<VolumeId>,
 }
 
 /// An attachment as listed on its volume.

@@ -16,6 +16,7 @@
 mod cloud;
 mod cluster_network;
 mod controller;
+mod csi;
 mod dns;
 mod kubestack;
 mod proxy;
@@ -27,12 +28,13 @@ use std::time::Duration;
 pub use cloud::CloudConfig;
 pub use cluster_network::{ClusterNetworkConfig, ClusterNetworkMode};
 pub use controller::ControllerConfig;
+pub use csi::CsiConfig;
 pub use dns::{DEFAULT_CLUSTER_DNS, DEFAULT_CLUSTER_DOMAIN, DnsConfig};
 pub use kubestack::KubestackConfig;
 pub use proxy::{ProxyConfig, ServiceName};
 
 /// Every key of the shared ConfigMap: the seed's, and Stackube's additions.
-pub const KNOWN_KEYS: [&str; 25] = [
+pub const KNOWN_KEYS: [&str; 26] = [
     "auth-url",
     "username",
     "password",
@@ -48,6 +50,7 @@ pub const KNOWN_KEYS: [&str; 25] = [
     "cluster-network",
     "cluster-network-cidr",
     "cluster-network-id",
+    "cluster-network-admit",
     "service-cidr",
     "exposed-services",
     "cluster-dns",

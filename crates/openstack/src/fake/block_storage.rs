@@ -182,6 +182,8 @@ impl BlockStorage for FakeBlockStorage {
                     multiattach: false,
                     metadata: new.metadata.clone(),
                     attachments: Vec::new(),
+                    snapshot_id: new.snapshot_id.clone(),
+                    source_volume_id: new.source_volume_id.clone(),
                 };
                 state.volumes.insert(id, volume.clone());
                 Ok(volume)

@@ -1,0 +1,266 @@
+//! The CSI Controller service over Cinder: volumes made, found again by name, listed and
+//! deleted, each call safe to repeat.
+//!
+//! Every call observes Cinder, asks `stackube_core::volume` what to do, and does it. The
+//! volumes Stackube makes carry its ownership in their metadata (the cluster and the CSI
+//! name), which is how a retried CreateVolume finds the volume it made, even after a crash
+//! between Cinder's answer and ours.
+
+mod create;
+mod delete;
+mod list;
+pub(crate) mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stackube_csi_proto::csi::v1::controller_server::Controller;
+use stackube_csi_proto::csi::v1::controller_service_capability::{self, rpc};
+use stackube_csi_proto::csi::v1::validate_volume_capabilities_response::Confirmed;
+use stackube_csi_proto::csi::v1::*;
+use stackube_model::VolumeId;
+use stackube_openstack::block_storage::BlockStorage;
+use stackube_openstack::{ErrorKind, Services};
+use tonic::{Request, Response, Status};
+
+use crate::status;
+
+/// How the controller waits on Cinder.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// Between two looks at a volume Cinder is working on.
+    pub poll: Duration,
+    /// How long a call waits for Cinder to finish a volume before it answers `ABORTED` (the
+    /// CO calls again, and finds the volume by its name). Below the sidecars' `--timeout`.
+    pub wait: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            poll: Duration::from_millis(250),
+            wait: Duration::from_secs(50),
+        }
+    }
+}
+
+/// The Controller service.
+pub struct ControllerService {
+    services: Arc<dyn Services>,
+    cluster: String,
+    timing: Timing,
+}
+
+impl ControllerService {
+    /// The service for the cluster `cluster` (its volumes' ownership), over `services`.
+    pub fn new(services: Arc<dyn Services>, cluster: impl Into<String>, timing: Timing) -> Self {
+        ControllerService {
+            services,
+            cluster: cluster.into(),
+            timing,
+        }
+    }
+
+    async fn cinder(&self) -> Result<Arc<dyn BlockStorage>, Status> {
+        self.services
+            .block_storage()
+            .await
+            .map_err(|e| Status::unavailable(format!("Cinder: {e}")))
+    }
+}
+
+/// The capabilities this controller has.
+const CAPABILITIES: [rpc::Type; 3] = [
+    rpc::Type::CreateDeleteVolume,
+    rpc::Type::ListVolumes,
+    rpc::Type::CloneVolume,
+];
+
+fn unimplemented<T>(call: &str) -> Result<Response<T>, Status> {
+    Err(Status::unimplemented(format!(
+        "{call} is not implemented by stackube-csi"
+    )))
+}
+
+#[tonic::async_trait]
+impl Controller for ControllerService {
+    async fn create_volume(
+        &self,
+        request: Request<CreateVolumeRequest>,
+    ) -> Result<Response<CreateVolumeResponse>, Status> {
+        create::create_volume(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_volume(
+        &self,
+        request: Request<DeleteVolumeRequest>,
+    ) -> Result<Response<DeleteVolumeResponse>, Status> {
+        delete::delete_volume(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn controller_publish_volume(
+        &self,
+        _: Request<ControllerPublishVolumeRequest>,
+    ) -> Result<Response<ControllerPublishVolumeResponse>, Status> {
+        unimplemented("ControllerPublishVolume")
+    }
+
+    async fn controller_unpublish_volume(
+        &self,
+        _: Request<ControllerUnpublishVolumeRequest>,
+    ) -> Result<Response<ControllerUnpublishVolumeResponse>, Status> {
+        unimplemented("ControllerUnpublishVolume")
+    }
+
+    async fn validate_volume_capabilities(
+        &self,
+        request: Request<ValidateVolumeCapabilitiesRequest>,
+    ) -> Result<Response<ValidateVolumeCapabilitiesResponse>, Status> {
+        let request = request.into_inner();
+        if request.volume_id.is_empty() {
+            return Err(status::required("volume_id"));
+        }
+        if request.volume_capabilities.is_empty() {
+            return Err(status::required("volume_capabilities"));
+        }
+        let cinder = self.cinder().await?;
+        match cinder.get_volume(&VolumeId::new(&request.volume_id)).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Status::not_found(format!(
+                    "volume_id: volume {} does not exist",
+                    request.volume_id
+                )));
+            }
+            Err(e) => return Err(status::cinder(&e)),
+        }
+        let unsupported =
+            validate::unsupported(&request.volume_capabilities, "volume_capabilities");
+        Ok(Response::new(match unsupported {
+            Some(message) => ValidateVolumeCapabilitiesResponse {
+                confirmed: None,
+                message,
+            },
+            None => ValidateVolumeCapabilitiesResponse {
+                confirmed: Some(Confirmed {
+                    volume_context: request.volume_context,
+                    volume_capabilities: request.volume_capabilities,
+                    parameters: request.parameters,
+                    mutable_parameters: request.mutable_parameters,
+                }),
+                message: String::new(),
+            },
+        }))
+    }
+
+    async fn list_volumes(
+        &self,
+        request: Request<ListVolumesRequest>,
+    ) -> Result<Response<ListVolumesResponse>, Status> {
+        list::list_volumes(self, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn controller_list_volume_health(
+        &self,
+        _: Request<ControllerListVolumeHealthRequest>,
+    ) -> Result<Response<ControllerListVolumeHealthResponse>, Status> {
+        unimplemented("ControllerListVolumeHealth")
+    }
+
+    async fn controller_get_volume_health(
+        &self,
+        _: Request<ControllerGetVolumeHealthRequest>,
+    ) -> Result<Response<ControllerGetVolumeHealthResponse>, Status> {
+        unimplemented("ControllerGetVolumeHealth")
+    }
+
+    async fn get_capacity(
+        &self,
+        _: Request<GetCapacityRequest>,
+    ) -> Result<Response<GetCapacityResponse>, Status> {
+        unimplemented("GetCapacity")
+    }
+
+    async fn controller_get_capabilities(
+        &self,
+        _: Request<ControllerGetCapabilitiesRequest>,
+    ) -> Result<Response<ControllerGetCapabilitiesResponse>, Status> {
+        Ok(Response::new(ControllerGetCapabilitiesResponse {
+            capabilities: CAPABILITIES
+                .into_iter()
+                .map(|kind| ControllerServiceCapability {
+                    r#type: Some(controller_service_capability::Type::Rpc(
+                        controller_service_capability::Rpc {
+                            r#type: kind.into(),
+                        },
+                    )),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn create_snapshot(
+        &self,
+        _: Request<CreateSnapshotRequest>,
+    ) -> Result<Response<CreateSnapshotResponse>, Status> {
+        unimplemented("CreateSnapshot")
+    }
+
+    async fn delete_snapshot(
+        &self,
+        _: Request<DeleteSnapshotRequest>,
+    ) -> Result<Response<DeleteSnapshotResponse>, Status> {
+        unimplemented("DeleteSnapshot")
+    }
+
+    async fn list_snapshots(
+        &self,
+        _: Request<ListSnapshotsRequest>,
+    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+        unimplemented("ListSnapshots")
+    }
+
+    async fn get_snapshot(
+        &self,
+        _: Request<GetSnapshotRequest>,
+    ) -> Result<Response<GetSnapshotResponse>, Status> {
+        unimplemented("GetSnapshot")
+    }
+
+    async fn controller_expand_volume(
+        &self,
+        _: Request<ControllerExpandVolumeRequest>,
+    ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
+        unimplemented("ControllerExpandVolume")
+    }
+
+    async fn controller_get_volume(
+        &self,
+        _: Request<ControllerGetVolumeRequest>,
+    ) -> Result<Response<ControllerGetVolumeResponse>, Status> {
+        unimplemented("ControllerGetVolume")
+    }
+
+    async fn controller_modify_volume(
+        &self,
+        _: Request<ControllerModifyVolumeRequest>,
+    ) -> Result<Response<ControllerModifyVolumeResponse>, Status> {
+        unimplemented("ControllerModifyVolume")
+    }
+
+    async fn controller_get_node_info(
+        &self,
+        _: Request<ControllerGetNodeInfoRequest>,
+    ) -> Result<Response<ControllerGetNodeInfoResponse>, Status> {
+        unimplemented("ControllerGetNodeInfo")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,345 @@
+//! The Controller service against the in-memory Cinder: idempotent creation by name, refusals
+//! that name the field and leave nothing behind, replacement of a failed volume, deletion,
+//! pages of ListVolumes, and Cinder away.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stackube_core::volume::GIB;
+use stackube_core::volume::create::{CLUSTER_KEY, NAME_KEY};
+use stackube_csi_proto::csi::v1::controller_server::Controller;
+use stackube_csi_proto::csi::v1::volume_capability::access_mode::Mode;
+use stackube_csi_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
+use stackube_csi_proto::csi::v1::volume_content_source::{self, VolumeSource};
+use stackube_csi_proto::csi::v1::*;
+use stackube_model::VolumeId;
+use stackube_openstack::Service;
+use stackube_openstack::block_storage::{Connector, NewAttachment};
+use stackube_openstack::fake::FakeCloud;
+use tonic::{Code, Request};
+
+use super::{ControllerService, Timing};
+
+fn service(cloud: &FakeCloud) -> ControllerService {
+    ControllerService::new(
+        Arc::new(cloud.clone()),
+        "unit",
+        Timing {
+            poll: Duration::from_millis(5),
+            wait: Duration::from_millis(50),
+        },
+    )
+}
+
+fn mount() -> VolumeCapability {
+    VolumeCapability {
+        access_mode: Some(AccessMode {
+            mode: Mode::SingleNodeWriter.into(),
+        }),
+        access_type: Some(AccessType::Mount(MountVolume::default())),
+    }
+}
+
+fn create(name: &str, required: i64) -> CreateVolumeRequest {
+    CreateVolumeRequest {
+        name: name.into(),
+        capacity_range: Some(CapacityRange {
+            required_bytes: required,
+            limit_bytes: 0,
+        }),
+        volume_capabilities: vec![mount()],
+        ..CreateVolumeRequest::default()
+    }
+}
+
+async fn created(svc: &ControllerService, request: CreateVolumeRequest) -> Volume {
+    svc.create_volume(Request::new(request))
+        .await
+        .expect("CreateVolume")
+        .into_inner()
+        .volume
+        .expect("a volume")
+}
+
+async fn refused(svc: &ControllerService, request: CreateVolumeRequest) -> tonic::Status {
+    svc.create_volume(Request::new(request))
+        .await
+        .expect_err("refused")
+}
+
+#[tokio::test]
+async fn a_retried_create_answers_the_same_volume_and_a_different_one_conflicts() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    let first = created(&svc, create("pvc-1", GIB + 1)).await;
+    assert_eq!(first.capacity_bytes, 2 * GIB, "rounded up to whole GiB");
+    let again = created(&svc, create("pvc-1", GIB + 1)).await;
+    assert_eq!(again.volume_id, first.volume_id);
+    assert_eq!(cloud.count("create_volume"), 1);
+    {
+        let state = cloud.state();
+        let volume = &state.volumes[&VolumeId::new(&first.volume_id)];
+        assert_eq!(volume.metadata[CLUSTER_KEY], "unit");
+        assert_eq!(volume.metadata[NAME_KEY], "pvc-1");
+        assert_eq!(volume.name.as_deref(), Some("pvc-1"));
+        assert_eq!(volume.size, 2);
+    }
+    let conflict = refused(&svc, create("pvc-1", 3 * GIB)).await;
+    assert_eq!(conflict.code(), Code::AlreadyExists, "{conflict:?}");
+    assert!(conflict.message().contains("capacity_range.required_bytes"));
+    // Another cluster's volume of that name is not this one's.
+    let other = ControllerService::new(Arc::new(cloud.clone()), "other", Timing::default());
+    let theirs = created(&other, create("pvc-1", GIB)).await;
+    assert_ne!(theirs.volume_id, first.volume_id);
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_field_and_create_nothing() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    let unknown = CreateVolumeRequest {
+        parameters: HashMap::from([("volumeType".to_owned(), "ceph".to_owned())]),
+        ..create("pvc-1", GIB)
+    };
+    let no_caps = CreateVolumeRequest {
+        volume_capabilities: vec![],
+        ..create("pvc-1", GIB)
+    };
+    let range = CreateVolumeRequest {
+        capacity_range: Some(CapacityRange {
+            required_bytes: GIB + 1,
+            limit_bytes: GIB + 2,
+        }),
+        ..create("pvc-1", GIB)
+    };
+    let missing_source = CreateVolumeRequest {
+        volume_content_source: Some(VolumeContentSource {
+            r#type: Some(volume_content_source::Type::Volume(VolumeSource {
+                volume_id: "0b7d5c0e-0000-4000-8000-000000000000".into(),
+            })),
+        }),
+        ..create("pvc-1", GIB)
+    };
+    let cases = [
+        (create("", GIB), Code::InvalidArgument, "name: required"),
+        (
+            unknown,
+            Code::InvalidArgument,
+            "parameters.volumeType: unknown",
+        ),
+        (
+            no_caps,
+            Code::InvalidArgument,
+            "volume_capabilities: required",
+        ),
+        (range, Code::OutOfRange, "capacity_range.limit_bytes"),
+        (
+            create("pvc-1", -1),
+            Code::InvalidArgument,
+            "capacity_range.required_bytes",
+        ),
+        (
+            missing_source,
+            Code::NotFound,
+            "volume_content_source.volume.volume_id",
+        ),
+    ];
+    for (request, code, message) in cases {
+        let status = refused(&svc, request).await;
+        assert_eq!(status.code(), code, "{status:?}");
+        assert!(status.message().starts_with(message), "{status:?}");
+    }
+    assert_eq!(cloud.count("create_volume"), 0, "nothing was created");
+}
+
+#[tokio::test]
+async fn a_clone_is_at_least_its_sources_size() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    let source = created(&svc, create("pvc-src", 3 * GIB)).await;
+    let clone = created(
+        &svc,
+        CreateVolumeRequest {
+            volume_content_source: Some(VolumeContentSource {
+                r#type: Some(volume_content_source::Type::Volume(VolumeSource {
+                    volume_id: source.volume_id.clone(),
+                })),
+            }),
+            ..create("pvc-clone", GIB)
+        },
+    )
+    .await;
+    assert_eq!(clone.capacity_bytes, 3 * GIB);
+    assert!(clone.content_source.is_some(), "the source is echoed");
+    let state = cloud.state();
+    let made = &state.volumes[&VolumeId::new(&clone.volume_id)];
+    assert_eq!(
+        made.source_volume_id.as_ref().map(VolumeId::as_str),
+        Some(source.volume_id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_volume_still_being_made_is_waited_for_and_a_failed_one_replaced() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    let first = created(&svc, create("pvc-1", GIB)).await;
+    let id = VolumeId::new(&first.volume_id);
+    cloud.state().volumes.get_mut(&id).expect("volume").status = "creating".into();
+    let status = refused(&svc, create("pvc-1", GIB)).await;
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    cloud.state().volumes.get_mut(&id).expect("volume").status = "available".into();
+    assert_eq!(
+        created(&svc, create("pvc-1", GIB)).await.volume_id,
+        first.volume_id
+    );
+
+    cloud.state().volumes.get_mut(&id).expect("volume").status = "error".into();
+    let replaced = created(&svc, create("pvc-1", GIB)).await;
+    assert_ne!(replaced.volume_id, first.volume_id);
+    let state = cloud.state();
+    assert!(
+        !state.volumes.contains_key(&id),
+        "the failed volume is deleted"
+    );
+    assert_eq!(state.volumes.len(), 1);
+}
+
+#[tokio::test]
+async fn deletion_is_idempotent_and_refused_while_attached() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    let volume = created(&svc, create("pvc-1", GIB)).await;
+    let delete = |id: &str| {
+        svc.delete_volume(Request::new(DeleteVolumeRequest {
+            volume_id: id.into(),
+            secrets: HashMap::new(),
+        }))
+    };
+    let attachment = cloud
+        .block_storage()
+        .create_attachment(&NewAttachment {
+            volume_id: VolumeId::new(&volume.volume_id),
+            instance_id: None,
+            connector: Some(Connector {
+                host: "node-1".into(),
+                ..Connector::default()
+            }),
+            mode: None,
+        })
+        .await
+        .expect("attachment");
+    let status = delete(&volume.volume_id).await.expect_err("attached");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(cloud.state().volumes.len(), 1);
+    cloud
+        .block_storage()
+        .delete_attachment(&attachment.id)
+        .await
+        .expect("detached");
+    delete(&volume.volume_id).await.expect("deleted");
+    assert!(cloud.state().volumes.is_empty());
+    delete(&volume.volume_id).await.expect("deleted again");
+    delete("fake-vol-id").await.expect("never existed");
+    let status = delete("").await.expect_err("no id");
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn the_clusters_volumes_are_listed_in_pages() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    let other = ControllerService::new(Arc::new(cloud.clone()), "other", Timing::default());
+    created(&other, create("theirs", GIB)).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            created(&svc, create(&format!("pvc-{i}"), GIB))
+                .await
+                .volume_id,
+        );
+    }
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = svc
+            .list_volumes(Request::new(ListVolumesRequest {
+                max_entries: 2,
+                starting_token: token.clone(),
+            }))
+            .await
+            .expect("ListVolumes")
+            .into_inner();
+        assert!(page.entries.len() <= 2);
+        seen.extend(
+            page.entries
+                .iter()
+                .map(|e| e.volume.as_ref().expect("volume").volume_id.clone()),
+        );
+        if page.next_token.is_empty() {
+            break;
+        }
+        token = page.next_token;
+    }
+    assert_eq!(
+        seen, ids,
+        "every volume of the cluster, once, not the other's"
+    );
+    let status = svc
+        .list_volumes(Request::new(ListVolumesRequest {
+            max_entries: 0,
+            starting_token: "invalid-token".into(),
+        }))
+        .await
+        .expect_err("bad token");
+    assert_eq!(status.code(), Code::Aborted);
+}
+
+#[tokio::test]
+async fn cinder_away_is_unavailable_and_nothing_is_made() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    cloud.faults().service_down(Service::BlockStorage, true);
+    let status = refused(&svc, create("pvc-1", GIB)).await;
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    cloud.faults().service_down(Service::BlockStorage, false);
+    assert!(cloud.state().volumes.is_empty());
+    created(&svc, create("pvc-1", GIB)).await;
+}
+
+#[tokio::test]
+async fn capabilities_are_validated_against_an_existing_volume() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    let volume = created(&svc, create("pvc-1", GIB)).await;
+    let validate = |id: &str, capability: VolumeCapability| {
+        svc.validate_volume_capabilities(Request::new(ValidateVolumeCapabilitiesRequest {
+            volume_id: id.into(),
+            volume_capabilities: vec![capability],
+            ..ValidateVolumeCapabilitiesRequest::default()
+        }))
+    };
+    let ok = validate(&volume.volume_id, mount())
+        .await
+        .expect("validated")
+        .into_inner();
+    assert!(ok.confirmed.is_some(), "{ok:?}");
+    let multi = VolumeCapability {
+        access_mode: Some(AccessMode {
+            mode: Mode::MultiNodeMultiWriter.into(),
+        }),
+        ..mount()
+    };
+    let no = validate(&volume.volume_id, multi)
+        .await
+        .expect("answered")
+        .into_inner();
+    assert!(no.confirmed.is_none());
+    assert!(no.message.contains("MULTI_NODE_MULTI_WRITER"), "{no:?}");
+    let status = validate("0b7d5c0e-0000-4000-8000-000000000000", mount())
+        .await
+        .expect_err("no such volume");
+    assert_eq!(status.code(), Code::NotFound);
+}

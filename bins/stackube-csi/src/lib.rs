@@ -1,0 +1,102 @@
+//! `stackube-csi`: Cinder volumes for Kubernetes pods through the Container Storage Interface.
+//!
+//! One binary, run in one of two modes: `controller` (Identity + Controller: volumes made,
+//! listed and deleted in Cinder) beside the CSI sidecars, and, to come, `node` (Identity +
+//! Node: volumes mapped, formatted and mounted on the node) and the seed's FlexVolume driver.
+//! The decisions (sizes, parameters, idempotency) are pure functions in
+//! `stackube_core::volume`; this crate observes Cinder, asks them, and carries out the
+//! answer.
+
+pub mod controller;
+pub mod identity;
+pub mod serve;
+mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use prometheus_client::registry::Registry;
+use stackube_csi_proto::csi::v1::controller_server::ControllerServer;
+use stackube_csi_proto::csi::v1::identity_server::IdentityServer;
+use stackube_model::config::CsiConfig;
+use stackube_openstack::{CallMetrics, Cloud, ConnectOptions};
+use stackube_telemetry::LogFormat;
+
+/// The CSI driver's name: in StorageClasses' `provisioner`, PVs' `csi.driver` and the
+/// CSIDriver object.
+pub const DRIVER_NAME: &str = "cinder.csi.stackube.kubernetes.io";
+
+/// Command line.
+#[derive(Parser, Debug)]
+#[command(name = "stackube-csi", version, about)]
+pub struct Args {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The modes.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The Identity and Controller services, beside the CSI sidecars.
+    Controller(ControllerArgs),
+}
+
+/// `stackube-csi controller`.
+#[derive(clap::Args, Debug)]
+pub struct ControllerArgs {
+    /// The socket to serve: unix:///<path> or /<path>.
+    #[arg(long, env = "CSI_ENDPOINT", default_value = "unix:///csi/csi.sock")]
+    pub endpoint: String,
+    /// Directory of the mounted ConfigMap (the seed's keys); default: STACKUBE_* variables.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(
+        long,
+        env = "STACKUBE_CSI_METRICS_ADDR",
+        default_value = "127.0.0.1:9448"
+    )]
+    pub metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Runs the command until the process ends.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Controller(args) => run_controller(args).await,
+    }
+}
+
+async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
+    stackube_telemetry::init_tracing(args.log_format);
+    let socket = serve::socket_path(&args.endpoint)?;
+    let config: CsiConfig = stackube_kube::config_map::load_config(args.config.as_deref())
+        .context("invalid configuration")?;
+    let mut registry = Registry::with_prefix("stackube_csi");
+    let openstack = CallMetrics::register(&mut registry);
+    let health = stackube_telemetry::start_endpoint(args.metrics_addr, registry).await?;
+    let cloud = Arc::new(Cloud::new(
+        &config.cloud,
+        ConnectOptions {
+            observer: Arc::new(openstack),
+            ..ConnectOptions::default()
+        },
+    ));
+    let router = tonic::transport::Server::builder()
+        .add_service(IdentityServer::new(identity::IdentityService::controller(
+            cloud.clone(),
+        )))
+        .add_service(ControllerServer::new(controller::ControllerService::new(
+            cloud,
+            config.cluster_name.clone(),
+            controller::Timing::default(),
+        )));
+    health.set_ready(true);
+    serve::serve(router, &socket, stackube_telemetry::shutdown_signal()).await
+}

@@ -1,0 +1,19 @@
+//! What stackube-csi decides about Cinder volumes, apart from doing it: how many GiB a CSI
+//! capacity range asks for ([`capacity`]), what the StorageClass parameters say
+//! ([`params`]), and whether a volume of the requested name already exists as asked, is being
+//! made, failed, or conflicts ([`create`]). The driver observes Cinder, asks these functions,
+//! and carries out the answer; every answer is safe to repeat, which is what makes the CSI
+//! calls idempotent across retries and crashes.
+//!
+//! # Ownership
+//! Cinder volumes have no tags; Stackube's ownership goes in their metadata
+//! ([`create::metadata`]): the cluster, the kind, and the CSI name (the PV name the
+//! provisioner chose), by which a retried CreateVolume finds the volume it made before.
+
+pub mod capacity;
+pub mod create;
+pub mod params;
+
+pub use capacity::{CapacityError, GIB, size_gib};
+pub use create::{CreateDecision, Existing, Source, Wanted, decide, metadata};
+pub use params::{Parameters, ParamsError};
