@@ -293,10 +293,11 @@ host_ext_address() {
 # their routers, or from floating IPs): it may open connections to kube-apiserver's port and to
 # nothing else (the kubelet, the OpenStack services, anything bound to all addresses get a TCP
 # reset or ICMP unreachable), and the host forwards none of it anywhere. Replies to connections
-# the host opened pass. The other way, the host has no route into the pods' networks (they are
-# behind their routers): what it sends to pod and Service ranges (kube-apiserver's pod proxy,
-# the kubelet's HTTP probes) is refused here rather than sent out of the machine by the default
-# route. One table of our own, replaced atomically.
+# the host opened pass. The other way, the host reaches only the cluster network's pods, once
+# hack/devbox routes its range through the cluster router on br-ex (kube-apiserver's pods/proxy,
+# the kubelet's probes); what it sends to pod and Service ranges any other way is refused here
+# rather than sent out of the machine by the default route. One table of our own, replaced
+# atomically.
 HOST_UNROUTED=(10.244.0.0/16 10.246.0.0/16 10.96.0.0/12)
 host_filter() {
   nft -f - <<EOF
@@ -317,7 +318,7 @@ table inet $HOST_FILTER_TABLE {
   }
   chain output {
     type filter hook output priority filter; policy accept;
-    ip daddr { $(IFS=,; echo "${HOST_UNROUTED[*]}") } reject with icmpx admin-prohibited comment "pods' networks: not from the host"
+    ip daddr { $(IFS=,; echo "${HOST_UNROUTED[*]}") } oifname != "br-ex" reject with icmpx admin-prohibited comment "pods' networks: not from the host but through a router"
   }
 }
 EOF

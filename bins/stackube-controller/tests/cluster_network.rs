@@ -16,7 +16,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use stackube_core::cluster::{MANAGED_LABEL, NAMESPACE, NETWORK};
 use stackube_core::ownership::{CLUSTER_TAG, KIND_TAG, OWNER_TAG};
 use stackube_model::crd::{Network, NetworkState, PROJECT_LABEL};
-use stackube_model::{NetworkId, ProjectId, RouterId, SubnetId};
+use stackube_model::{NetworkId, ProjectId, RouterId, SecurityGroupId, SubnetId};
 use stackube_openstack::OpenStack;
 use stackube_openstack::identity::ProjectFilter;
 use stackube_openstack::network::{
@@ -115,13 +115,16 @@ async fn owned_by(os: &OpenStack, uid: &str) -> Vec<String> {
     found
 }
 
+/// A node's address for `cluster-network-admit` (TEST-NET-1: no such node exists).
+const ADMITTED: &str = "192.0.2.10/32";
+
 #[tokio::test]
 async fn the_cluster_network_is_made_tagged_remade_swept_and_removed_without_leaks() {
     let _serial = serial().await;
     let world = env().await;
     let Env { env, client, os } = &world;
     let identity = unique_name("cluster");
-    let controller = start_clean(&world, &identity, &[]).await;
+    let controller = start_clean(&world, &identity, &[("cluster-network-admit", ADMITTED)]).await;
 
     let network = wait_network_active(client, NAMESPACE, NETWORK, ACTIVE).await;
     let admin = admin_project(os, &env.os_project_name).await;
@@ -199,6 +202,20 @@ async fn the_cluster_network_is_made_tagged_remade_swept_and_removed_without_lea
             .any(|p| p.fixed_ips.iter().any(|ip| ip.subnet_id == subnet.id)),
         "the router has no interface on the cluster subnet"
     );
+    // Its pods' group admits its members, its router, and the listed nodes.
+    let group = neutron
+        .get_security_group(&SecurityGroupId::new(
+            status.security_group_id.clone().expect("group id"),
+        ))
+        .await
+        .expect("the group");
+    let mut prefixes: Vec<&str> = group
+        .rules
+        .iter()
+        .filter_map(|r| r.remote_ip_prefix.as_deref())
+        .collect();
+    prefixes.sort_unstable();
+    assert_eq!(prefixes, ["10.246.0.1/32", ADMITTED]);
     let made = owned_by(os, &first).await;
     assert_eq!(made.len(), 3, "network, subnet and router: {made:?}");
 

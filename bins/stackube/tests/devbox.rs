@@ -394,8 +394,18 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
         |page| page.contains("Welcome to nginx!"),
     );
 
-    // `default` is no tenant's: its pods go on the cluster network.
-    k(env, &["run", "devbox-web", "--image=nginx"]);
+    // `default` is no tenant's: its pods go on the cluster network, which the node and the
+    // control plane reach through its router: the kubelet's HTTP probe turns the pod Ready.
+    k(
+        env,
+        &[
+            "run",
+            "devbox-web",
+            "--image=nginx",
+            "--overrides",
+            r#"{"spec":{"containers":[{"name":"devbox-web","image":"nginx","readinessProbe":{"httpGet":{"path":"/","port":80},"periodSeconds":1}}]}}"#,
+        ],
+    );
     k(
         env,
         &[
@@ -412,6 +422,34 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
     assert!(
         web.starts_with("10.246."),
         "a pod in default got {web}, not an address of the cluster network"
+    );
+    // kube-apiserver's pods/proxy reaches it too; a tenant's pod it does not reach: nginx's
+    // log in `test` shows no request from it.
+    let page = k(
+        env,
+        &[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/pods/devbox-web/proxy/",
+        ],
+    );
+    assert!(page.contains("Welcome to nginx!"), "pods/proxy: {page}");
+    let served = nginx_requests(env, "test");
+    let (reached, out) = kubectl_admin(
+        env,
+        &[
+            "--request-timeout=20s",
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/test/pods/{nginx}/proxy/"),
+        ],
+        None,
+    );
+    assert!(!reached, "pods/proxy reached the tenant's nginx: {out}");
+    assert_eq!(
+        nginx_requests(env, "test"),
+        served,
+        "the tenant's nginx was reached from the host"
     );
     k(env, &["delete", "pod", "devbox-web", "--wait=true"]);
 

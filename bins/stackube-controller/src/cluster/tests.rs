@@ -9,10 +9,12 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt as _;
 use stackube_core::cluster::{Action, Finding, MANAGED_LABEL, NAMESPACE, NETWORK};
-use stackube_model::NetworkId;
 use stackube_model::crd::{Network, NetworkSpec, NetworkState, PROJECT_LABEL};
+use stackube_model::{NetworkId, SecurityGroupId};
 use stackube_openstack::Service;
-use stackube_openstack::network::{NewNetwork, NewSubnet};
+use stackube_openstack::network::{
+    Direction, Ethertype, NewNetwork, NewSecurityGroupRule, NewSubnet,
+};
 
 use super::ensure;
 use crate::fixtures::{World, condition};
@@ -287,4 +289,82 @@ async fn none_deletes_the_namespace_and_the_finalizer_and_gc_remove_the_neutron_
     assert_eq!(plan.actions, vec![Action::CreateNetwork]);
     let again = cluster_network(&on).expect("made again");
     assert_ne!(again.uid(), network.uid());
+}
+
+/// The ingress rules of the cluster network's group, as (remote CIDR, description).
+fn cluster_group_prefixes(world: &World, network: &Network) -> Vec<String> {
+    let id = network
+        .status
+        .as_ref()
+        .and_then(|s| s.security_group_id.clone())
+        .expect("the group's id");
+    let state = world.cloud.state();
+    let mut prefixes: Vec<String> = state.security_groups[&SecurityGroupId::new(id)]
+        .rules
+        .iter()
+        .filter_map(|r| r.remote_ip_prefix.clone())
+        .collect();
+    prefixes.sort();
+    prefixes
+}
+
+#[tokio::test]
+async fn the_cluster_network_admits_the_listed_nodes_and_withdraws_them_when_unlisted() {
+    let world = World::new().reconfigured(&[("cluster-network-admit", "198.51.100.1/32")]);
+    let network = made(&world).await;
+    assert_eq!(
+        cluster_group_prefixes(&world, &network),
+        ["10.246.0.1/32", "198.51.100.1/32"]
+    );
+    // Someone else's rule in the group is left alone.
+    let group = SecurityGroupId::new(
+        network
+            .status
+            .as_ref()
+            .and_then(|s| s.security_group_id.clone())
+            .expect("id"),
+    );
+    world
+        .cloud
+        .networking()
+        .create_security_group_rule(&NewSecurityGroupRule {
+            security_group_id: group,
+            direction: Direction::Ingress,
+            ethertype: Ethertype::IPv4,
+            protocol: None,
+            port_range_min: None,
+            port_range_max: None,
+            remote_ip_prefix: Some("192.0.2.0/24".into()),
+            remote_group_id: None,
+            description: Some("the operator's".into()),
+            project_id: None,
+        })
+        .await
+        .expect("a rule of the operator's");
+
+    // Unlisted: a new controller process withdraws the rule it added, and only that one.
+    let unlisted = world.reconfigured(&[]);
+    apply(&network, &unlisted.ctx).await.expect("apply");
+    assert_eq!(
+        cluster_group_prefixes(&unlisted, &network),
+        ["10.246.0.1/32", "192.0.2.0/24"]
+    );
+    assert!(event_reasons(&unlisted).contains(&"SecurityGroupRuleRemoved".to_owned()));
+}
+
+#[tokio::test]
+async fn a_tenants_network_admits_no_listed_node() {
+    let world = World::new().reconfigured(&[("cluster-network-admit", "198.51.100.1/32")]);
+    made(&world).await;
+    let mut tenant = Network::new(
+        "net",
+        NetworkSpec {
+            cidr: "10.244.0.0/16".into(),
+            gateway: "10.244.0.1".into(),
+            network_id: None,
+        },
+    );
+    tenant.metadata.namespace = Some("acme".into());
+    let admitted = crate::network::admitted(&tenant, &world.ctx);
+    assert_eq!(admitted, Vec::<String>::new());
 }

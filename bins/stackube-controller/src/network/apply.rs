@@ -9,14 +9,15 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use stackube_core::conditions::{Reason, Status, Type};
-use stackube_core::naming;
-use stackube_core::network::GroupRule;
 use stackube_core::network::{
-    Action as Step, AdoptionCandidate, Collection, adoption_refusal, plan,
+    Action as Step, AdoptionCandidate, Collection, GroupRule, adoption_refusal, group_rules, plan,
 };
 use stackube_core::ownership::Owner;
+use stackube_core::{cluster, naming};
 use stackube_model::crd::{Network, NetworkState, NetworkStatus};
-use stackube_model::{NetworkId, ProjectId, RouterId, SecurityGroupId, SubnetId};
+use stackube_model::{
+    NetworkId, ProjectId, RouterId, SecurityGroupId, SecurityGroupRuleId, SubnetId,
+};
 use stackube_openstack::network::{
     Direction, Ethertype, ExternalGateway, NewNetwork, NewRouter, NewSecurityGroup,
     NewSecurityGroupRule, NewSubnet, SubnetGateway, TaggedResource,
@@ -118,7 +119,7 @@ async fn apply_inner(
         &owner,
         obs,
         ctx.config.ext_net_id.as_str(),
-        &network.spec.gateway,
+        &group_rules(&network.spec.gateway, &admitted(network, ctx)),
     );
     // The router does not depend on the network or the subnet: it is made alongside them, and
     // only the interface waits for both.
@@ -365,12 +366,18 @@ impl Applier<'_> {
                 let Some(group) = &ids.security_group else {
                     return Ok(());
                 };
+                let gateway = format!("{}/32", self.gateway);
                 let (remote_group_id, remote_ip_prefix, what) = match rule {
                     GroupRule::Members => (Some(group.clone()), None, "the network's pods"),
-                    GroupRule::From(cidr) => (
+                    GroupRule::From(cidr) if *cidr == gateway => (
                         None,
                         Some(cidr.clone()),
                         "Service traffic through the router",
+                    ),
+                    GroupRule::From(cidr) => (
+                        None,
+                        Some(cidr.clone()),
+                        "nodes and control plane (cluster-network-admit)",
                     ),
                 };
                 let created = neutron
@@ -394,6 +401,20 @@ impl Applier<'_> {
                         other?;
                     }
                 }
+            }
+            Step::RemoveGroupRule { id } => {
+                match neutron
+                    .delete_security_group_rule(&SecurityGroupRuleId::new(id.clone()))
+                    .await
+                {
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    other => other?,
+                }
+                self.event(
+                    "SecurityGroupRuleRemoved",
+                    format!("removed security group rule {id}: no longer wanted"),
+                )
+                .await;
             }
             Step::Tag { collection, id } => {
                 let resource = match collection {
@@ -455,4 +476,15 @@ fn ready_parts(status: &NetworkStatus, cidr: &str, gateway: &str, ctx: &Context)
             format!("router gatewayed to {ext} with an interface on the subnet"),
         ),
     ]
+}
+
+/// What the Network's group admits besides its pods and its router: `cluster-network-admit` for
+/// the cluster network, nothing for a tenant's.
+pub(crate) fn admitted(network: &Network, ctx: &Context) -> Vec<String> {
+    let is_cluster = network.namespace().as_deref() == Some(cluster::NAMESPACE)
+        && network.name_any() == cluster::NETWORK;
+    if !is_cluster {
+        return Vec::new();
+    }
+    ctx.config.cluster_network.admit.clone()
 }

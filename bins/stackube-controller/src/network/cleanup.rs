@@ -99,7 +99,8 @@ pub(crate) async fn remove(
             | Step::Tag { .. }
             | Step::AddRouterInterface
             | Step::CreateSecurityGroup
-            | Step::AddGroupRule(_) => {}
+            | Step::AddGroupRule(_)
+            | Step::RemoveGroupRule { .. } => {}
         }
     }
     Ok(deleted)

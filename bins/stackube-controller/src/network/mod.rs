@@ -38,6 +38,8 @@ use kube::runtime::watcher;
 use stackube_core::ownership::{Owner, OwnerKind};
 use stackube_model::crd::Network;
 
+#[cfg(test)]
+pub(crate) use apply::admitted;
 pub use apply::{VerifiedNetwork, apply};
 pub use cleanup::cleanup;
 pub(crate) use cleanup::remove;

@@ -6,7 +6,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use stackube_core::naming;
 use stackube_core::network::{
-    GroupRule, Observation, Observed, ObservedGroup, ObservedPort, ObservedRouter,
+    GroupRule, Observation, Observed, ObservedGroup, ObservedPort, ObservedRouter, ObservedRule,
     ROUTER_INTERFACE_OWNER,
 };
 use stackube_core::ownership::Owner;
@@ -136,10 +136,21 @@ pub(crate) fn observed_group(group: &SecurityGroup) -> ObservedGroup {
                 && r.port_range_min.is_none()
                 && r.port_range_max.is_none()
         })
-        .filter_map(|r| match (&r.remote_group_id, &r.remote_ip_prefix) {
-            (Some(remote), None) if *remote == group.id => Some(GroupRule::Members),
-            (None, Some(prefix)) => Some(GroupRule::From(prefix.clone())),
-            _ => None,
+        .filter_map(|r| {
+            let rule = match (&r.remote_group_id, &r.remote_ip_prefix) {
+                (Some(remote), None) if *remote == group.id => GroupRule::Members,
+                (None, Some(prefix)) => GroupRule::From(prefix.clone()),
+                _ => return None,
+            };
+            let ours = r
+                .description
+                .strip_prefix(group.description.as_str())
+                .is_some_and(|rest| rest.starts_with(": "));
+            Some(ObservedRule {
+                rule,
+                id: r.id.to_string(),
+                ours,
+            })
         })
         .collect();
     ObservedGroup {

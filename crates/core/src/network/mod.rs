@@ -13,7 +13,7 @@
 
 mod security_group;
 
-pub use security_group::{GroupRule, ObservedGroup, group_rules};
+pub use security_group::{GroupRule, ObservedGroup, ObservedRule, group_rules};
 
 use crate::conditions::Reason;
 use crate::ownership::Owner;
@@ -95,6 +95,11 @@ pub enum Action {
     /// Add a rule to the Network's security group (the one this plan creates, or the observed
     /// one).
     AddGroupRule(GroupRule),
+    /// Remove a rule Stackube added to the group that is no longer wanted.
+    RemoveGroupRule {
+        /// The rule.
+        id: String,
+    },
     /// Delete a port left on the network.
     DeletePort {
         /// The port.
@@ -195,9 +200,14 @@ pub fn adoption_refusal(network: &AdoptionCandidate, project_id: &str) -> Option
 
 /// The actions that bring Neutron to the desired state for a Network that Stackube manages
 /// (not an adopted one): network, subnet, router gatewayed on `ext_net_id`, the router
-/// interface on the subnet, and the security group with the rules of [`group_rules`] for the
-/// subnet's `gateway`. Empty when everything is in place.
-pub fn plan(owner: &Owner, observed: &Observation, ext_net_id: &str, gateway: &str) -> Vec<Action> {
+/// interface on the subnet, and the security group with the `rules` (from [`group_rules`]).
+/// Empty when everything is in place.
+pub fn plan(
+    owner: &Owner,
+    observed: &Observation,
+    ext_net_id: &str,
+    rules: &[GroupRule],
+) -> Vec<Action> {
     let mut actions = Vec::new();
     let tag = |actions: &mut Vec<Action>, collection, resource: &Observed| {
         if owner.needs_tags(&resource.tags) {
@@ -238,17 +248,10 @@ pub fn plan(owner: &Owner, observed: &Observation, ext_net_id: &str, gateway: &s
         None => actions.push(Action::CreateSecurityGroup),
         Some(g) => tag(&mut actions, Collection::SecurityGroups, &g.resource),
     }
-    let present = observed
-        .security_group
-        .as_ref()
-        .map(|g| g.rules.as_slice())
-        .unwrap_or_default();
-    actions.extend(
-        group_rules(gateway)
-            .into_iter()
-            .filter(|r| !present.contains(r))
-            .map(Action::AddGroupRule),
-    );
+    actions.extend(security_group::rule_actions(
+        observed.security_group.as_ref(),
+        rules,
+    ));
     actions
 }
 

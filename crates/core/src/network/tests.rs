@@ -94,7 +94,11 @@ fn plans_converge_from_every_partial_state() {
         ports: vec![],
         security_group: Some(ObservedGroup {
             resource: res("g", true),
-            rules: group_rules(GATEWAY),
+            rules: group_rules(GATEWAY, &[])
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| ObservedRule::ours(r, format!("r{i}")))
+                .collect(),
         }),
     };
     let cases: Vec<(&str, Observation, Vec<Action>)> = vec![
@@ -168,7 +172,11 @@ fn plans_converge_from_every_partial_state() {
         ),
     ];
     for (case, observed, want) in cases {
-        assert_eq!(plan(&owner(), &observed, EXT, GATEWAY), want, "{case}");
+        assert_eq!(
+            plan(&owner(), &observed, EXT, &group_rules(GATEWAY, &[])),
+            want,
+            "{case}"
+        );
     }
 }
 

@@ -43,6 +43,13 @@ pub struct ClusterNetworkConfig {
     /// project to adopt (neither shared nor external), instead of making one. Never deleted by
     /// Stackube.
     pub network_id: Option<NetworkId>,
+    /// `cluster-network-admit` (comma-separated CIDRs, default none): addresses outside the
+    /// network whose connections its pods accept (through its router), as every Kubernetes
+    /// cluster lets its nodes and control plane reach pods: the kubelet's probes, kube-apiserver's
+    /// `pods/proxy` and webhooks. The nodes' addresses as the router sees them, on the external
+    /// network. Tenants' networks admit no one of these.
+    /// Each is `address/prefix` (a bare address is its `/32`).
+    pub admit: Vec<String>,
 }
 
 impl ClusterNetworkConfig {
@@ -82,13 +89,46 @@ impl ClusterNetworkConfig {
                 ));
             }
         };
+        let admit = match keys.get("cluster-network-admit") {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(|c| {
+                    admitted_cidr(c)
+                        .map_err(|e| invalid("cluster-network-admit", format!("`{c}`: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
         Ok(ClusterNetworkConfig {
             mode,
             cidr,
             gateway,
             network_id,
+            admit,
         })
     }
+}
+
+/// An IPv4 CIDR of any prefix length (a bare address is its `/32`), as Neutron writes it.
+fn admitted_cidr(text: &str) -> Result<String, String> {
+    let (addr, prefix) = text.split_once('/').unwrap_or((text, "32"));
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| format!("`{addr}` is not an IPv4 address"))?;
+    let prefix: u32 = match prefix.parse() {
+        Ok(p) if p <= 32 => p,
+        _ => return Err(format!("`{prefix}` is not a prefix length (0 to 32)")),
+    };
+    let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+    if u32::from(addr) & !mask != 0 {
+        return Err(format!(
+            "{addr} has bits set past the /{prefix} prefix (did you mean {}/{prefix}?)",
+            Ipv4Addr::from(u32::from(addr) & mask)
+        ));
+    }
+    Ok(format!("{addr}/{prefix}"))
 }
 
 /// Whether `text` is a UUID as Neutron writes them (what the Network CRD accepts in
@@ -122,6 +162,7 @@ mod tests {
         assert_eq!(config.cidr.to_string(), "10.246.0.0/16");
         assert_eq!(config.gateway, Ipv4Addr::new(10, 246, 0, 1));
         assert_eq!(config.network_id, None);
+        assert_eq!(config.admit, Vec::<String>::new());
         let user_cidr: Ipv4Cidr = "10.244.0.0/16".parse().unwrap();
         assert!(
             !user_cidr.contains(config.cidr.network())
@@ -137,8 +178,21 @@ mod tests {
             ("cluster-network", "none"),
             ("cluster-network-cidr", "192.168.64.0/20"),
             ("cluster-network-id", id),
+            (
+                "cluster-network-admit",
+                " 198.51.100.1/32, 192.0.2.0/24,203.0.113.7,0.0.0.0/0",
+            ),
         ])
         .unwrap();
+        assert_eq!(
+            config.admit,
+            [
+                "198.51.100.1/32",
+                "192.0.2.0/24",
+                "203.0.113.7/32",
+                "0.0.0.0/0"
+            ]
+        );
         assert_eq!(config.mode, ClusterNetworkMode::None);
         assert_eq!(config.cidr.to_string(), "192.168.64.0/20");
         assert_eq!(config.gateway, Ipv4Addr::new(192, 168, 64, 1));
@@ -170,6 +224,17 @@ mod tests {
             ),
             ("cluster-network-cidr", "banana", "`cluster-network-cidr`"),
             ("cluster-network-id", "net-1", "`cluster-network-id`"),
+            (
+                "cluster-network-admit",
+                "198.51.100.1/32,198.51.100.1/33",
+                "`cluster-network-admit`: `198.51.100.1/33`",
+            ),
+            (
+                "cluster-network-admit",
+                "192.0.2.1/24",
+                "did you mean 192.0.2.0/24?",
+            ),
+            ("cluster-network-admit", "nodes", "`nodes` is not an IPv4"),
             (
                 "cluster-network-id",
                 "3f9c2a1e-7b4d-4c2a-9e1f-0a1b2c3d4e5",
