@@ -54,6 +54,9 @@ pub struct ControllerArgs {
     /// Directory of the mounted ConfigMap (the seed's keys); default: STACKUBE_* variables.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// kubeconfig (default: in-cluster, or $KUBECONFIG).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(
         long,
@@ -88,12 +91,16 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
             ..ConnectOptions::default()
         },
     ));
+    let kube = stackube_kube::client(args.kubeconfig.as_deref())
+        .await
+        .context("cannot reach Kubernetes")?;
     let router = tonic::transport::Server::builder()
         .add_service(IdentityServer::new(identity::IdentityService::controller(
             cloud.clone(),
         )))
         .add_service(ControllerServer::new(controller::ControllerService::new(
             cloud,
+            Arc::new(controller::KubeNodes(kube)),
             config.cluster_name.clone(),
             controller::Timing::default(),
         )));

@@ -1,5 +1,5 @@
 //! The CSI Controller service over Cinder: volumes made, found again by name, listed and
-//! deleted, each call safe to repeat.
+//! deleted, and attached to nodes (published), each call safe to repeat.
 //!
 //! Every call observes Cinder, asks `stackube_core::volume` what to do, and does it. The
 //! volumes Stackube makes carry its ownership in their metadata (the cluster and the CSI
@@ -9,6 +9,7 @@
 mod create;
 mod delete;
 mod list;
+mod publish;
 pub(crate) mod validate;
 
 use std::sync::Arc;
@@ -44,18 +45,47 @@ impl Default for Timing {
     }
 }
 
+/// Which nodes exist: a volume is published only to a node of the cluster.
+#[tonic::async_trait]
+pub trait Nodes: Send + Sync {
+    /// Whether the node `name` exists.
+    async fn exists(&self, name: &str) -> Result<bool, Status>;
+}
+
+/// The cluster's Node objects.
+pub struct KubeNodes(pub kube::Client);
+
+#[tonic::async_trait]
+impl Nodes for KubeNodes {
+    async fn exists(&self, name: &str) -> Result<bool, Status> {
+        kube::Api::<k8s_openapi::api::core::v1::Node>::all(self.0.clone())
+            .get_opt(name)
+            .await
+            .map(|n| n.is_some())
+            .map_err(|e| Status::unavailable(format!("Kubernetes: reading node {name}: {e}")))
+    }
+}
+
 /// The Controller service.
 pub struct ControllerService {
     services: Arc<dyn Services>,
+    nodes: Arc<dyn Nodes>,
     cluster: String,
     timing: Timing,
 }
 
 impl ControllerService {
-    /// The service for the cluster `cluster` (its volumes' ownership), over `services`.
-    pub fn new(services: Arc<dyn Services>, cluster: impl Into<String>, timing: Timing) -> Self {
+    /// The service for the cluster `cluster` (its volumes' ownership), over `services`,
+    /// publishing to the `nodes` that exist.
+    pub fn new(
+        services: Arc<dyn Services>,
+        nodes: Arc<dyn Nodes>,
+        cluster: impl Into<String>,
+        timing: Timing,
+    ) -> Self {
         ControllerService {
             services,
+            nodes,
             cluster: cluster.into(),
             timing,
         }
@@ -70,8 +100,10 @@ impl ControllerService {
 }
 
 /// The capabilities this controller has.
-const CAPABILITIES: [rpc::Type; 3] = [
+const CAPABILITIES: [rpc::Type; 5] = [
     rpc::Type::CreateDeleteVolume,
+    rpc::Type::PublishUnpublishVolume,
+    rpc::Type::PublishReadonly,
     rpc::Type::ListVolumes,
     rpc::Type::CloneVolume,
 ];
@@ -104,16 +136,20 @@ impl Controller for ControllerService {
 
     async fn controller_publish_volume(
         &self,
-        _: Request<ControllerPublishVolumeRequest>,
+        request: Request<ControllerPublishVolumeRequest>,
     ) -> Result<Response<ControllerPublishVolumeResponse>, Status> {
-        unimplemented("ControllerPublishVolume")
+        publish::publish_volume(self, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn controller_unpublish_volume(
         &self,
-        _: Request<ControllerUnpublishVolumeRequest>,
+        request: Request<ControllerUnpublishVolumeRequest>,
     ) -> Result<Response<ControllerUnpublishVolumeResponse>, Status> {
-        unimplemented("ControllerUnpublishVolume")
+        publish::unpublish_volume(self, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn validate_volume_capabilities(

@@ -19,17 +19,32 @@ use stackube_openstack::block_storage::{Connector, NewAttachment};
 use stackube_openstack::fake::FakeCloud;
 use tonic::{Code, Request};
 
-use super::{ControllerService, Timing};
+use super::{ControllerService, Nodes, Timing};
 
-fn service(cloud: &FakeCloud) -> ControllerService {
+/// The cluster's nodes, for the tests.
+struct KnownNodes(&'static [&'static str]);
+
+#[tonic::async_trait]
+impl Nodes for KnownNodes {
+    async fn exists(&self, name: &str) -> Result<bool, tonic::Status> {
+        Ok(self.0.contains(&name))
+    }
+}
+
+fn service_of(cloud: &FakeCloud, cluster: &str) -> ControllerService {
     ControllerService::new(
         Arc::new(cloud.clone()),
-        "unit",
+        Arc::new(KnownNodes(&["node-1", "node-2"])),
+        cluster,
         Timing {
             poll: Duration::from_millis(5),
             wait: Duration::from_millis(50),
         },
     )
+}
+
+fn service(cloud: &FakeCloud) -> ControllerService {
+    service_of(cloud, "unit")
 }
 
 fn mount() -> VolumeCapability {
@@ -89,7 +104,7 @@ async fn a_retried_create_answers_the_same_volume_and_a_different_one_conflicts(
     assert_eq!(conflict.code(), Code::AlreadyExists, "{conflict:?}");
     assert!(conflict.message().contains("capacity_range.required_bytes"));
     // Another cluster's volume of that name is not this one's.
-    let other = ControllerService::new(Arc::new(cloud.clone()), "other", Timing::default());
+    let other = service_of(&cloud, "other");
     let theirs = created(&other, create("pvc-1", GIB)).await;
     assert_ne!(theirs.volume_id, first.volume_id);
 }
@@ -250,7 +265,7 @@ async fn deletion_is_idempotent_and_refused_while_attached() {
 async fn the_clusters_volumes_are_listed_in_pages() {
     let cloud = FakeCloud::new();
     let svc = service(&cloud);
-    let other = ControllerService::new(Arc::new(cloud.clone()), "other", Timing::default());
+    let other = service_of(&cloud, "other");
     created(&other, create("theirs", GIB)).await;
     let mut ids = Vec::new();
     for i in 0..5 {
@@ -342,4 +357,153 @@ async fn capabilities_are_validated_against_an_existing_volume() {
         .await
         .expect_err("no such volume");
     assert_eq!(status.code(), Code::NotFound);
+}
+
+fn publish_to(volume: &str, node: &str, readonly: bool) -> ControllerPublishVolumeRequest {
+    ControllerPublishVolumeRequest {
+        volume_id: volume.into(),
+        node_id: node.into(),
+        volume_capability: Some(mount()),
+        readonly,
+        ..ControllerPublishVolumeRequest::default()
+    }
+}
+
+fn unpublish_from(volume: &str, node: &str) -> ControllerUnpublishVolumeRequest {
+    ControllerUnpublishVolumeRequest {
+        volume_id: volume.into(),
+        node_id: node.into(),
+        ..ControllerUnpublishVolumeRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn a_volume_is_published_to_one_node_once_and_unpublished() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    let volume = created(&svc, create("pvc-1", GIB)).await;
+    let id = volume.volume_id.as_str();
+    let context = svc
+        .controller_publish_volume(Request::new(publish_to(id, "node-1", false)))
+        .await
+        .expect("published")
+        .into_inner()
+        .publish_context;
+    assert_eq!(context["pool"], "volumes");
+    assert_eq!(context["image"], format!("volume-{id}"));
+    assert!(!context["monitors"].is_empty(), "{context:?}");
+    assert!(!context["attachmentID"].is_empty());
+    assert_eq!(cloud.state().volumes[&VolumeId::new(id)].status, "in-use");
+    // A retry answers the same attachment.
+    let again = svc
+        .controller_publish_volume(Request::new(publish_to(id, "node-1", false)))
+        .await
+        .expect("published again")
+        .into_inner()
+        .publish_context;
+    assert_eq!(again["attachmentID"], context["attachmentID"]);
+    assert_eq!(cloud.state().attachments.len(), 1);
+
+    let refusals = [
+        (
+            publish_to(id, "node-2", false),
+            Code::FailedPrecondition,
+            "node node-1",
+        ),
+        (
+            publish_to(id, "node-1", true),
+            Code::AlreadyExists,
+            "read-write",
+        ),
+        (
+            publish_to(id, "node-9", false),
+            Code::NotFound,
+            "node_id: node node-9",
+        ),
+        (
+            publish_to("0b7d5c0e-0000-4000-8000-000000000000", "node-1", false),
+            Code::NotFound,
+            "volume_id",
+        ),
+        (
+            publish_to(id, "", false),
+            Code::InvalidArgument,
+            "node_id: required",
+        ),
+        (
+            ControllerPublishVolumeRequest {
+                volume_capability: None,
+                ..publish_to(id, "node-1", false)
+            },
+            Code::InvalidArgument,
+            "volume_capability: required",
+        ),
+    ];
+    for (request, code, message) in refusals {
+        let status = svc
+            .controller_publish_volume(Request::new(request))
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), code, "{status:?}");
+        assert!(status.message().contains(message), "{status:?}");
+    }
+    assert_eq!(
+        cloud.state().attachments.len(),
+        1,
+        "no attachment was added"
+    );
+
+    for _ in 0..2 {
+        svc.controller_unpublish_volume(Request::new(unpublish_from(id, "node-1")))
+            .await
+            .expect("unpublished");
+    }
+    assert!(cloud.state().attachments.is_empty());
+    assert_eq!(
+        cloud.state().volumes[&VolumeId::new(id)].status,
+        "available"
+    );
+    svc.controller_unpublish_volume(Request::new(unpublish_from(
+        "0b7d5c0e-0000-4000-8000-000000000000",
+        "node-1",
+    )))
+    .await
+    .expect("a volume that does not exist is unpublished");
+    // Now node-2 may have it.
+    svc.controller_publish_volume(Request::new(publish_to(id, "node-2", false)))
+        .await
+        .expect("published to node-2");
+}
+
+#[tokio::test]
+async fn an_attachment_a_crash_left_uncompleted_is_completed_not_doubled() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    let volume = created(&svc, create("pvc-1", GIB)).await;
+    let id = VolumeId::new(&volume.volume_id);
+    // What a controller killed between Cinder's two calls leaves: an attachment of the node's
+    // instance, with its connector, not completed.
+    let left = cloud
+        .block_storage()
+        .create_attachment(&NewAttachment {
+            volume_id: id.clone(),
+            instance_id: Some(super::publish::instance_of("unit", "node-1")),
+            connector: Some(Connector {
+                host: "node-1".into(),
+                ..Connector::default()
+            }),
+            mode: None,
+        })
+        .await
+        .expect("attachment");
+    assert_eq!(cloud.state().volumes[&id].status, "attaching");
+    let context = svc
+        .controller_publish_volume(Request::new(publish_to(id.as_str(), "node-1", false)))
+        .await
+        .expect("published")
+        .into_inner()
+        .publish_context;
+    assert_eq!(context["attachmentID"], left.id.as_str());
+    assert_eq!(cloud.state().attachments.len(), 1);
+    assert_eq!(cloud.state().volumes[&id].status, "in-use");
 }

@@ -1,0 +1,356 @@
+//! `stackube-csi controller`, the process, against the real Cinder (RBD on Ceph) of the test
+//! environment, spoken to over its socket with the CSI client: Probe; CreateVolume made, found
+//! again on retry, refused when different, cloned; ListVolumes; ControllerPublishVolume as a
+//! Cinder attachment to the environment's node (no Nova), refused for a node that does not
+//! exist, and unpublished; DeleteVolume refused while attached, then idempotent; and nothing
+//! of the test's cluster left in Cinder at the end.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::TokioIo;
+use secrecy::SecretString;
+use stackube_core::volume::GIB;
+use stackube_core::volume::create::{CLUSTER_KEY, NAME_KEY};
+use stackube_csi_proto::csi::v1::controller_client::ControllerClient;
+use stackube_csi_proto::csi::v1::identity_client::IdentityClient;
+use stackube_csi_proto::csi::v1::volume_capability::access_mode::Mode;
+use stackube_csi_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
+use stackube_csi_proto::csi::v1::volume_content_source::{self, VolumeSource};
+use stackube_csi_proto::csi::v1::*;
+use stackube_model::VolumeId;
+use stackube_openstack::block_storage::VolumeFilter;
+use stackube_openstack::{Credentials, ErrorKind, OpenStack};
+use stackube_testenv::{TestEnv, unique_name};
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// The driver, as a process; killed when dropped.
+struct Driver {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Driver {
+    fn start(env: &TestEnv, cluster: &str) -> Driver {
+        let dir = std::env::temp_dir().join(unique_name("stackube-csi-test"));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let config = dir.join("config.yaml");
+        std::fs::write(&config, env.config_yaml(cluster, &[])).expect("config");
+        let log = std::fs::File::create(dir.join("controller.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_stackube-csi"))
+            .args(["controller", "--metrics-addr", "127.0.0.1:0", "--endpoint"])
+            .arg(format!("unix://{}", dir.join("csi.sock").display()))
+            .arg("--config")
+            .arg(&config)
+            .arg("--kubeconfig")
+            .arg(&env.kubeconfig)
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("stackube-csi runs");
+        eprintln!("driver log: {}", dir.join("controller.log").display());
+        Driver { child, dir }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("csi.sock")
+    }
+
+    async fn channel(&self) -> Channel {
+        let socket = self.socket();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "no socket at {}",
+                socket.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        connect(&socket).await
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn connect(socket: &Path) -> Channel {
+    let socket = socket.to_owned();
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
+        }))
+        .await
+        .expect("connect to the driver's socket")
+}
+
+async fn admin(env: &TestEnv) -> OpenStack {
+    OpenStack::connect(&Credentials {
+        auth_url: env.os_auth_url.clone(),
+        username: env.os_username.clone(),
+        password: SecretString::from(env.os_password.clone()),
+        project_name: env.os_project_name.clone(),
+        user_domain_name: env.os_user_domain_name.clone(),
+        project_domain_name: env.os_project_domain_name.clone(),
+        region: Some(env.os_region_name.clone()),
+    })
+    .await
+    .expect("connect as admin")
+}
+
+fn create(name: &str, required: i64) -> CreateVolumeRequest {
+    CreateVolumeRequest {
+        name: name.into(),
+        capacity_range: Some(CapacityRange {
+            required_bytes: required,
+            limit_bytes: 0,
+        }),
+        volume_capabilities: vec![VolumeCapability {
+            access_mode: Some(AccessMode {
+                mode: Mode::SingleNodeWriter.into(),
+            }),
+            access_type: Some(AccessType::Mount(MountVolume::default())),
+        }],
+        ..CreateVolumeRequest::default()
+    }
+}
+
+/// The test cluster's volumes in Cinder, with their status.
+async fn clusters_volumes(os: &OpenStack, cluster: &str) -> Vec<(String, String)> {
+    os.block_storage()
+        .list_volumes(&VolumeFilter {
+            metadata: BTreeMap::from([(CLUSTER_KEY.to_owned(), cluster.to_owned())]),
+            ..VolumeFilter::default()
+        })
+        .await
+        .expect("list volumes")
+        .into_iter()
+        .map(|v| (v.id.to_string(), v.status))
+        .collect()
+}
+
+#[tokio::test]
+async fn volumes_are_made_found_again_cloned_listed_and_deleted_in_cinder() {
+    let env = TestEnv::get();
+    let os = admin(env).await;
+    let cluster = unique_name("csi");
+    let driver = Driver::start(env, &cluster);
+    let channel = driver.channel().await;
+    let mut identity = IdentityClient::new(channel.clone());
+    let mut controller = ControllerClient::new(channel);
+
+    let probe = identity
+        .probe(ProbeRequest {})
+        .await
+        .expect("Probe")
+        .into_inner();
+    assert_eq!(probe.ready, Some(true));
+
+    let name = unique_name("pvc");
+    let volume = controller
+        .create_volume(create(&name, GIB + 1))
+        .await
+        .expect("CreateVolume")
+        .into_inner()
+        .volume
+        .expect("volume");
+    assert_eq!(volume.capacity_bytes, 2 * GIB);
+    let cinder = os.block_storage();
+    let made = cinder
+        .get_volume(&VolumeId::new(&volume.volume_id))
+        .await
+        .expect("the volume is in Cinder");
+    assert_eq!(made.status, "available");
+    assert_eq!(made.size, 2);
+    assert_eq!(made.metadata.get(NAME_KEY), Some(&name));
+
+    // The sidecar retries (a lost answer): the same volume, no second one.
+    let again = controller
+        .create_volume(create(&name, GIB + 1))
+        .await
+        .expect("CreateVolume again")
+        .into_inner()
+        .volume
+        .expect("volume");
+    assert_eq!(again.volume_id, volume.volume_id);
+    let status = controller
+        .create_volume(create(&name, 3 * GIB))
+        .await
+        .expect_err("a different size");
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+
+    // A clone (RBD copy-on-write), from the volume.
+    let clone = controller
+        .create_volume(CreateVolumeRequest {
+            volume_content_source: Some(VolumeContentSource {
+                r#type: Some(volume_content_source::Type::Volume(VolumeSource {
+                    volume_id: volume.volume_id.clone(),
+                })),
+            }),
+            ..create(&unique_name("pvc-clone"), GIB)
+        })
+        .await
+        .expect("CreateVolume from a volume")
+        .into_inner()
+        .volume
+        .expect("volume");
+    assert_eq!(clone.capacity_bytes, 2 * GIB, "at least its source's size");
+
+    let listed = controller
+        .list_volumes(ListVolumesRequest::default())
+        .await
+        .expect("ListVolumes")
+        .into_inner();
+    let mut ids: Vec<String> = listed
+        .entries
+        .iter()
+        .filter_map(|e| e.volume.as_ref().map(|v| v.volume_id.clone()))
+        .collect();
+    ids.sort();
+    let mut want = vec![volume.volume_id.clone(), clone.volume_id.clone()];
+    want.sort();
+    assert_eq!(ids, want, "the cluster's volumes, and only them");
+
+    // Published to the node: a Cinder attachment, completed, with what the node needs to map
+    // the RBD image.
+    let publish = ControllerPublishVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        node_id: env.node_name.clone(),
+        volume_capability: create(&name, GIB).volume_capabilities.pop(),
+        ..ControllerPublishVolumeRequest::default()
+    };
+    let context = controller
+        .controller_publish_volume(publish.clone())
+        .await
+        .expect("ControllerPublishVolume")
+        .into_inner()
+        .publish_context;
+    assert_eq!(context["pool"], "volumes");
+    assert_eq!(context["image"], format!("volume-{}", volume.volume_id));
+    assert!(!context["monitors"].is_empty(), "{context:?}");
+    let attached = cinder
+        .get_volume(&VolumeId::new(&volume.volume_id))
+        .await
+        .expect("volume");
+    assert_eq!(attached.status, "in-use");
+    assert_eq!(
+        attached
+            .attachments
+            .first()
+            .and_then(|a| a.host_name.as_deref()),
+        Some(env.node_name.as_str())
+    );
+    let again = controller
+        .controller_publish_volume(publish.clone())
+        .await
+        .expect("ControllerPublishVolume again")
+        .into_inner()
+        .publish_context;
+    assert_eq!(again["attachmentID"], context["attachmentID"]);
+    let status = controller
+        .controller_publish_volume(ControllerPublishVolumeRequest {
+            node_id: unique_name("no-such-node"),
+            ..publish.clone()
+        })
+        .await
+        .expect_err("a node that does not exist");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let status = controller
+        .delete_volume(DeleteVolumeRequest {
+            volume_id: volume.volume_id.clone(),
+            ..DeleteVolumeRequest::default()
+        })
+        .await
+        .expect_err("attached");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let unpublish = ControllerUnpublishVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        node_id: env.node_name.clone(),
+        ..ControllerUnpublishVolumeRequest::default()
+    };
+    controller
+        .controller_unpublish_volume(unpublish.clone())
+        .await
+        .expect("ControllerUnpublishVolume");
+    wait_status(&os, &volume.volume_id, "available").await;
+    controller
+        .controller_unpublish_volume(unpublish)
+        .await
+        .expect("ControllerUnpublishVolume again");
+
+    // Deleted (the clone first: RBD keeps a parent while a clone depends on it), then again.
+    let before = clusters_volumes(&os, &cluster).await;
+    assert_eq!(
+        before.len(),
+        2,
+        "the leak check sees the volumes: {before:?}"
+    );
+    for id in [&clone.volume_id, &volume.volume_id] {
+        let delete = DeleteVolumeRequest {
+            volume_id: id.clone(),
+            ..DeleteVolumeRequest::default()
+        };
+        controller
+            .delete_volume(delete.clone())
+            .await
+            .expect("DeleteVolume");
+        wait_gone(&os, id).await;
+        controller
+            .delete_volume(delete)
+            .await
+            .expect("DeleteVolume again");
+    }
+    assert_eq!(clusters_volumes(&os, &cluster).await, vec![]);
+    let status = controller
+        .delete_volume(DeleteVolumeRequest::default())
+        .await
+        .expect_err("no volume_id");
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+async fn wait_status(os: &OpenStack, id: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let volume = os
+            .block_storage()
+            .get_volume(&VolumeId::new(id))
+            .await
+            .expect("volume");
+        if volume.status == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "volume {id} is {}, not {status}",
+            volume.status
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn wait_gone(os: &OpenStack, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match os.block_storage().get_volume(&VolumeId::new(id)).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => return,
+            Ok(v) => assert_ne!(v.status, "error_deleting", "volume {id}"),
+            Err(e) => panic!("volume {id}: {e}"),
+        }
+        assert!(Instant::now() < deadline, "volume {id} was not deleted");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
