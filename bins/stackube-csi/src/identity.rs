@@ -64,7 +64,9 @@ impl Identity for IdentityService {
         let mut capabilities = vec![PluginCapability {
             r#type: Some(plugin_capability::Type::VolumeExpansion(
                 plugin_capability::VolumeExpansion {
-                    r#type: volume_expansion::Type::Offline.into(),
+                    // Cinder extends attached volumes (microversion 3.42+), and the node grows
+                    // a mounted file system.
+                    r#type: volume_expansion::Type::Online.into(),
                 },
             )),
         }];

@@ -2,8 +2,8 @@
 //! environment, spoken to over its socket with the CSI client: Probe; CreateVolume made, found
 //! again on retry, refused when different, cloned; ListVolumes; ControllerPublishVolume as a
 //! Cinder attachment to the environment's node (no Nova), refused for a node that does not
-//! exist, and unpublished; DeleteVolume refused while attached, then idempotent; and nothing
-//! of the test's cluster left in Cinder at the end.
+//! exist, grown while attached, and unpublished; DeleteVolume refused while attached, then
+//! idempotent; and nothing of the test's cluster left in Cinder at the end.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -269,6 +269,28 @@ async fn volumes_are_made_found_again_cloned_listed_and_deleted_in_cinder() {
         .await
         .expect_err("a node that does not exist");
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    // Grown while attached (Cinder 3.42+ extends an in-use volume; the node grows the file
+    // system).
+    let grown = controller
+        .controller_expand_volume(ControllerExpandVolumeRequest {
+            volume_id: volume.volume_id.clone(),
+            capacity_range: Some(CapacityRange {
+                required_bytes: 3 * GIB,
+                limit_bytes: 0,
+            }),
+            volume_capability: publish.volume_capability.clone(),
+            ..ControllerExpandVolumeRequest::default()
+        })
+        .await
+        .expect("ControllerExpandVolume")
+        .into_inner();
+    assert_eq!(grown.capacity_bytes, 3 * GIB);
+    assert!(grown.node_expansion_required);
+    let extended = cinder
+        .get_volume(&VolumeId::new(&volume.volume_id))
+        .await
+        .expect("volume");
+    assert_eq!((extended.size, extended.status.as_str()), (3, "in-use"));
     let status = controller
         .delete_volume(DeleteVolumeRequest {
             volume_id: volume.volume_id.clone(),

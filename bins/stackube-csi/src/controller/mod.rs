@@ -1,5 +1,5 @@
 //! The CSI Controller service over Cinder: volumes made, found again by name, listed and
-//! deleted, and attached to nodes (published), each call safe to repeat.
+//! deleted, attached to nodes (published) and grown, each call safe to repeat.
 //!
 //! Every call observes Cinder, asks `stackube_core::volume` what to do, and does it. The
 //! volumes Stackube makes carry its ownership in their metadata (the cluster and the CSI
@@ -8,6 +8,7 @@
 
 mod create;
 mod delete;
+mod expand;
 mod list;
 mod publish;
 pub(crate) mod validate;
@@ -100,12 +101,13 @@ impl ControllerService {
 }
 
 /// The capabilities this controller has.
-const CAPABILITIES: [rpc::Type; 5] = [
+const CAPABILITIES: [rpc::Type; 6] = [
     rpc::Type::CreateDeleteVolume,
     rpc::Type::PublishUnpublishVolume,
     rpc::Type::PublishReadonly,
     rpc::Type::ListVolumes,
     rpc::Type::CloneVolume,
+    rpc::Type::ExpandVolume,
 ];
 
 fn unimplemented<T>(call: &str) -> Result<Response<T>, Status> {
@@ -271,9 +273,11 @@ impl Controller for ControllerService {
 
     async fn controller_expand_volume(
         &self,
-        _: Request<ControllerExpandVolumeRequest>,
+        request: Request<ControllerExpandVolumeRequest>,
     ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
-        unimplemented("ControllerExpandVolume")
+        expand::expand_volume(self, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn controller_get_volume(

@@ -507,3 +507,47 @@ async fn an_attachment_a_crash_left_uncompleted_is_completed_not_doubled() {
     assert_eq!(cloud.state().attachments.len(), 1);
     assert_eq!(cloud.state().volumes[&id].status, "in-use");
 }
+
+#[tokio::test]
+async fn a_volume_grows_once_also_while_attached() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    let volume = created(&svc, create("pvc-1", GIB)).await;
+    let id = volume.volume_id.as_str();
+    svc.controller_publish_volume(Request::new(publish_to(id, "node-1", false)))
+        .await
+        .expect("published");
+    let expand = |required: i64| {
+        svc.controller_expand_volume(Request::new(ControllerExpandVolumeRequest {
+            volume_id: id.into(),
+            capacity_range: Some(CapacityRange {
+                required_bytes: required,
+                limit_bytes: 0,
+            }),
+            volume_capability: Some(mount()),
+            ..ControllerExpandVolumeRequest::default()
+        }))
+    };
+    let grown = expand(2 * GIB + 1).await.expect("expanded").into_inner();
+    assert_eq!(grown.capacity_bytes, 3 * GIB);
+    assert!(
+        grown.node_expansion_required,
+        "a file system grows on the node"
+    );
+    assert_eq!(cloud.state().volumes[&VolumeId::new(id)].size, 3);
+    let again = expand(2 * GIB)
+        .await
+        .expect("already big enough")
+        .into_inner();
+    assert_eq!(again.capacity_bytes, 3 * GIB);
+    assert_eq!(cloud.count("extend_volume"), 1, "not extended twice");
+    let status = svc
+        .controller_expand_volume(Request::new(ControllerExpandVolumeRequest {
+            volume_id: id.into(),
+            ..ControllerExpandVolumeRequest::default()
+        }))
+        .await
+        .expect_err("no range");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("capacity_range: required"));
+}
