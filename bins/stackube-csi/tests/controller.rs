@@ -2,7 +2,8 @@
 //! environment, spoken to over its socket with the CSI client: Probe; CreateVolume made, found
 //! again on retry, refused when different, cloned; ListVolumes; ControllerPublishVolume as a
 //! Cinder attachment to the environment's node (no Nova), refused for a node that does not
-//! exist, grown while attached, and unpublished; DeleteVolume refused while attached, then
+//! exist, grown while attached, and unpublished; a snapshot taken, restored, kept while the
+//! restored volume exists and then deleted; DeleteVolume refused while attached, then
 //! idempotent; and nothing of the test's cluster left in Cinder at the end.
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use stackube_csi_proto::csi::v1::volume_capability::access_mode::Mode;
 use stackube_csi_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
 use stackube_csi_proto::csi::v1::volume_content_source::{self, VolumeSource};
 use stackube_csi_proto::csi::v1::*;
-use stackube_model::VolumeId;
+use stackube_model::{SnapshotId, VolumeId};
 use stackube_openstack::block_storage::VolumeFilter;
 use stackube_openstack::{Credentials, ErrorKind, OpenStack};
 use stackube_testenv::{TestEnv, unique_name};
@@ -314,6 +315,58 @@ async fn volumes_are_made_found_again_cloned_listed_and_deleted_in_cinder() {
         .await
         .expect("ControllerUnpublishVolume again");
 
+    // A snapshot, restored into a new volume; RBD keeps a snapshot while a volume made from it
+    // exists, and DeleteSnapshot says so instead of answering a deletion that did not happen.
+    let snapshot = take_snapshot(&mut controller, &volume.volume_id, &unique_name("snap")).await;
+    let restored = controller
+        .create_volume(CreateVolumeRequest {
+            volume_content_source: Some(VolumeContentSource {
+                r#type: Some(volume_content_source::Type::Snapshot(
+                    volume_content_source::SnapshotSource {
+                        snapshot_id: snapshot.snapshot_id.clone(),
+                    },
+                )),
+            }),
+            ..create(&unique_name("pvc-restored"), GIB)
+        })
+        .await
+        .expect("CreateVolume from a snapshot")
+        .into_inner()
+        .volume
+        .expect("volume");
+    assert_eq!(restored.capacity_bytes, 3 * GIB, "the snapshot's size");
+    let delete_snapshot = DeleteSnapshotRequest {
+        snapshot_id: snapshot.snapshot_id.clone(),
+        ..DeleteSnapshotRequest::default()
+    };
+    let status = controller
+        .delete_snapshot(delete_snapshot.clone())
+        .await
+        .expect_err("a volume was made from it");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    controller
+        .delete_volume(DeleteVolumeRequest {
+            volume_id: restored.volume_id.clone(),
+            ..DeleteVolumeRequest::default()
+        })
+        .await
+        .expect("DeleteVolume of the restored volume");
+    wait_gone(&os, &restored.volume_id).await;
+    for _ in 0..2 {
+        controller
+            .delete_snapshot(delete_snapshot.clone())
+            .await
+            .expect("DeleteSnapshot");
+    }
+    let left = cinder
+        .get_snapshot(&SnapshotId::new(&snapshot.snapshot_id))
+        .await;
+    assert!(
+        matches!(&left, Err(e) if e.kind() == ErrorKind::NotFound)
+            || left.as_ref().is_ok_and(|s| s.status == "deleting"),
+        "the snapshot is still there: {left:?}"
+    );
+
     // Deleted (the clone first: RBD keeps a parent while a clone depends on it), then again.
     let before = clusters_volumes(&os, &cluster).await;
     assert_eq!(
@@ -342,6 +395,34 @@ async fn volumes_are_made_found_again_cloned_listed_and_deleted_in_cinder() {
         .await
         .expect_err("no volume_id");
     assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+/// A snapshot of `volume`, once Cinder has taken it (CreateSnapshot called again until it is
+/// ready, as the snapshotter does).
+async fn take_snapshot(
+    controller: &mut ControllerClient<Channel>,
+    volume: &str,
+    name: &str,
+) -> Snapshot {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let snapshot = controller
+            .create_snapshot(CreateSnapshotRequest {
+                source_volume_id: volume.into(),
+                name: name.into(),
+                ..CreateSnapshotRequest::default()
+            })
+            .await
+            .expect("CreateSnapshot")
+            .into_inner()
+            .snapshot
+            .expect("snapshot");
+        if snapshot.ready_to_use {
+            return snapshot;
+        }
+        assert!(Instant::now() < deadline, "snapshot {name} never ready");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 async fn wait_status(os: &OpenStack, id: &str, status: &str) {

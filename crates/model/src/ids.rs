@@ -102,6 +102,10 @@ id_type!(
     /// A Cinder attachment id.
     AttachmentId
 );
+id_type!(
+    /// A Cinder snapshot id.
+    SnapshotId
+);
 
 #[cfg(test)]
 mod tests {

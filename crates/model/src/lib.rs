@@ -11,5 +11,5 @@ pub mod net;
 
 pub use ids::{
     AttachmentId, FloatingIpId, NetworkId, PortId, ProjectId, RoleId, RouterId, SecurityGroupId,
-    SecurityGroupRuleId, SubnetId, UserId, VolumeId,
+    SecurityGroupRuleId, SnapshotId, SubnetId, UserId, VolumeId,
 };

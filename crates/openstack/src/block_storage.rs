@@ -5,13 +5,14 @@
 //! returns the `connection_info` (for RBD: pool, image, monitors) and moves the volume to
 //! `attaching`; the node connects; [`BlockStorage::complete_attachment`] moves the volume to
 //! `in-use`. [`BlockStorage::delete_attachment`] detaches; see its documentation for the service
-//! token it needs. All calls use Cinder microversion 3.54.
+//! token it needs. Snapshots ([`BlockStorage::create_snapshot`]) are taken of a volume and
+//! volumes made from them. All calls use Cinder microversion 3.54.
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use stackube_model::{AttachmentId, VolumeId};
+use stackube_model::{AttachmentId, SnapshotId, VolumeId};
 
 use crate::error::Result;
 
@@ -182,6 +183,56 @@ pub struct Attachment {
     pub connection_info: serde_json::Value,
 }
 
+/// A Cinder snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Snapshot id.
+    pub id: SnapshotId,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The volume it is of.
+    pub volume_id: VolumeId,
+    /// Size in GiB (its volume's when it was taken).
+    pub size: u64,
+    /// `creating`, `available`, `deleting`, `error`, `error_deleting`, ...
+    pub status: String,
+    /// When it was taken (ISO 8601, UTC, without a zone: Cinder's format).
+    #[serde(default)]
+    pub created_at: Option<String>,
+    /// Key/value metadata.
+    #[serde(default, deserialize_with = "crate::serde_util::nullable")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A snapshot to take.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NewSnapshot {
+    /// Of this volume.
+    pub volume_id: VolumeId,
+    /// Name.
+    pub name: String,
+    /// Free-form description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Also of a volume that is attached (below microversion 3.66 Cinder wants it said).
+    pub force: bool,
+    /// Key/value metadata (ownership goes here).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Filters for [`BlockStorage::list_snapshots`]; unset fields do not filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotFilter {
+    /// Exact name.
+    pub name: Option<String>,
+    /// Snapshots of this volume.
+    pub volume_id: Option<VolumeId>,
+    /// Snapshots carrying all of these metadata entries.
+    pub metadata: BTreeMap<String, String>,
+}
+
 /// Cinder, as Stackube uses it.
 #[async_trait]
 pub trait BlockStorage: Send + Sync {
@@ -234,4 +285,22 @@ pub trait BlockStorage: Send + Sync {
     /// # Guarantees
     /// Returns `Ok` when the attachment does not exist.
     async fn delete_attachment(&self, id: &AttachmentId) -> Result<()>;
+
+    /// Takes a snapshot. It starts in `creating`; callers poll [`BlockStorage::get_snapshot`]
+    /// until `available` (or `error`).
+    ///
+    /// # Guarantees
+    /// Not idempotent: a retrying caller lists by name or metadata first.
+    async fn create_snapshot(&self, snapshot: &NewSnapshot) -> Result<Snapshot>;
+    /// The snapshot with this id, or `NotFound`.
+    async fn get_snapshot(&self, id: &SnapshotId) -> Result<Snapshot>;
+    /// Snapshots matching `filter`.
+    async fn list_snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<Snapshot>>;
+    /// Deletes a snapshot (asynchronously: `deleting`, then gone).
+    ///
+    /// # Guarantees
+    /// Returns `Ok` when the snapshot does not exist. With the RBD backend, a snapshot that
+    /// volumes were cloned from cannot go: Cinder accepts the request and puts it back to
+    /// `available`.
+    async fn delete_snapshot(&self, id: &SnapshotId) -> Result<()>;
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use stackube_model::VolumeId;
 use stackube_openstack::block_storage::{
-    AttachMode, Connector, NewAttachment, NewVolume, Volume, VolumeFilter,
+    AttachMode, Connector, NewAttachment, NewSnapshot, NewVolume, SnapshotFilter, Volume,
+    VolumeFilter,
 };
 use stackube_openstack::{BlockStorage, ErrorKind};
 use stackube_testenv::unique_name;
@@ -231,6 +232,114 @@ async fn attachment_create_complete_delete() {
         );
         cinder
             .delete_attachment(&attachment.id)
+            .await
+            .expect("deleting again is fine");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn snapshot_take_list_restore_delete() {
+    let os = admin().await;
+    let cinder = os.block_storage();
+    common::with_cleanup(|cleanup| async move {
+        let volume = available_volume(&cinder, &cleanup, BTreeMap::new()).await;
+        let name = unique_name("snap");
+        let metadata = BTreeMap::from([("stackube-test".to_owned(), name.clone())]);
+        let snapshot = cinder
+            .create_snapshot(&NewSnapshot {
+                volume_id: volume.id.clone(),
+                name: name.clone(),
+                description: None,
+                force: true,
+                metadata: metadata.clone(),
+            })
+            .await
+            .expect("create snapshot");
+        {
+            let (cinder, id) = (cinder.clone(), snapshot.id.clone());
+            cleanup.add(format!("delete snapshot {id}"), async move {
+                cinder.delete_snapshot(&id).await
+            });
+        }
+        let taken = wait_for("the snapshot to be available", STATUS_TIMEOUT, || async {
+            let s = cinder
+                .get_snapshot(&snapshot.id)
+                .await
+                .expect("get snapshot");
+            assert_ne!(s.status, "error", "snapshot {} failed", s.id);
+            (s.status == "available").then_some(s)
+        })
+        .await;
+        assert_eq!((taken.size, &taken.volume_id), (1, &volume.id));
+        assert!(taken.created_at.is_some());
+        let listed = cinder
+            .list_snapshots(&SnapshotFilter {
+                metadata: metadata.clone(),
+                ..SnapshotFilter::default()
+            })
+            .await
+            .expect("list by metadata");
+        assert_eq!(
+            listed.iter().map(|s| &s.id).collect::<Vec<_>>(),
+            vec![&snapshot.id]
+        );
+        let by_volume = cinder
+            .list_snapshots(&SnapshotFilter {
+                volume_id: Some(volume.id.clone()),
+                ..SnapshotFilter::default()
+            })
+            .await
+            .expect("list by volume");
+        assert_eq!(by_volume.len(), 1);
+
+        // The volume cannot go while it has a snapshot.
+        let err = cinder
+            .delete_volume(&volume.id)
+            .await
+            .expect_err("a volume with snapshots");
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+
+        // Restored into a new volume, whose origin Cinder records.
+        let restored = cinder
+            .create_volume(&NewVolume {
+                name: unique_name("restored"),
+                size: 1,
+                snapshot_id: Some(snapshot.id.to_string()),
+                ..NewVolume::default()
+            })
+            .await
+            .expect("volume from the snapshot");
+        let restored = wait_status(&cinder, &restored.id, "available").await;
+        assert_eq!(restored.snapshot_id.as_deref(), Some(snapshot.id.as_str()));
+        cinder
+            .delete_volume(&restored.id)
+            .await
+            .expect("delete the restored volume");
+        wait_for("the restored volume to be gone", STATUS_TIMEOUT, || async {
+            cinder
+                .get_volume(&restored.id)
+                .await
+                .err()
+                .filter(|e| e.is_not_found())
+                .map(|_| ())
+        })
+        .await;
+
+        cinder
+            .delete_snapshot(&snapshot.id)
+            .await
+            .expect("delete snapshot");
+        wait_for("the snapshot to be gone", STATUS_TIMEOUT, || async {
+            match cinder.get_snapshot(&snapshot.id).await {
+                Err(e) if e.is_not_found() => Some(()),
+                Err(e) => panic!("get deleted snapshot: {e}"),
+                Ok(_) => None,
+            }
+        })
+        .await;
+        cinder
+            .delete_snapshot(&snapshot.id)
             .await
             .expect("deleting again is fine");
     })

@@ -7,9 +7,9 @@ use stackube_core::volume::create::{CLUSTER_KEY, NAME_KEY};
 use stackube_core::volume::{
     CreateDecision, Existing, GIB, Parameters, Source, Wanted, decide, metadata, size_gib,
 };
-use stackube_csi_proto::csi::v1::volume_content_source::{self, VolumeSource};
+use stackube_csi_proto::csi::v1::volume_content_source::{self, SnapshotSource, VolumeSource};
 use stackube_csi_proto::csi::v1::{CreateVolumeRequest, CreateVolumeResponse, Volume as CsiVolume};
-use stackube_model::VolumeId;
+use stackube_model::{SnapshotId, VolumeId};
 use stackube_openstack::ErrorKind;
 use stackube_openstack::block_storage::{BlockStorage, NewVolume, Volume, VolumeFilter};
 use tonic::Status;
@@ -109,9 +109,20 @@ async fn source(
                 Err(e) => Err(status::cinder(&e)),
             }
         }
-        volume_content_source::Type::Snapshot(_) => Err(Status::invalid_argument(
-            "volume_content_source.snapshot: volumes from snapshots are not supported yet",
-        )),
+        volume_content_source::Type::Snapshot(SnapshotSource { snapshot_id }) => {
+            if snapshot_id.is_empty() {
+                return Err(status::required(
+                    "volume_content_source.snapshot.snapshot_id",
+                ));
+            }
+            match cinder.get_snapshot(&SnapshotId::new(snapshot_id)).await {
+                Ok(s) => Ok((Some(Source::Snapshot(snapshot_id.clone())), s.size)),
+                Err(e) if e.kind() == ErrorKind::NotFound => Err(Status::not_found(format!(
+                    "volume_content_source.snapshot.snapshot_id: snapshot {snapshot_id} does                      not exist"
+                ))),
+                Err(e) => Err(status::cinder(&e)),
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The CSI Controller service over Cinder: volumes made, found again by name, listed and
-//! deleted, attached to nodes (published) and grown, each call safe to repeat.
+//! deleted, attached to nodes (published) and grown, and snapshots taken, listed and deleted,
+//! each call safe to repeat.
 //!
 //! Every call observes Cinder, asks `stackube_core::volume` what to do, and does it. The
 //! volumes Stackube makes carry its ownership in their metadata (the cluster and the CSI
@@ -11,6 +12,7 @@ mod delete;
 mod expand;
 mod list;
 mod publish;
+mod snapshot;
 pub(crate) mod validate;
 
 use std::sync::Arc;
@@ -101,13 +103,15 @@ impl ControllerService {
 }
 
 /// The capabilities this controller has.
-const CAPABILITIES: [rpc::Type; 6] = [
+const CAPABILITIES: [rpc::Type; 8] = [
     rpc::Type::CreateDeleteVolume,
     rpc::Type::PublishUnpublishVolume,
     rpc::Type::PublishReadonly,
     rpc::Type::ListVolumes,
     rpc::Type::CloneVolume,
     rpc::Type::ExpandVolume,
+    rpc::Type::CreateDeleteSnapshot,
+    rpc::Type::ListSnapshots,
 ];
 
 fn unimplemented<T>(call: &str) -> Result<Response<T>, Status> {
@@ -245,23 +249,29 @@ impl Controller for ControllerService {
 
     async fn create_snapshot(
         &self,
-        _: Request<CreateSnapshotRequest>,
+        request: Request<CreateSnapshotRequest>,
     ) -> Result<Response<CreateSnapshotResponse>, Status> {
-        unimplemented("CreateSnapshot")
+        snapshot::create_snapshot(self, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn delete_snapshot(
         &self,
-        _: Request<DeleteSnapshotRequest>,
+        request: Request<DeleteSnapshotRequest>,
     ) -> Result<Response<DeleteSnapshotResponse>, Status> {
-        unimplemented("DeleteSnapshot")
+        snapshot::delete_snapshot(self, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn list_snapshots(
         &self,
-        _: Request<ListSnapshotsRequest>,
+        request: Request<ListSnapshotsRequest>,
     ) -> Result<Response<ListSnapshotsResponse>, Status> {
-        unimplemented("ListSnapshots")
+        snapshot::list_snapshots(self, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_snapshot(

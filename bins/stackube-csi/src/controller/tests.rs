@@ -551,3 +551,113 @@ async fn a_volume_grows_once_also_while_attached() {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().starts_with("capacity_range: required"));
 }
+
+fn snapshot_of(volume: &str, name: &str) -> CreateSnapshotRequest {
+    CreateSnapshotRequest {
+        source_volume_id: volume.into(),
+        name: name.into(),
+        ..CreateSnapshotRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn snapshots_are_taken_once_restored_listed_and_deleted() {
+    let cloud = FakeCloud::new();
+    let svc = service(&cloud);
+    let volume = created(&svc, create("pvc-1", 2 * GIB)).await;
+    let take = |request| svc.create_snapshot(Request::new(request));
+    let snapshot = take(snapshot_of(&volume.volume_id, "snap-1"))
+        .await
+        .expect("CreateSnapshot")
+        .into_inner()
+        .snapshot
+        .expect("snapshot");
+    assert!(snapshot.ready_to_use);
+    assert_eq!(snapshot.size_bytes, 2 * GIB);
+    assert_eq!(snapshot.source_volume_id, volume.volume_id);
+    assert!(snapshot.creation_time.is_some());
+    let again = take(snapshot_of(&volume.volume_id, "snap-1"))
+        .await
+        .expect("again")
+        .into_inner()
+        .snapshot
+        .expect("snapshot");
+    assert_eq!(again.snapshot_id, snapshot.snapshot_id);
+    assert_eq!(cloud.count("create_snapshot"), 1);
+
+    let other = created(&svc, create("pvc-2", GIB)).await;
+    let refusals = [
+        (snapshot_of(&other.volume_id, "snap-1"), Code::AlreadyExists),
+        (
+            snapshot_of("0b7d5c0e-0000-4000-8000-000000000000", "snap-2"),
+            Code::NotFound,
+        ),
+        (snapshot_of(&volume.volume_id, ""), Code::InvalidArgument),
+        (
+            CreateSnapshotRequest {
+                parameters: HashMap::from([("speed".to_owned(), "fast".to_owned())]),
+                ..snapshot_of(&volume.volume_id, "snap-3")
+            },
+            Code::InvalidArgument,
+        ),
+    ];
+    for (request, code) in refusals {
+        let status = take(request).await.expect_err("refused");
+        assert_eq!(status.code(), code, "{status:?}");
+    }
+
+    // Restored, at least the snapshot's size.
+    let restored = created(
+        &svc,
+        CreateVolumeRequest {
+            volume_content_source: Some(VolumeContentSource {
+                r#type: Some(volume_content_source::Type::Snapshot(
+                    volume_content_source::SnapshotSource {
+                        snapshot_id: snapshot.snapshot_id.clone(),
+                    },
+                )),
+            }),
+            ..create("pvc-restored", GIB)
+        },
+    )
+    .await;
+    assert_eq!(restored.capacity_bytes, 2 * GIB);
+
+    let listed = svc
+        .list_snapshots(Request::new(ListSnapshotsRequest {
+            source_volume_id: volume.volume_id.clone(),
+            ..ListSnapshotsRequest::default()
+        }))
+        .await
+        .expect("ListSnapshots")
+        .into_inner();
+    assert_eq!(listed.entries.len(), 1);
+    let by_id = svc
+        .list_snapshots(Request::new(ListSnapshotsRequest {
+            snapshot_id: "0b7d5c0e-0000-4000-8000-000000000000".into(),
+            ..ListSnapshotsRequest::default()
+        }))
+        .await
+        .expect("ListSnapshots of none")
+        .into_inner();
+    assert!(by_id.entries.is_empty());
+
+    // The volume cannot go while its snapshot exists; the snapshot goes, twice.
+    let status = svc
+        .delete_volume(Request::new(DeleteVolumeRequest {
+            volume_id: volume.volume_id.clone(),
+            ..DeleteVolumeRequest::default()
+        }))
+        .await
+        .expect_err("it has a snapshot");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    for _ in 0..2 {
+        svc.delete_snapshot(Request::new(DeleteSnapshotRequest {
+            snapshot_id: snapshot.snapshot_id.clone(),
+            ..DeleteSnapshotRequest::default()
+        }))
+        .await
+        .expect("DeleteSnapshot");
+    }
+    assert!(cloud.state().snapshots.is_empty());
+}

@@ -1,8 +1,8 @@
 //! What stackube-csi decides about Cinder volumes, apart from doing it: how many GiB a CSI
 //! capacity range asks for ([`capacity`]), what the StorageClass parameters say
 //! ([`params`]), whether a volume of the requested name already exists as asked, is being
-//! made, failed, or conflicts ([`create`]), and which attachments a volume needs for a node
-//! ([`publish`]). The driver observes Cinder, asks these functions,
+//! made, failed, or conflicts ([`create`]) and likewise a snapshot ([`snapshot`]), and which
+//! attachments a volume needs for a node ([`publish`]). The driver observes Cinder, asks these functions,
 //! and carries out the answer; every answer is safe to repeat, which is what makes the CSI
 //! calls idempotent across retries and crashes.
 //!
@@ -15,6 +15,7 @@ pub mod capacity;
 pub mod create;
 pub mod params;
 pub mod publish;
+pub mod snapshot;
 
 pub use capacity::{CapacityError, GIB, size_gib};
 pub use create::{CreateDecision, Existing, Source, Wanted, decide, metadata};

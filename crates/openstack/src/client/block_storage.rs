@@ -3,12 +3,13 @@
 use async_trait::async_trait;
 use http::HeaderName;
 use serde_json::{Value, json};
-use stackube_model::{AttachmentId, VolumeId};
+use stackube_model::{AttachmentId, SnapshotId, VolumeId};
 
 use super::request::segment;
 use super::{OpenStack, Request};
 use crate::block_storage::{
-    Attachment, BlockStorage, NewAttachment, NewVolume, Volume, VolumeFilter,
+    Attachment, BlockStorage, NewAttachment, NewSnapshot, NewVolume, Snapshot, SnapshotFilter,
+    Volume, VolumeFilter,
 };
 use crate::error::{OpenStackError, Result};
 use crate::observe::{Call, Service};
@@ -132,5 +133,46 @@ impl BlockStorage for OpenStack {
             }),
             other => other,
         }
+    }
+
+    async fn create_snapshot(&self, snapshot: &NewSnapshot) -> Result<Snapshot> {
+        let call = call("create_snapshot").with_resource(&snapshot.name);
+        let body = serde_json::to_value(snapshot).map_err(|e| {
+            OpenStackError::unexpected(
+                call.clone(),
+                "cannot serialize the request",
+                Some(Box::new(e)),
+            )
+        })?;
+        let req = Request::post(call, "snapshots".into(), json!({ "snapshot": body }));
+        self.inner.fetch(req, "snapshot").await
+    }
+
+    async fn get_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let req = Request::get(
+            call("get_snapshot").with_resource(id),
+            format!("snapshots/{}", segment(id.as_str())),
+        );
+        self.inner.fetch(req, "snapshot").await
+    }
+
+    async fn list_snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<Snapshot>> {
+        let metadata = (!filter.metadata.is_empty()).then(|| json!(filter.metadata).to_string());
+        let req = Request::get(call("list_snapshots"), "snapshots/detail".into())
+            .query_opt("name", filter.name.clone())
+            .query_opt(
+                "volume_id",
+                filter.volume_id.as_ref().map(ToString::to_string),
+            )
+            .query_opt("metadata", metadata);
+        self.inner.fetch_all(req, "snapshots").await
+    }
+
+    async fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        let req = Request::delete(
+            call("delete_snapshot").with_resource(id),
+            format!("snapshots/{}", segment(id.as_str())),
+        );
+        self.inner.execute(req, true).await
     }
 }

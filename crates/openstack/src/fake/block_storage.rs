@@ -9,17 +9,20 @@
 //! the volume `in-use` (only attached attachments are listed on the volume, as Cinder does);
 //! deleting the last attachment makes the volume `available`. A non-multiattach volume
 //! attached to one instance cannot be reserved for another (`Invalid`).
-//! Not modelled: snapshots (a volume from a snapshot is `NotFound`), volume types and zones as
-//! resources (any name is accepted), asynchronous transitions, quotas.
+//! Snapshots are `available` at once, of an `available` volume (or an `in-use` one with
+//! `force`); a volume with snapshots cannot be deleted; a volume made from a snapshot is at
+//! least its size. Not modelled: a snapshot that volumes were cloned from staying behind after
+//! its deletion (RBD), volume types and zones as resources (any name is accepted),
+//! asynchronous transitions, quotas.
 
 use async_trait::async_trait;
-use stackube_model::{AttachmentId, VolumeId};
+use stackube_model::{AttachmentId, SnapshotId, VolumeId};
 
 use super::state::{FakeState, field};
 use super::{FakeCloud, error};
 use crate::block_storage::{
-    AttachMode, Attachment, BlockStorage, NewAttachment, NewVolume, Volume, VolumeAttachment,
-    VolumeFilter,
+    AttachMode, Attachment, BlockStorage, NewAttachment, NewSnapshot, NewVolume, Snapshot,
+    SnapshotFilter, Volume, VolumeAttachment, VolumeFilter,
 };
 use crate::error::{ErrorKind, Result};
 use crate::observe::{Call, Service};
@@ -144,11 +147,24 @@ impl BlockStorage for FakeBlockStorage {
                     ));
                 }
                 if let Some(snapshot) = &new.snapshot_id {
-                    return Err(error(
-                        ErrorKind::NotFound,
-                        c,
-                        format!("snapshot {snapshot} could not be found"),
-                    ));
+                    let snapshot =
+                        state
+                            .snapshots
+                            .get(&SnapshotId::new(snapshot))
+                            .ok_or_else(|| {
+                                error(
+                                    ErrorKind::NotFound,
+                                    c,
+                                    format!("snapshot {snapshot} could not be found"),
+                                )
+                            })?;
+                    if new.size < snapshot.size {
+                        return Err(error(
+                            ErrorKind::Invalid,
+                            c,
+                            "volume size cannot be smaller than its snapshot",
+                        ));
+                    }
                 }
                 if let Some(source) = &new.source_volume_id {
                     let source = state
@@ -234,6 +250,13 @@ impl BlockStorage for FakeBlockStorage {
                 let Some(volume) = state.volumes.get(id) else {
                     return Ok(());
                 };
+                if state.snapshots.values().any(|s| &s.volume_id == id) {
+                    return Err(error(
+                        ErrorKind::Invalid,
+                        c,
+                        "invalid volume: volume still has snapshots",
+                    ));
+                }
                 let attached = state.attachments.values().any(|a| &a.volume_id == id);
                 if attached || !DELETABLE.contains(&volume.status.as_str()) {
                     return Err(error(
@@ -391,6 +414,90 @@ impl BlockStorage for FakeBlockStorage {
                     state.connectors.remove(id);
                     state.refresh_volume(&attachment.volume_id);
                 }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn create_snapshot(&self, new: &NewSnapshot) -> Result<Snapshot> {
+        let c = call("create_snapshot").with_resource(&new.name);
+        self.cloud
+            .run(c, |state, c| {
+                let volume = state
+                    .volumes
+                    .get(&new.volume_id)
+                    .ok_or_else(|| volume_not_found(c, &new.volume_id))?;
+                if volume.status != "available" && !(new.force && volume.status == "in-use") {
+                    return Err(error(
+                        ErrorKind::Invalid,
+                        c,
+                        format!(
+                            "invalid volume: the volume is {} (force it if in-use)",
+                            volume.status
+                        ),
+                    ));
+                }
+                let size = volume.size;
+                let snapshot = Snapshot {
+                    id: SnapshotId::new(state.uuid()),
+                    name: (!new.name.is_empty()).then(|| new.name.clone()),
+                    volume_id: new.volume_id.clone(),
+                    size,
+                    status: "available".to_owned(),
+                    created_at: Some("2026-12-05T00:00:00.000000".to_owned()),
+                    metadata: new.metadata.clone(),
+                };
+                state
+                    .snapshots
+                    .insert(snapshot.id.clone(), snapshot.clone());
+                Ok(snapshot)
+            })
+            .await
+    }
+
+    async fn get_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let c = call("get_snapshot").with_resource(id);
+        self.cloud
+            .run(c, |state, c| {
+                state.snapshots.get(id).cloned().ok_or_else(|| {
+                    error(
+                        ErrorKind::NotFound,
+                        c,
+                        format!("snapshot {id} could not be found"),
+                    )
+                })
+            })
+            .await
+    }
+
+    async fn list_snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<Snapshot>> {
+        self.cloud
+            .run(call("list_snapshots"), |state, _| {
+                Ok(state
+                    .snapshots
+                    .values()
+                    .filter(|s| {
+                        filter
+                            .name
+                            .as_ref()
+                            .is_none_or(|n| s.name.as_ref() == Some(n))
+                            && filter.volume_id.as_ref().is_none_or(|v| &s.volume_id == v)
+                            && filter
+                                .metadata
+                                .iter()
+                                .all(|(k, want)| s.metadata.get(k) == Some(want))
+                    })
+                    .cloned()
+                    .collect())
+            })
+            .await
+    }
+
+    async fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        let c = call("delete_snapshot").with_resource(id);
+        self.cloud
+            .run(c, |state, _| {
+                state.snapshots.remove(id);
                 Ok(())
             })
             .await

@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, HashSet};
 use secrecy::{ExposeSecret, SecretString};
 use stackube_model::{
     AttachmentId, FloatingIpId, NetworkId, PortId, ProjectId, RoleId, RouterId, SecurityGroupId,
-    SubnetId, UserId, VolumeId,
+    SnapshotId, SubnetId, UserId, VolumeId,
 };
 
-use crate::block_storage::{Attachment, Connector, Volume};
+use crate::block_storage::{Attachment, Connector, Snapshot, Volume};
 use crate::identity::{Project, Role, RoleAssignment, User};
 use crate::network::{FloatingIp, Network, Port, Router, SecurityGroup, Subnet};
 
@@ -54,6 +54,8 @@ pub struct FakeState {
     pub attachments: BTreeMap<AttachmentId, Attachment>,
     /// The connector each attachment was created with, if any.
     pub connectors: BTreeMap<AttachmentId, Connector>,
+    /// Cinder snapshots.
+    pub snapshots: BTreeMap<SnapshotId, Snapshot>,
     /// The `status` of every port [`crate::Networking::create_port`] makes (default `DOWN`,
     /// what Neutron reports until an agent wires the port; tests of code that waits for
     /// `ACTIVE` set `ACTIVE`, or use [`FakeState::set_port_status`]).
@@ -83,6 +85,7 @@ impl Default for FakeState {
             volumes: BTreeMap::new(),
             attachments: BTreeMap::new(),
             connectors: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
             port_status_on_create: "DOWN".to_owned(),
             admin_project: ProjectId::new(""),
             next_id: 0,

@@ -286,3 +286,61 @@ async fn faults_leave_cinder_unchanged() {
     cinder.delete_volume(&volume.id).await.unwrap();
     assert_eq!(cloud.count("delete_volume"), 2);
 }
+
+#[tokio::test]
+async fn snapshots_are_taken_listed_restored_and_hold_their_volume() {
+    let (_cloud, cinder, volume) = setup().await;
+    let take = |force| NewSnapshot {
+        volume_id: volume.id.clone(),
+        name: "snap-1".into(),
+        description: None,
+        force,
+        metadata: BTreeMap::from([("cluster".to_owned(), "c1".to_owned())]),
+    };
+    let snapshot = cinder.create_snapshot(&take(false)).await.unwrap();
+    assert_eq!((snapshot.size, snapshot.status.as_str()), (1, "available"));
+    let listed = cinder
+        .list_snapshots(&SnapshotFilter {
+            volume_id: Some(volume.id.clone()),
+            ..SnapshotFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![snapshot.clone()]);
+    let err = cinder.delete_volume(&volume.id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    let restored = cinder
+        .create_volume(&NewVolume {
+            snapshot_id: Some(snapshot.id.to_string()),
+            ..new_volume("restored", 1)
+        })
+        .await
+        .unwrap();
+    assert_eq!(restored.snapshot_id.as_deref(), Some(snapshot.id.as_str()));
+    let err = cinder
+        .create_volume(&NewVolume {
+            snapshot_id: Some("nope".into()),
+            ..new_volume("restored", 1)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    // An attached volume only with force.
+    let attachment = cinder
+        .create_attachment(&attach(&volume.id, "i-1", Some(connector())))
+        .await
+        .unwrap();
+    cinder.complete_attachment(&attachment.id).await.unwrap();
+    let err = cinder.create_snapshot(&take(false)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    cinder.create_snapshot(&take(true)).await.unwrap();
+    cinder.delete_snapshot(&snapshot.id).await.unwrap();
+    cinder.delete_snapshot(&snapshot.id).await.unwrap();
+    assert!(
+        cinder
+            .get_snapshot(&snapshot.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
