@@ -27,6 +27,7 @@ TESTENV_PACKAGES=(
   neutron-server neutron-openvswitch-agent neutron-l3-agent neutron-dhcp-agent openvswitch-switch
   cinder-api cinder-scheduler cinder-volume
   ceph-mon ceph-mgr ceph-osd ceph-common python3-rados python3-rbd
+  rbd-fuse # stackube-csi's nodes map RBD images with it (no kernel rbd or nbd here)
   rabbitmq-server mariadb-server python3-pymysql
   sudo uuid-runtime curl iproute2 iputils-ping ethtool busybox jq openssl bc nftables
   conntrack # stackube-proxy deletes stale UDP entries with it (and its image carries it)
