@@ -2,7 +2,8 @@
 //! capacity range asks for ([`capacity`]), what the StorageClass parameters say
 //! ([`params`]), whether a volume of the requested name already exists as asked, is being
 //! made, failed, or conflicts ([`create`]) and likewise a snapshot ([`snapshot`]), and which
-//! attachments a volume needs for a node ([`publish`]). The driver observes Cinder, asks these functions,
+//! attachments a volume needs for a node ([`publish`]), and what staging or unstaging a volume
+//! takes on a node, from where it is ([`node`]). The driver observes Cinder, asks these functions,
 //! and carries out the answer; every answer is safe to repeat, which is what makes the CSI
 //! calls idempotent across retries and crashes.
 //!
@@ -13,6 +14,7 @@
 
 pub mod capacity;
 pub mod create;
+pub mod node;
 pub mod params;
 pub mod publish;
 pub mod snapshot;
