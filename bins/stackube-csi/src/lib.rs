@@ -9,6 +9,7 @@
 
 pub mod controller;
 pub mod identity;
+pub mod node;
 pub mod serve;
 mod status;
 

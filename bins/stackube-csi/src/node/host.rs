@@ -1,0 +1,299 @@
+//! The node's side effects: RBD images mapped with `rbd-fuse` and a loop device, file systems
+//! made and mounted, all through the tools the node has (`rbd-fuse`, `losetup`, `blkid`,
+//! `mkfs.*`, `mount`, `umount`), and what the node has of a volume read back from the kernel
+//! (`/proc/self/mountinfo`, `/sys/block/loop*/loop/backing_file`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use stackube_core::volume::node::{NodeStep, NodeVolume};
+
+use super::mountinfo;
+
+/// An RBD image of a volume, as the controller's publish context names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    /// The Cinder volume id.
+    pub volume_id: String,
+    /// The Ceph pool.
+    pub pool: String,
+    /// The image (`volume-<id>`).
+    pub image: String,
+    /// The Ceph user (`cinder`).
+    pub user: String,
+}
+
+/// A node tool that failed, with what it said.
+#[derive(Debug, thiserror::Error)]
+#[error("{command}: {message}")]
+pub struct HostError {
+    /// The command line.
+    pub command: String,
+    /// Its error output, or why it could not run.
+    pub message: String,
+}
+
+/// The node, as the Node service sees it.
+#[derive(Clone, Debug)]
+pub struct LinuxHost {
+    /// Where the images' fuse mounts go: `<state_dir>/rbd/<volume id>/`.
+    pub state_dir: PathBuf,
+    /// The Ceph configuration (`mon_host`).
+    pub ceph_conf: PathBuf,
+    /// The keyring holding the Ceph user's key.
+    pub keyring: PathBuf,
+}
+
+/// How long `rbd-fuse` may take to show the image's file.
+const MAP_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl LinuxHost {
+    /// The image's fuse mount point.
+    pub fn map_dir(&self, image: &Image) -> PathBuf {
+        self.state_dir.join("rbd").join(&image.volume_id)
+    }
+
+    /// The image's file.
+    pub fn image_file(&self, image: &Image) -> PathBuf {
+        self.map_dir(image).join(&image.image)
+    }
+
+    /// What the node has of the volume, with `staging` its staging path.
+    pub async fn observe(&self, image: &Image, staging: &Path) -> Result<NodeVolume, HostError> {
+        let mounts = mountinfo::parse(&read("/proc/self/mountinfo")?);
+        let dir = self.map_dir(image);
+        let file = self.image_file(image);
+        let fuse_mounted = mounts
+            .iter()
+            .any(|m| Path::new(&m.target) == dir && m.fs_type.starts_with("fuse"));
+        let fuse_dead = fuse_mounted
+            && matches!(std::fs::metadata(&file), Err(e) if e.raw_os_error() == Some(libc_enotconn()));
+        let loops = loops_on(&file)?;
+        let fs_type = match loops.first() {
+            Some(device) if !fuse_dead => blkid_type(device).await?,
+            _ => None,
+        };
+        let staged_from = mounts
+            .iter()
+            .rev()
+            .find(|m| Path::new(&m.target) == staging)
+            .map(|m| m.source.clone());
+        Ok(NodeVolume {
+            fuse_mounted,
+            fuse_dead,
+            loops,
+            fs_type,
+            staged_from,
+        })
+    }
+
+    /// Carries out one step for the volume staged at `staging`.
+    pub async fn step(
+        &self,
+        image: &Image,
+        staging: &Path,
+        step: &NodeStep,
+    ) -> Result<(), HostError> {
+        let dir = self.map_dir(image);
+        match step {
+            NodeStep::MapImage => {
+                std::fs::create_dir_all(&dir).map_err(|e| io_error("mkdir", &dir, &e))?;
+                let ceph_args = format!("--id {} --keyring {}", image.user, self.keyring.display());
+                run_env(
+                    "rbd-fuse",
+                    &[
+                        "-c".as_ref(),
+                        self.ceph_conf.as_os_str(),
+                        "-p".as_ref(),
+                        image.pool.as_ref(),
+                        "-r".as_ref(),
+                        image.image.as_ref(),
+                        dir.as_os_str(),
+                    ],
+                    &[("CEPH_ARGS", ceph_args.as_str())],
+                )
+                .await?;
+                let file = self.image_file(image);
+                let deadline = tokio::time::Instant::now() + MAP_TIMEOUT;
+                while !file.exists() {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(HostError {
+                            command: format!("rbd-fuse {}", dir.display()),
+                            message: format!("{} did not appear", file.display()),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(())
+            }
+            NodeStep::ClearDeadMap => run("umount", &["-l".as_ref(), dir.as_os_str()])
+                .await
+                .map(drop),
+            NodeStep::AttachLoop => run(
+                "losetup",
+                &[
+                    "--find".as_ref(),
+                    "--show".as_ref(),
+                    self.image_file(image).as_os_str(),
+                ],
+            )
+            .await
+            .map(drop),
+            NodeStep::Format(fs) => {
+                let device = self.device(image)?;
+                match fs.as_str() {
+                    "xfs" => {
+                        run(
+                            "mkfs.xfs",
+                            &["-q".as_ref(), "-f".as_ref(), "-K".as_ref(), device.as_ref()],
+                        )
+                        .await
+                    }
+                    _ => {
+                        run(
+                            "mkfs.ext4",
+                            &[
+                                "-q".as_ref(),
+                                "-F".as_ref(),
+                                // Discards would become hole punches on the fuse file, which
+                                // rbd-fuse does not do.
+                                "-E".as_ref(),
+                                "nodiscard,lazy_itable_init=1,lazy_journal_init=1".as_ref(),
+                                device.as_ref(),
+                            ],
+                        )
+                        .await
+                    }
+                }
+                .map(drop)
+            }
+            NodeStep::MountStaging => {
+                let device = self.device(image)?;
+                std::fs::create_dir_all(staging).map_err(|e| io_error("mkdir", staging, &e))?;
+                run("mount", &[device.as_ref(), staging.as_os_str()])
+                    .await
+                    .map(drop)
+            }
+            NodeStep::UnmountStaging => run("umount", &[staging.as_os_str()]).await.map(drop),
+            NodeStep::DetachLoop(device) => run("losetup", &["-d".as_ref(), device.as_ref()])
+                .await
+                .map(drop),
+            NodeStep::UnmapImage => {
+                run("umount", &[dir.as_os_str()]).await?;
+                let _ = std::fs::remove_dir(&dir);
+                Ok(())
+            }
+        }
+    }
+
+    /// The image's loop device.
+    pub fn device(&self, image: &Image) -> Result<String, HostError> {
+        loops_on(&self.image_file(image))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| HostError {
+                command: "losetup".into(),
+                message: format!("no loop device on {}", self.image_file(image).display()),
+            })
+    }
+}
+
+/// `ENOTCONN`: what a fuse mount whose daemon died answers.
+const fn libc_enotconn() -> i32 {
+    107
+}
+
+fn read(path: &str) -> Result<String, HostError> {
+    std::fs::read_to_string(path).map_err(|e| io_error("read", Path::new(path), &e))
+}
+
+fn io_error(what: &str, path: &Path, e: &std::io::Error) -> HostError {
+    HostError {
+        command: format!("{what} {}", path.display()),
+        message: e.to_string(),
+    }
+}
+
+/// The loop devices whose backing file is `file`, in order of their number.
+fn loops_on(file: &Path) -> Result<Vec<String>, HostError> {
+    let mut found: Vec<(u32, String)> = Vec::new();
+    let entries = match std::fs::read_dir("/sys/block") {
+        Ok(entries) => entries,
+        Err(e) => return Err(io_error("read", Path::new("/sys/block"), &e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(number) = name
+            .strip_prefix("loop")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(backing) = std::fs::read_to_string(entry.path().join("loop/backing_file")) else {
+            continue;
+        };
+        if Path::new(backing.trim_end()) == file {
+            found.push((number, format!("/dev/{name}")));
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, d)| d).collect())
+}
+
+/// The file system `blkid` finds on `device`, if any.
+async fn blkid_type(device: &str) -> Result<Option<String>, HostError> {
+    let output = tokio::process::Command::new("blkid")
+        .args(["-p", "-s", "TYPE", "-o", "value", device])
+        .output()
+        .await
+        .map_err(|e| HostError {
+            command: "blkid".into(),
+            message: format!("cannot run: {e}"),
+        })?;
+    match output.status.code() {
+        Some(0) => Ok(
+            Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+                .filter(|t| !t.is_empty()),
+        ),
+        // 2: nothing found on the device.
+        Some(2) => Ok(None),
+        _ => Err(HostError {
+            command: format!("blkid -p {device}"),
+            message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        }),
+    }
+}
+
+async fn run(program: &str, args: &[&std::ffi::OsStr]) -> Result<String, HostError> {
+    run_env(program, args, &[]).await
+}
+
+async fn run_env(
+    program: &str,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+) -> Result<String, HostError> {
+    let command_line = || {
+        std::iter::once(program.to_owned())
+            .chain(args.iter().map(|a| a.to_string_lossy().into_owned()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| HostError {
+            command: command_line(),
+            message: format!("cannot run: {e}"),
+        })?;
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    Err(HostError {
+        command: command_line(),
+        message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+    })
+}
