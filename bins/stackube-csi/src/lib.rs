@@ -1,8 +1,9 @@
 //! `stackube-csi`: Cinder volumes for Kubernetes pods through the Container Storage Interface.
 //!
 //! One binary, run in one of two modes: `controller` (Identity + Controller: volumes made,
-//! listed and deleted in Cinder) beside the CSI sidecars, and, to come, `node` (Identity +
-//! Node: volumes mapped, formatted and mounted on the node) and the seed's FlexVolume driver.
+//! listed, attached, grown and snapshotted in Cinder) beside the CSI sidecars, and `node`
+//! (Identity + Node + the kubelet's registration: volumes mapped, formatted and mounted on the
+//! node); the seed's FlexVolume driver is to come.
 //! The decisions (sizes, parameters, idempotency) are pure functions in
 //! `stackube_core::volume`; this crate observes Cinder, asks them, and carries out the
 //! answer.
@@ -22,6 +23,8 @@ use clap::{Parser, Subcommand};
 use prometheus_client::registry::Registry;
 use stackube_csi_proto::csi::v1::controller_server::ControllerServer;
 use stackube_csi_proto::csi::v1::identity_server::IdentityServer;
+use stackube_csi_proto::csi::v1::node_server::NodeServer;
+use stackube_csi_proto::pluginregistration::registration_server::RegistrationServer;
 use stackube_model::config::CsiConfig;
 use stackube_openstack::{CallMetrics, Cloud, ConnectOptions};
 use stackube_telemetry::LogFormat;
@@ -44,6 +47,39 @@ pub struct Args {
 pub enum Command {
     /// The Identity and Controller services, beside the CSI sidecars.
     Controller(ControllerArgs),
+    /// The Identity, Node and kubelet registration services, on a node.
+    Node(NodeArgs),
+}
+
+/// `stackube-csi node`.
+#[derive(clap::Args, Debug)]
+pub struct NodeArgs {
+    /// This node's name (the CSI node id; the Kubernetes node name).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_id: String,
+    /// The kubelet's plugin registration directory: the driver serves
+    /// `<dir>/cinder.csi.stackube.kubernetes.io-reg.sock` there.
+    #[arg(long, default_value = "/var/lib/kubelet/plugins_registry")]
+    pub registration_dir: PathBuf,
+    /// Where the images' fuse mounts go.
+    #[arg(long, default_value = "/var/lib/stackube-csi")]
+    pub state_dir: PathBuf,
+    /// The Ceph configuration (its `mon_host`).
+    #[arg(long, default_value = "/etc/ceph/ceph.conf")]
+    pub ceph_conf: PathBuf,
+    /// The keyring of the Ceph user Cinder's connection info names.
+    #[arg(long, default_value = "/etc/ceph/ceph.client.cinder.keyring")]
+    pub keyring: PathBuf,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(
+        long,
+        env = "STACKUBE_CSI_NODE_METRICS_ADDR",
+        default_value = "127.0.0.1:9449"
+    )]
+    pub metrics_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// `stackube-csi controller`.
@@ -74,7 +110,32 @@ pub struct ControllerArgs {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Controller(args) => run_controller(args).await,
+        Command::Node(args) => run_node(args).await,
     }
+}
+
+async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    stackube_telemetry::init_tracing(args.log_format);
+    anyhow::ensure!(
+        !args.node_id.is_empty(),
+        "--node-id: required (or NODE_NAME)"
+    );
+    let registry = Registry::with_prefix("stackube_csi_node");
+    let health = stackube_telemetry::start_endpoint(args.metrics_addr, registry).await?;
+    let host = node::host::LinuxHost {
+        state_dir: args.state_dir,
+        ceph_conf: args.ceph_conf,
+        keyring: args.keyring,
+    };
+    let router = tonic::transport::Server::builder()
+        .add_service(IdentityServer::new(identity::IdentityService::node()))
+        .add_service(NodeServer::new(node::NodeService::new(host, args.node_id)))
+        .add_service(RegistrationServer::new(node::RegistrationService));
+    let socket = args
+        .registration_dir
+        .join(format!("{DRIVER_NAME}-reg.sock"));
+    health.set_ready(true);
+    serve::serve(router, &socket, stackube_telemetry::shutdown_signal()).await
 }
 
 async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {

@@ -6,13 +6,11 @@
 //! restored volume exists and then deleted; DeleteVolume refused while attached, then
 //! idempotent; and nothing of the test's cluster left in Cinder at the end.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
-use secrecy::SecretString;
 use stackube_core::volume::GIB;
 use stackube_core::volume::create::{CLUSTER_KEY, NAME_KEY};
 use stackube_csi_proto::csi::v1::controller_client::ControllerClient;
@@ -23,95 +21,12 @@ use stackube_csi_proto::csi::v1::volume_content_source::{self, VolumeSource};
 use stackube_csi_proto::csi::v1::*;
 use stackube_model::{SnapshotId, VolumeId};
 use stackube_openstack::block_storage::VolumeFilter;
-use stackube_openstack::{Credentials, ErrorKind, OpenStack};
+use stackube_openstack::{ErrorKind, OpenStack};
 use stackube_testenv::{TestEnv, unique_name};
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
-/// The driver, as a process; killed when dropped.
-struct Driver {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Driver {
-    fn start(env: &TestEnv, cluster: &str) -> Driver {
-        let dir = std::env::temp_dir().join(unique_name("stackube-csi-test"));
-        std::fs::create_dir_all(&dir).expect("scratch directory");
-        let config = dir.join("config.yaml");
-        std::fs::write(&config, env.config_yaml(cluster, &[])).expect("config");
-        let log = std::fs::File::create(dir.join("controller.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_stackube-csi"))
-            .args(["controller", "--metrics-addr", "127.0.0.1:0", "--endpoint"])
-            .arg(format!("unix://{}", dir.join("csi.sock").display()))
-            .arg("--config")
-            .arg(&config)
-            .arg("--kubeconfig")
-            .arg(&env.kubeconfig)
-            .env_clear()
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("stackube-csi runs");
-        eprintln!("driver log: {}", dir.join("controller.log").display());
-        Driver { child, dir }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("csi.sock")
-    }
-
-    async fn channel(&self) -> Channel {
-        let socket = self.socket();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "no socket at {}",
-                socket.display()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        connect(&socket).await
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn connect(socket: &Path) -> Channel {
-    let socket = socket.to_owned();
-    Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let socket = socket.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(
-                    tokio::net::UnixStream::connect(socket).await?,
-                ))
-            }
-        }))
-        .await
-        .expect("connect to the driver's socket")
-}
-
-async fn admin(env: &TestEnv) -> OpenStack {
-    OpenStack::connect(&Credentials {
-        auth_url: env.os_auth_url.clone(),
-        username: env.os_username.clone(),
-        password: SecretString::from(env.os_password.clone()),
-        project_name: env.os_project_name.clone(),
-        user_domain_name: env.os_user_domain_name.clone(),
-        project_domain_name: env.os_project_domain_name.clone(),
-        region: Some(env.os_region_name.clone()),
-    })
-    .await
-    .expect("connect as admin")
-}
+use common::{Driver, admin};
 
 fn create(name: &str, required: i64) -> CreateVolumeRequest {
     CreateVolumeRequest {
@@ -149,7 +64,7 @@ async fn volumes_are_made_found_again_cloned_listed_and_deleted_in_cinder() {
     let env = TestEnv::get();
     let os = admin(env).await;
     let cluster = unique_name("csi");
-    let driver = Driver::start(env, &cluster);
+    let driver = Driver::controller(env, &cluster);
     let channel = driver.channel().await;
     let mut identity = IdentityClient::new(channel.clone());
     let mut controller = ControllerClient::new(channel);

@@ -1,34 +1,38 @@
 //! The node's staging of a real Cinder volume (RBD on Ceph, no kernel rbd): mapped by rbd-fuse,
 //! a loop device, ext4 made once and mounted; staged again without a step; unstaged to nothing;
 //! staged again keeping the data (not formatted again); and after the rbd-fuse daemon is
-//! killed under a staged volume, staged again on a fresh mapping with the data intact.
+//! killed under a staged volume, staged again on a fresh mapping with the data intact. Then the
+//! same through the processes' sockets, as the kubelet and the sidecars call them: the
+//! kubelet's registration, a volume created and published by the controller, staged,
+//! published, written, measured, grown while mounted, and taken down to nothing; and a raw
+//! block volume.
+
+mod common;
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
-use secrecy::SecretString;
+use stackube_core::volume::GIB;
 use stackube_core::volume::node::{Access, NodeStep};
 use stackube_csi::node::host::{Image, LinuxHost};
 use stackube_csi::node::{stage, unstage};
+use stackube_csi_proto::csi::v1::controller_client::ControllerClient;
+use stackube_csi_proto::csi::v1::node_client::NodeClient;
+use stackube_csi_proto::csi::v1::volume_capability::access_mode::Mode;
+use stackube_csi_proto::csi::v1::volume_capability::{
+    AccessMode, AccessType, BlockVolume, MountVolume,
+};
+use stackube_csi_proto::csi::v1::*;
+use stackube_csi_proto::pluginregistration::InfoRequest;
+use stackube_csi_proto::pluginregistration::registration_client::RegistrationClient;
+use stackube_openstack::ErrorKind;
 use stackube_openstack::block_storage::NewVolume;
-use stackube_openstack::{Credentials, ErrorKind, OpenStack};
-use stackube_testenv::{TestEnv, unique_name};
 
-async fn admin(env: &TestEnv) -> OpenStack {
-    OpenStack::connect(&Credentials {
-        auth_url: env.os_auth_url.clone(),
-        username: env.os_username.clone(),
-        password: SecretString::from(env.os_password.clone()),
-        project_name: env.os_project_name.clone(),
-        user_domain_name: env.os_user_domain_name.clone(),
-        project_domain_name: env.os_project_domain_name.clone(),
-        region: Some(env.os_region_name.clone()),
-    })
-    .await
-    .expect("connect as admin")
-}
+use common::{Driver, admin};
+use stackube_testenv::{TestEnv, unique_name};
 
 /// The pids of the rbd-fuse daemons serving `dir`.
 fn rbd_fuse_pids(dir: &Path) -> Vec<u32> {
@@ -187,4 +191,271 @@ async fn a_volume_is_staged_once_unstaged_to_nothing_and_restaged_with_its_data(
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
+}
+
+fn capability(access: AccessType) -> VolumeCapability {
+    VolumeCapability {
+        access_mode: Some(AccessMode {
+            mode: Mode::SingleNodeWriter.into(),
+        }),
+        access_type: Some(access),
+    }
+}
+
+/// A volume created and published to the node by the controller: its id and publish context.
+async fn published(
+    controller: &mut ControllerClient<tonic::transport::Channel>,
+    node: &str,
+    capability: &VolumeCapability,
+) -> (String, HashMap<String, String>) {
+    let volume = controller
+        .create_volume(CreateVolumeRequest {
+            name: unique_name("pvc-node"),
+            capacity_range: Some(CapacityRange {
+                required_bytes: GIB,
+                limit_bytes: 0,
+            }),
+            volume_capabilities: vec![capability.clone()],
+            ..CreateVolumeRequest::default()
+        })
+        .await
+        .expect("CreateVolume")
+        .into_inner()
+        .volume
+        .expect("volume");
+    let context = controller
+        .controller_publish_volume(ControllerPublishVolumeRequest {
+            volume_id: volume.volume_id.clone(),
+            node_id: node.into(),
+            volume_capability: Some(capability.clone()),
+            ..ControllerPublishVolumeRequest::default()
+        })
+        .await
+        .expect("ControllerPublishVolume")
+        .into_inner()
+        .publish_context;
+    (volume.volume_id, context)
+}
+
+async fn released(
+    controller: &mut ControllerClient<tonic::transport::Channel>,
+    volume: &str,
+    node: &str,
+) {
+    controller
+        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+            volume_id: volume.into(),
+            node_id: node.into(),
+            ..ControllerUnpublishVolumeRequest::default()
+        })
+        .await
+        .expect("ControllerUnpublishVolume");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match controller
+            .delete_volume(DeleteVolumeRequest {
+                volume_id: volume.into(),
+                ..DeleteVolumeRequest::default()
+            })
+            .await
+        {
+            Ok(_) => return,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("DeleteVolume {volume}: {e:?}; again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("DeleteVolume {volume}: {e:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_node_service_stages_publishes_grows_and_takes_down_published_volumes() {
+    let env = TestEnv::get();
+    let cluster = unique_name("csi-node");
+    let controller_process = Driver::controller(env, &cluster);
+    let node_process = Driver::node(env);
+    let mut controller = ControllerClient::new(controller_process.channel().await);
+    let node_channel = node_process.channel().await;
+    let mut node = NodeClient::new(node_channel.clone());
+
+    // What the kubelet asks first on the registration socket, and then of the Node service.
+    let info = RegistrationClient::new(node_channel)
+        .get_info(InfoRequest {})
+        .await
+        .expect("GetInfo")
+        .into_inner();
+    assert_eq!(info.r#type, "CSIPlugin");
+    assert_eq!(info.name, stackube_csi::DRIVER_NAME);
+    let node_info = node
+        .node_get_info(NodeGetInfoRequest::default())
+        .await
+        .expect("NodeGetInfo")
+        .into_inner();
+    assert_eq!(node_info.node_id, env.node_name);
+    assert!(node_info.max_volumes_per_node > 0);
+
+    let mount = capability(AccessType::Mount(MountVolume {
+        fs_type: "ext4".into(),
+        ..MountVolume::default()
+    }));
+    let (volume, context) = published(&mut controller, &env.node_name, &mount).await;
+    let staging = node_process.dir().join("staging");
+    let target = node_process.dir().join("target");
+    let stage = NodeStageVolumeRequest {
+        volume_id: volume.clone(),
+        publish_context: context.clone(),
+        staging_target_path: staging.display().to_string(),
+        volume_capability: Some(mount.clone()),
+        ..NodeStageVolumeRequest::default()
+    };
+    for _ in 0..2 {
+        node.node_stage_volume(stage.clone())
+            .await
+            .expect("NodeStageVolume");
+    }
+    let publish = NodePublishVolumeRequest {
+        volume_id: volume.clone(),
+        publish_context: context.clone(),
+        staging_target_path: staging.display().to_string(),
+        target_path: target.display().to_string(),
+        volume_capability: Some(mount.clone()),
+        ..NodePublishVolumeRequest::default()
+    };
+    for _ in 0..2 {
+        node.node_publish_volume(publish.clone())
+            .await
+            .expect("NodePublishVolume");
+    }
+    std::fs::write(target.join("data"), "through the pod's path").expect("write");
+    assert_eq!(
+        std::fs::read_to_string(staging.join("data")).expect("the same file system"),
+        "through the pod's path"
+    );
+    let stats_client = node.clone();
+    let stats = |path: &std::path::Path| {
+        let mut node = stats_client.clone();
+        let request = NodeGetVolumeStatsRequest {
+            volume_id: volume.clone(),
+            volume_path: path.display().to_string(),
+            ..NodeGetVolumeStatsRequest::default()
+        };
+        async move {
+            node.node_get_volume_stats(request)
+                .await
+                .expect("NodeGetVolumeStats")
+                .into_inner()
+                .usage[0]
+                .total
+        }
+    };
+    let before = stats(&target).await;
+    assert!(before > GIB / 2 && before <= GIB, "{before} bytes");
+
+    // Grown while mounted: Cinder, then the file system.
+    controller
+        .controller_expand_volume(ControllerExpandVolumeRequest {
+            volume_id: volume.clone(),
+            capacity_range: Some(CapacityRange {
+                required_bytes: 2 * GIB,
+                limit_bytes: 0,
+            }),
+            volume_capability: Some(mount.clone()),
+            ..ControllerExpandVolumeRequest::default()
+        })
+        .await
+        .expect("ControllerExpandVolume");
+    let grown = node
+        .node_expand_volume(NodeExpandVolumeRequest {
+            volume_id: volume.clone(),
+            volume_path: target.display().to_string(),
+            staging_target_path: staging.display().to_string(),
+            volume_capability: Some(mount.clone()),
+            ..NodeExpandVolumeRequest::default()
+        })
+        .await
+        .expect("NodeExpandVolume")
+        .into_inner();
+    assert_eq!(grown.capacity_bytes, 2 * GIB);
+    let after = stats(&target).await;
+    assert!(
+        after > before + GIB / 2,
+        "the file system grew: {before} → {after}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("data")).expect("data after growing"),
+        "through the pod's path"
+    );
+
+    let (mounts, loops) = traces(node_process.dir());
+    assert_eq!(
+        (mounts.len(), loops.len()),
+        (3, 1),
+        "the leak check sees the fuse, staging and target mounts and the loop: {mounts:?}"
+    );
+    for _ in 0..2 {
+        node.node_unpublish_volume(NodeUnpublishVolumeRequest {
+            volume_id: volume.clone(),
+            target_path: target.display().to_string(),
+        })
+        .await
+        .expect("NodeUnpublishVolume");
+        node.node_unstage_volume(NodeUnstageVolumeRequest {
+            volume_id: volume.clone(),
+            staging_target_path: staging.display().to_string(),
+        })
+        .await
+        .expect("NodeUnstageVolume");
+    }
+    assert_eq!(traces(node_process.dir()), (vec![], vec![]), "nothing left");
+    released(&mut controller, &volume, &env.node_name).await;
+
+    // A raw block volume: the loop device itself at the target.
+    let block = capability(AccessType::Block(BlockVolume {}));
+    let (volume, context) = published(&mut controller, &env.node_name, &block).await;
+    let device_target = node_process.dir().join("block").join("dev");
+    node.node_stage_volume(NodeStageVolumeRequest {
+        volume_id: volume.clone(),
+        publish_context: context.clone(),
+        staging_target_path: staging.display().to_string(),
+        volume_capability: Some(block.clone()),
+        ..NodeStageVolumeRequest::default()
+    })
+    .await
+    .expect("NodeStageVolume (block)");
+    node.node_publish_volume(NodePublishVolumeRequest {
+        volume_id: volume.clone(),
+        publish_context: context,
+        staging_target_path: staging.display().to_string(),
+        target_path: device_target.display().to_string(),
+        volume_capability: Some(block.clone()),
+        ..NodePublishVolumeRequest::default()
+    })
+    .await
+    .expect("NodePublishVolume (block)");
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        let kind = std::fs::metadata(&device_target)
+            .expect("the target")
+            .file_type();
+        assert!(kind.is_block_device(), "{kind:?}");
+    }
+    node.node_unpublish_volume(NodeUnpublishVolumeRequest {
+        volume_id: volume.clone(),
+        target_path: device_target.display().to_string(),
+    })
+    .await
+    .expect("NodeUnpublishVolume (block)");
+    node.node_unstage_volume(NodeUnstageVolumeRequest {
+        volume_id: volume.clone(),
+        staging_target_path: staging.display().to_string(),
+    })
+    .await
+    .expect("NodeUnstageVolume (block)");
+    assert_eq!(
+        traces(node_process.dir()),
+        (vec![], vec![]),
+        "nothing left of the block volume"
+    );
+    released(&mut controller, &volume, &env.node_name).await;
 }

@@ -3,6 +3,9 @@
 
 pub mod host;
 mod mountinfo;
+mod service;
+
+pub use service::{MAX_VOLUMES, NodeService, RegistrationService};
 
 use std::path::Path;
 

@@ -1,0 +1,132 @@
+//! What the driver's integration tests share: the driver as a process, its socket, the
+//! environment's admin.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::TokioIo;
+use secrecy::SecretString;
+use stackube_openstack::{Credentials, OpenStack};
+use stackube_testenv::{TestEnv, unique_name};
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// The driver, as a process; killed when dropped.
+pub struct Driver {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl Driver {
+    /// `stackube-csi controller` for the cluster `cluster`.
+    pub fn controller(env: &TestEnv, cluster: &str) -> Driver {
+        let dir = scratch("stackube-csi-controller");
+        let config = dir.join("config.yaml");
+        std::fs::write(&config, env.config_yaml(cluster, &[])).expect("config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stackube-csi"));
+        command
+            .args(["controller", "--metrics-addr", "127.0.0.1:0", "--endpoint"])
+            .arg(format!("unix://{}", dir.join("csi.sock").display()))
+            .arg("--config")
+            .arg(&config)
+            .arg("--kubeconfig")
+            .arg(&env.kubeconfig);
+        Driver::spawn(command, dir.clone(), dir.join("csi.sock"))
+    }
+
+    /// `stackube-csi node` for the environment's node, with its sockets and state in a
+    /// scratch directory.
+    pub fn node(env: &TestEnv) -> Driver {
+        let dir = scratch("stackube-csi-node");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stackube-csi"));
+        command
+            .args(["node", "--metrics-addr", "127.0.0.1:0", "--node-id"])
+            .arg(&env.node_name)
+            .arg("--registration-dir")
+            .arg(dir.join("registry"))
+            .arg("--state-dir")
+            .arg(dir.join("state"));
+        let socket = dir
+            .join("registry")
+            .join(format!("{}-reg.sock", stackube_csi::DRIVER_NAME));
+        Driver::spawn(command, dir, socket)
+    }
+
+    fn spawn(mut command: Command, dir: PathBuf, socket: PathBuf) -> Driver {
+        let log = std::fs::File::create(dir.join("driver.log")).expect("log");
+        let child = command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("stackube-csi runs");
+        eprintln!("driver log: {}", dir.join("driver.log").display());
+        Driver { child, dir, socket }
+    }
+
+    /// Its scratch directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A channel to its socket, once it serves.
+    pub async fn channel(&self) -> Channel {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "no socket at {}",
+                self.socket.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        connect(&self.socket).await
+    }
+}
+
+fn scratch(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_name(prefix));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn connect(socket: &Path) -> Channel {
+    let socket = socket.to_owned();
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
+        }))
+        .await
+        .expect("connect to the driver's socket")
+}
+
+pub async fn admin(env: &TestEnv) -> OpenStack {
+    OpenStack::connect(&Credentials {
+        auth_url: env.os_auth_url.clone(),
+        username: env.os_username.clone(),
+        password: SecretString::from(env.os_password.clone()),
+        project_name: env.os_project_name.clone(),
+        user_domain_name: env.os_user_domain_name.clone(),
+        project_domain_name: env.os_project_domain_name.clone(),
+        region: Some(env.os_region_name.clone()),
+    })
+    .await
+    .expect("connect as admin")
+}
