@@ -11,7 +11,8 @@
 //!   (the process and the `nft` it runs) and resident memory ([`monitor`]); then the table is
 //!   checked to hold every Service's address;
 //! - **one change → kernel**: an EndpointSlice given a new endpoint address, timed from the
-//!   start of the API request until `nft monitor` in the proxy's namespace prints that address,
+//!   start of the API request until the kernel's nftables notifications in the proxy's
+//!   namespace carry that address ([`monitor`]),
 //!   for `changes` Services one after the other, each once the last has settled;
 //! - **the data path** ([`datapath`]): connections per second from a client namespace through
 //!   the proxy's namespace (the router) to a server namespace, to a ClusterIP and straight to the

@@ -7,7 +7,7 @@
 //! ([`crate::topology::server_addresses`]); it is never changed. The others' endpoints are
 //! addresses nothing answers on (`10.128.0.0/10`), and a change gives one of them a new first
 //! endpoint (`10.192.0.0/10`, never used twice), so that the new address names the change in
-//! `nft monitor`'s output.
+//! the kernel's nftables notifications.
 //!
 //! # Guarantees
 //! - Everything lives in one namespace named `st-bench-proxy-…`, deleted at the end whatever

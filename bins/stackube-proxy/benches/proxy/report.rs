@@ -235,8 +235,9 @@ pub(crate) fn section(cx: &Context<'_>) -> String {
          sync's end), then read from \
          the kernel to check that it holds every Service. *One change → kernel*: {changes} \
          EndpointSlices, spread over the Services, each given a new endpoint address, one at a \
-         time, timed from the start of the API request to the first line naming that address \
-         that `nft monitor` prints in the proxy's namespace; the next change waits until the \
+         time, timed from the start of the API request to the first nftables notification \
+         carrying that address in the proxy's namespace (read from a netlink socket of the \
+         benchmark's, not through `nft monitor`); the next change waits until the \
          proxy has been idle 0.3 s, 1.2 s after the previous one reached the kernel and 1.1 s \
          after the proxy went idle (so kube-proxy's rate limit, 1 s after its last sync, is not \
          what is measured). \

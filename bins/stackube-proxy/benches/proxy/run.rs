@@ -3,10 +3,11 @@
 //! 1. **Full sync**: the process starts against the Services already there; the wall time until
 //!    its table is complete, its own metric, its CPU and memory then. The table is then read
 //!    (not timed) to check that it holds every Service's address.
-//! 2. **Changes**: `nft monitor` listens in its namespace; `changes` EndpointSlices, spread over
-//!    the Services, each get a new endpoint address, one at a time: timed from the start of the
-//!    API request to the monitor's first line naming the address. The next change waits until
-//!    the contender has used no CPU for [`QUIET`], then until [`GAP`] after that line and
+//! 2. **Changes**: the monitor listens to nftables' notifications in its namespace; `changes`
+//!    EndpointSlices, spread over the Services, each get a new endpoint address, one at a time:
+//!    timed from the start of the API request to the first notification carrying the address.
+//!    The next change waits until the contender has used no CPU for [`QUIET`], then until
+//!    [`GAP`] after that notification and
 //!    [`AFTER_IDLE`] after it went idle: kube-proxy's default `--nftables-min-sync-period` (1 s,
 //!    counted from the end of its last sync) would hold a change that came sooner, and the
 //!    figure would be the rate limit's rather than the change's.
