@@ -295,8 +295,10 @@ async fn the_node_service_stages_publishes_grows_and_takes_down_published_volume
     assert_eq!(node_info.node_id, env.node_name);
     assert!(node_info.max_volumes_per_node > 0);
 
+    // xfs: it grows mounted with CAP_SYS_ADMIN; ext4's online growth also needs
+    // CAP_SYS_RESOURCE, which root lacks on the test machines (see docs/csi.md).
     let mount = capability(AccessType::Mount(MountVolume {
-        fs_type: "ext4".into(),
+        fs_type: "xfs".into(),
         ..MountVolume::default()
     }));
     let (volume, context) = published(&mut controller, &env.node_name, &mount).await;
@@ -369,6 +371,11 @@ async fn the_node_service_stages_publishes_grows_and_takes_down_published_volume
         .node_expand_volume(NodeExpandVolumeRequest {
             volume_id: volume.clone(),
             volume_path: target.display().to_string(),
+            // As the kubelet does: the size the volume has now.
+            capacity_range: Some(CapacityRange {
+                required_bytes: 2 * GIB,
+                limit_bytes: 0,
+            }),
             staging_target_path: staging.display().to_string(),
             volume_capability: Some(mount.clone()),
             ..NodeExpandVolumeRequest::default()

@@ -46,6 +46,11 @@ pub struct LinuxHost {
 
 /// How long `rbd-fuse` may take to show the image's file.
 const MAP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Closes every file descriptor above 2 the shell inherited, then runs `$0 "$@"`.
+/// (bash: its one file of its own is 255; dash keeps some at 10 and up.)
+const CLOSE_INHERITED_THEN_EXEC: &str = r#"for fd in /proc/$$/fd/*; do fd=${fd##*/}; case $fd in 0|1|2|255) ;; *) eval "exec $fd>&-" 2>/dev/null ;; esac; done; exec "$0" "$@""#;
+/// How long an image's mount may stay busy after its loop devices were detached.
+const UNMAP_PATIENCE: Duration = Duration::from_secs(5);
 
 impl LinuxHost {
     /// The image's fuse mount point.
@@ -99,9 +104,14 @@ impl LinuxHost {
             NodeStep::MapImage => {
                 std::fs::create_dir_all(&dir).map_err(|e| io_error("mkdir", &dir, &e))?;
                 let ceph_args = format!("--id {} --keyring {}", image.user, self.keyring.display());
+                // rbd-fuse outlives this process (it daemonizes): it must not keep files it
+                // would inherit from us, such as a lock a caller holds or a CI runner's pipe.
                 run_env(
-                    "rbd-fuse",
+                    "bash",
                     &[
+                        "-c".as_ref(),
+                        CLOSE_INHERITED_THEN_EXEC.as_ref(),
+                        "rbd-fuse".as_ref(),
                         "-c".as_ref(),
                         self.ceph_conf.as_os_str(),
                         "-p".as_ref(),
@@ -179,10 +189,44 @@ impl LinuxHost {
                 .await
                 .map(drop),
             NodeStep::UnmapImage => {
-                run("umount", &[dir.as_os_str()]).await?;
+                // A detached loop device lets go of the file when its last user does, a moment
+                // later: the mount is busy until then. Past that, lazily: nothing of ours uses
+                // it any more (the plan detached every loop device on it first).
+                let deadline = tokio::time::Instant::now() + UNMAP_PATIENCE;
+                loop {
+                    match run("umount", &[dir.as_os_str()]).await {
+                        Ok(_) => break,
+                        Err(e)
+                            if e.message.contains("busy")
+                                && tokio::time::Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) if e.message.contains("busy") => {
+                            tracing::warn!(dir = %dir.display(), "the image's mount stays busy; unmounting it lazily");
+                            run("umount", &["-l".as_ref(), dir.as_os_str()]).await?;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
                 let _ = std::fs::remove_dir(&dir);
                 Ok(())
             }
+        }
+    }
+
+    /// Waits until the image's file shows at least `bytes` (rbd-fuse learns of a resize made
+    /// elsewhere a moment later); its size when it does, or the last size seen.
+    pub async fn wait_file_size(&self, image: &Image, bytes: u64, patience: Duration) -> u64 {
+        let file = self.image_file(image);
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            if size >= bytes || tokio::time::Instant::now() >= deadline {
+                return size;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

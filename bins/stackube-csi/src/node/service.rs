@@ -22,6 +22,8 @@ use crate::status;
 
 /// Volumes a node takes at most (each is an rbd-fuse process and a loop device).
 pub const MAX_VOLUMES: i64 = 64;
+/// How long NodeExpandVolume waits for the node to see the grown image.
+const IMAGE_RESIZE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The Node service of one node.
 pub struct NodeService {
@@ -304,12 +306,38 @@ impl Node for NodeService {
                 request.volume_id
             ))
         })?;
+        // The grown image reaches the node through rbd-fuse a moment after Cinder's resize.
+        let wanted = request
+            .capacity_range
+            .as_ref()
+            .map_or(0, |r| u64::try_from(r.required_bytes).unwrap_or(0));
+        let seen = self
+            .host
+            .wait_file_size(&image, wanted, IMAGE_RESIZE_PATIENCE)
+            .await;
+        if seen < wanted {
+            return Err(Status::unavailable(format!(
+                "the image of volume {} shows {seen} bytes here, not yet the {wanted} asked; \
+                 call again",
+                request.volume_id
+            )));
+        }
         command("losetup", &["-c", &device]).await?;
         if path.is_dir() {
             let fs = command("blkid", &["-p", "-s", "TYPE", "-o", "value", &device]).await?;
             match fs.trim() {
                 "xfs" => command("xfs_growfs", &[&path.to_string_lossy()]).await?,
-                _ => command("resize2fs", &[&device]).await?,
+                _ => command("resize2fs", &[&device]).await.map_err(|e| {
+                    if e.message().contains("Permission denied to resize") {
+                        Status::failed_precondition(format!(
+                            "growing ext4 while mounted needs CAP_SYS_RESOURCE, which this node \
+                             plugin lacks: {}",
+                            e.message()
+                        ))
+                    } else {
+                        e
+                    }
+                })?,
             };
         }
         Ok(Response::new(NodeExpandVolumeResponse {
