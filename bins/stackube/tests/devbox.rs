@@ -29,12 +29,21 @@ const WORKLOADS: [&str; 5] = [
     "daemonset/stackube-dns",
 ];
 
-/// When the test ends, however it ends: its tenants deleted (while the devbox's controller still
+/// The test's pod in `default`.
+const WEB: &str = "devbox-web";
+
+/// When the test ends, however it ends: its pod in `default` and its tenants deleted (while the devbox's controller still
 /// runs to clean them up), then the devbox's workloads.
 struct Devbox<'a>(&'a TestEnv, Vec<String>);
 
 impl Drop for Devbox<'_> {
     fn drop(&mut self) {
+        // The pod in `default` (on the cluster network), before the controller goes.
+        let _ = kubectl_admin(
+            self.0,
+            &["delete", "pod", WEB, "--ignore-not-found", "--wait=true"],
+            None,
+        );
         let mut args = vec![
             "delete",
             "tenant",
@@ -266,6 +275,11 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
         !exists,
         "a Tenant `test` exists already: delete it before this test"
     );
+    // A pod an interrupted run left in `default` goes first, before the node is counted.
+    k(
+        env,
+        &["delete", "pod", WEB, "--ignore-not-found", "--wait=true"],
+    );
     let netns_before = netns();
     k(
         env,
@@ -400,7 +414,7 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
         env,
         &[
             "run",
-            "devbox-web",
+            WEB,
             "--image=nginx",
             "--overrides",
             r#"{"spec":{"containers":[{"name":"devbox-web","image":"nginx","readinessProbe":{"httpGet":{"path":"/","port":80},"periodSeconds":1}}]}}"#,
