@@ -16,16 +16,6 @@ pub(super) async fn list_volumes(
     svc: &ControllerService,
     request: ListVolumesRequest,
 ) -> Result<ListVolumesResponse, Status> {
-    let max = match usize::try_from(request.max_entries) {
-        Ok(0) => usize::MAX,
-        Ok(n) => n,
-        Err(_) => {
-            return Err(Status::invalid_argument(format!(
-                "max_entries: negative ({})",
-                request.max_entries
-            )));
-        }
-    };
     let cinder = svc.cinder().await?;
     let mut volumes = cinder
         .list_volumes(&VolumeFilter {
@@ -34,25 +24,15 @@ pub(super) async fn list_volumes(
         })
         .await
         .map_err(|e| status::cinder(&e))?;
-    volumes.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-    // The token is the id the next page starts at.
-    let start = if request.starting_token.is_empty() {
-        0
-    } else {
-        volumes
-            .iter()
-            .position(|v| v.id.as_str() == request.starting_token)
-            .ok_or_else(|| {
-                Status::aborted(format!(
-                    "starting_token: no volume {} (deleted since the last page?)",
-                    request.starting_token
-                ))
-            })?
-    };
-    let page: Vec<Entry> = volumes
+    let (page, next_token) = page(
+        &mut volumes,
+        |v| v.id.as_str(),
+        &request.starting_token,
+        request.max_entries,
+        "volume",
+    )?;
+    let entries = page
         .iter()
-        .skip(start)
-        .take(max)
         .map(|v| Entry {
             volume: Some(Volume {
                 capacity_bytes: i64::try_from(v.size)
@@ -64,12 +44,42 @@ pub(super) async fn list_volumes(
             status: None,
         })
         .collect();
-    let next_token = volumes
-        .get(start.saturating_add(page.len()))
-        .map(|v| v.id.to_string())
-        .unwrap_or_default();
     Ok(ListVolumesResponse {
-        entries: page,
+        entries,
         next_token,
     })
+}
+
+/// The page of `items` (sorted here by `id`) that starts at `token`, an id (empty: the first),
+/// with at most `max_entries` items (0: all), and the token of the next page (empty: none). A
+/// token naming no item is `ABORTED` (it went since the last page), as the spec says.
+pub(super) fn page<'a, T>(
+    items: &'a mut [T],
+    id: impl Fn(&T) -> &str,
+    token: &str,
+    max_entries: i32,
+    what: &str,
+) -> Result<(&'a [T], String), Status> {
+    let max = match usize::try_from(max_entries) {
+        Ok(0) => usize::MAX,
+        Ok(n) => n,
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "max_entries: negative ({max_entries})"
+            )));
+        }
+    };
+    items.sort_by(|a, b| id(a).cmp(id(b)));
+    let start = if token.is_empty() {
+        0
+    } else {
+        items.iter().position(|i| id(i) == token).ok_or_else(|| {
+            Status::aborted(format!(
+                "starting_token: no {what} {token} (deleted since the last page?)"
+            ))
+        })?
+    };
+    let end = start.saturating_add(max).min(items.len());
+    let next = items.get(end).map(|i| id(i).to_owned()).unwrap_or_default();
+    Ok((&items[start..end], next))
 }

@@ -158,16 +158,6 @@ pub(super) async fn list_snapshots(
     svc: &ControllerService,
     request: ListSnapshotsRequest,
 ) -> Result<ListSnapshotsResponse, Status> {
-    let max = match usize::try_from(request.max_entries) {
-        Ok(0) => usize::MAX,
-        Ok(n) => n,
-        Err(_) => {
-            return Err(Status::invalid_argument(format!(
-                "max_entries: negative ({})",
-                request.max_entries
-            )));
-        }
-    };
     let cinder = svc.cinder().await?;
     let mut snapshots = if request.snapshot_id.is_empty() {
         cinder
@@ -195,32 +185,19 @@ pub(super) async fn list_snapshots(
             Err(e) => return Err(status::cinder(&e)),
         }
     };
-    snapshots.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-    let start = if request.starting_token.is_empty() {
-        0
-    } else {
-        snapshots
-            .iter()
-            .position(|s| s.id.as_str() == request.starting_token)
-            .ok_or_else(|| {
-                Status::aborted(format!(
-                    "starting_token: no snapshot {} (deleted since the last page?)",
-                    request.starting_token
-                ))
-            })?
-    };
-    let entries: Vec<Entry> = snapshots
+    let (page, next_token) = super::list::page(
+        &mut snapshots,
+        |s| s.id.as_str(),
+        &request.starting_token,
+        request.max_entries,
+        "snapshot",
+    )?;
+    let entries = page
         .iter()
-        .skip(start)
-        .take(max)
         .map(|s| Entry {
             snapshot: Some(csi_snapshot(s)),
         })
         .collect();
-    let next_token = snapshots
-        .get(start.saturating_add(entries.len()))
-        .map(|s| s.id.to_string())
-        .unwrap_or_default();
     Ok(ListSnapshotsResponse {
         entries,
         next_token,
