@@ -162,7 +162,7 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
         )))
         .add_service(ControllerServer::new(controller::ControllerService::new(
             cloud,
-            Arc::new(controller::KubeNodes(kube)),
+            Arc::new(controller::KubeCluster(kube)),
             config.cluster_name.clone(),
             controller::Timing::default(),
         )));

@@ -9,14 +9,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use stackube_core::volume::GIB;
 use stackube_core::volume::create::{CLUSTER_KEY, NAME_KEY};
 use stackube_csi_proto::csi::v1::controller_client::ControllerClient;
 use stackube_csi_proto::csi::v1::identity_client::IdentityClient;
-use stackube_csi_proto::csi::v1::volume_capability::access_mode::Mode;
-use stackube_csi_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
 use stackube_csi_proto::csi::v1::volume_content_source::{self, VolumeSource};
 use stackube_csi_proto::csi::v1::*;
 use stackube_model::{SnapshotId, VolumeId};
@@ -24,26 +21,8 @@ use stackube_openstack::block_storage::VolumeFilter;
 use stackube_openstack::{ErrorKind, OpenStack};
 use stackube_testenv::{TestEnv, unique_name};
 use tonic::Code;
-use tonic::transport::Channel;
 
-use common::{Driver, admin};
-
-fn create(name: &str, required: i64) -> CreateVolumeRequest {
-    CreateVolumeRequest {
-        name: name.into(),
-        capacity_range: Some(CapacityRange {
-            required_bytes: required,
-            limit_bytes: 0,
-        }),
-        volume_capabilities: vec![VolumeCapability {
-            access_mode: Some(AccessMode {
-                mode: Mode::SingleNodeWriter.into(),
-            }),
-            access_type: Some(AccessType::Mount(MountVolume::default())),
-        }],
-        ..CreateVolumeRequest::default()
-    }
-}
+use common::{Driver, admin, create, take_snapshot, wait_gone, wait_status};
 
 /// The test cluster's volumes in Cinder, with their status.
 async fn clusters_volumes(os: &OpenStack, cluster: &str) -> Vec<(String, String)> {
@@ -310,65 +289,4 @@ async fn volumes_are_made_found_again_cloned_listed_and_deleted_in_cinder() {
         .await
         .expect_err("no volume_id");
     assert_eq!(status.code(), Code::InvalidArgument);
-}
-
-/// A snapshot of `volume`, once Cinder has taken it (CreateSnapshot called again until it is
-/// ready, as the snapshotter does).
-async fn take_snapshot(
-    controller: &mut ControllerClient<Channel>,
-    volume: &str,
-    name: &str,
-) -> Snapshot {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let snapshot = controller
-            .create_snapshot(CreateSnapshotRequest {
-                source_volume_id: volume.into(),
-                name: name.into(),
-                ..CreateSnapshotRequest::default()
-            })
-            .await
-            .expect("CreateSnapshot")
-            .into_inner()
-            .snapshot
-            .expect("snapshot");
-        if snapshot.ready_to_use {
-            return snapshot;
-        }
-        assert!(Instant::now() < deadline, "snapshot {name} never ready");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-async fn wait_status(os: &OpenStack, id: &str, status: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let volume = os
-            .block_storage()
-            .get_volume(&VolumeId::new(id))
-            .await
-            .expect("volume");
-        if volume.status == status {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "volume {id} is {}, not {status}",
-            volume.status
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-async fn wait_gone(os: &OpenStack, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        match os.block_storage().get_volume(&VolumeId::new(id)).await {
-            Err(e) if e.kind() == ErrorKind::NotFound => return,
-            Ok(v) => assert_ne!(v.status, "error_deleting", "volume {id}"),
-            Err(e) => panic!("volume {id}: {e}"),
-        }
-        assert!(Instant::now() < deadline, "volume {id} was not deleted");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }

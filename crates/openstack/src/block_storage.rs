@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use stackube_model::{AttachmentId, SnapshotId, VolumeId};
+use stackube_model::{AttachmentId, ProjectId, SnapshotId, VolumeId};
 
 use crate::error::Result;
 
@@ -49,6 +49,9 @@ pub struct Volume {
     /// The volume it was copied from.
     #[serde(default, rename = "source_volid")]
     pub source_volume_id: Option<VolumeId>,
+    /// The project it belongs to (Cinder shows it to admins only).
+    #[serde(default, rename = "os-vol-tenant-attr:tenant_id")]
+    pub project_id: Option<ProjectId>,
 }
 
 /// An attachment as listed on its volume.
@@ -100,6 +103,8 @@ pub struct VolumeFilter {
     pub status: Option<String>,
     /// Volumes carrying all of these metadata entries.
     pub metadata: BTreeMap<String, String>,
+    /// Every project's volumes, not only the token's project's (admins only: `all_tenants`).
+    pub all_projects: bool,
 }
 
 /// How an attachment may use the volume.
@@ -203,6 +208,9 @@ pub struct Snapshot {
     /// Key/value metadata.
     #[serde(default, deserialize_with = "crate::serde_util::nullable")]
     pub metadata: BTreeMap<String, String>,
+    /// The project it belongs to (Cinder shows it to admins only).
+    #[serde(default, rename = "os-extended-snapshot-attributes:project_id")]
+    pub project_id: Option<ProjectId>,
 }
 
 /// A snapshot to take.
@@ -231,6 +239,8 @@ pub struct SnapshotFilter {
     pub volume_id: Option<VolumeId>,
     /// Snapshots carrying all of these metadata entries.
     pub metadata: BTreeMap<String, String>,
+    /// Every project's snapshots, not only the token's project's (admins only: `all_tenants`).
+    pub all_projects: bool,
 }
 
 /// Cinder, as Stackube uses it.

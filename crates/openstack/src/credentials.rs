@@ -18,6 +18,9 @@ pub struct Credentials {
     pub password: SecretString,
     /// Name of the project to scope the token to.
     pub project_name: String,
+    /// Id of the project to scope the token to, in place of `project_name` when set.
+    #[serde(default)]
+    pub project_id: Option<ProjectId>,
     /// Domain of the user, by name (usually `Default`).
     pub user_domain_name: String,
     /// Domain of the project, by name (usually `Default`).
@@ -35,9 +38,20 @@ impl Credentials {
             username: config.username.clone(),
             password: config.password.expose().to_owned().into(),
             project_name: config.tenant_name.clone(),
+            project_id: None,
             user_domain_name: config.user_domain_name.clone(),
             project_domain_name: config.project_domain_name.clone(),
             region: config.region.clone(),
+        }
+    }
+}
+
+impl Credentials {
+    /// The same user, scoped to the project `id`.
+    pub fn scoped_to(&self, id: &ProjectId) -> Credentials {
+        Credentials {
+            project_id: Some(id.clone()),
+            ..self.clone()
         }
     }
 }
@@ -70,6 +84,7 @@ mod tests {
             username: "admin".into(),
             password: SecretString::from("hunter2-very-secret"),
             project_name: "admin".into(),
+            project_id: None,
             user_domain_name: "Default".into(),
             project_domain_name: "Default".into(),
             region: Some("RegionOne".into()),

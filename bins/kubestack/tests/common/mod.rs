@@ -485,6 +485,7 @@ pub async fn admin(env: &TestEnv) -> OpenStack {
         username: env.os_username.clone(),
         password: env.os_password.clone().into(),
         project_name: env.os_project_name.clone(),
+        project_id: None,
         user_domain_name: env.os_user_domain_name.clone(),
         project_domain_name: env.os_project_domain_name.clone(),
         region: Some(env.os_region_name.clone()),

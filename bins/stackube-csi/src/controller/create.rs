@@ -9,7 +9,7 @@ use stackube_core::volume::{
 };
 use stackube_csi_proto::csi::v1::volume_content_source::{self, SnapshotSource, VolumeSource};
 use stackube_csi_proto::csi::v1::{CreateVolumeRequest, CreateVolumeResponse, Volume as CsiVolume};
-use stackube_model::{SnapshotId, VolumeId};
+use stackube_model::{ProjectId, SnapshotId, VolumeId};
 use stackube_openstack::ErrorKind;
 use stackube_openstack::block_storage::{BlockStorage, NewVolume, Volume, VolumeFilter};
 use tonic::Status;
@@ -38,8 +38,17 @@ pub(super) async fn create_volume(
     }
     let parameters: BTreeMap<String, String> = request.parameters.clone().into_iter().collect();
     let params = Parameters::parse(&parameters).map_err(|e| status::params(&e))?;
+    // The volume is made in the claim's tenant's project (its quota); a source is looked up
+    // there too, so that another project's volume or snapshot is not found.
+    let project = svc.project_for(params.pvc_namespace.as_deref()).await?;
     let cinder = svc.cinder().await?;
-    let (source, minimum) = source(cinder.as_ref(), request.volume_content_source.as_ref()).await?;
+    let owner = svc.cinder_in(&project).await?;
+    let (source, minimum) = source(
+        owner.as_ref(),
+        &project,
+        request.volume_content_source.as_ref(),
+    )
+    .await?;
     let range = request.capacity_range.unwrap_or_default();
     let size = size_gib(range.required_bytes, range.limit_bytes, minimum)
         .map_err(|e| status::capacity(&e))?;
@@ -67,11 +76,11 @@ pub(super) async fn create_volume(
                 .delete_volume(&VolumeId::new(&id))
                 .await
                 .map_err(|e| status::cinder(&e))?;
-            let made = make(svc, cinder.as_ref(), name, size, &params, source.as_ref()).await?;
+            let made = make(svc, owner.as_ref(), name, size, &params, source.as_ref()).await?;
             wait_available(svc, cinder.as_ref(), made.id.as_str()).await?
         }
         CreateDecision::Create => {
-            let made = make(svc, cinder.as_ref(), name, size, &params, source.as_ref()).await?;
+            let made = make(svc, owner.as_ref(), name, size, &params, source.as_ref()).await?;
             wait_available(svc, cinder.as_ref(), made.id.as_str()).await?
         }
     };
@@ -88,9 +97,11 @@ pub(super) async fn create_volume(
     })
 }
 
-/// The source of the new volume, and the smallest size it allows (GiB).
+/// The source of the new volume, and the smallest size it allows (GiB). `cinder` acts in
+/// `project`; a source of another project (which the admin's token would read) is not found.
 async fn source(
     cinder: &dyn BlockStorage,
+    project: &ProjectId,
     source: Option<&stackube_csi_proto::csi::v1::VolumeContentSource>,
 ) -> Result<(Option<Source>, u64), Status> {
     let Some(kind) = source.and_then(|s| s.r#type.as_ref()) else {
@@ -102,7 +113,13 @@ async fn source(
                 return Err(status::required("volume_content_source.volume.volume_id"));
             }
             match cinder.get_volume(&VolumeId::new(volume_id)).await {
-                Ok(v) => Ok((Some(Source::Volume(volume_id.clone())), v.size)),
+                Ok(v) if theirs(v.project_id.as_ref(), project) => {
+                    Ok((Some(Source::Volume(volume_id.clone())), v.size))
+                }
+                Ok(_) => Err(Status::not_found(format!(
+                    "volume_content_source.volume.volume_id: volume {volume_id} does not exist \
+                     in project {project}"
+                ))),
                 Err(e) if e.kind() == ErrorKind::NotFound => Err(Status::not_found(format!(
                     "volume_content_source.volume.volume_id: volume {volume_id} does not exist"
                 ))),
@@ -116,14 +133,25 @@ async fn source(
                 ));
             }
             match cinder.get_snapshot(&SnapshotId::new(snapshot_id)).await {
-                Ok(s) => Ok((Some(Source::Snapshot(snapshot_id.clone())), s.size)),
+                Ok(s) if theirs(s.project_id.as_ref(), project) => {
+                    Ok((Some(Source::Snapshot(snapshot_id.clone())), s.size))
+                }
+                Ok(_) => Err(Status::not_found(format!(
+                    "volume_content_source.snapshot.snapshot_id: snapshot {snapshot_id} does not \
+                     exist in project {project}"
+                ))),
                 Err(e) if e.kind() == ErrorKind::NotFound => Err(Status::not_found(format!(
-                    "volume_content_source.snapshot.snapshot_id: snapshot {snapshot_id} does                      not exist"
+                    "volume_content_source.snapshot.snapshot_id: snapshot {snapshot_id} does not exist"
                 ))),
                 Err(e) => Err(status::cinder(&e)),
             }
         }
     }
+}
+
+/// Whether an object Cinder shows with `owner` (shown to admins only) is `project`'s.
+fn theirs(owner: Option<&ProjectId>, project: &ProjectId) -> bool {
+    owner.is_none_or(|owner| owner == project)
 }
 
 /// The cluster's volumes made for `name`.
@@ -138,6 +166,8 @@ async fn named(
                 (CLUSTER_KEY.to_owned(), cluster.to_owned()),
                 (NAME_KEY.to_owned(), name.to_owned()),
             ]),
+            // Wherever it was made (the namespace's project may have changed since).
+            all_projects: true,
             ..VolumeFilter::default()
         })
         .await

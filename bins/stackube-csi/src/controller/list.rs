@@ -20,6 +20,7 @@ pub(super) async fn list_volumes(
     let mut volumes = cinder
         .list_volumes(&VolumeFilter {
             metadata: BTreeMap::from([(CLUSTER_KEY.to_owned(), svc.cluster.clone())]),
+            all_projects: true,
             ..VolumeFilter::default()
         })
         .await

@@ -18,11 +18,13 @@ pub(crate) mod validate;
 use std::sync::Arc;
 use std::time::Duration;
 
+use stackube_core::volume::params::PVC_NAMESPACE;
 use stackube_csi_proto::csi::v1::controller_server::Controller;
 use stackube_csi_proto::csi::v1::controller_service_capability::{self, rpc};
 use stackube_csi_proto::csi::v1::validate_volume_capabilities_response::Confirmed;
 use stackube_csi_proto::csi::v1::*;
-use stackube_model::VolumeId;
+use stackube_model::crd::PROJECT_LABEL;
+use stackube_model::{ProjectId, VolumeId};
 use stackube_openstack::block_storage::BlockStorage;
 use stackube_openstack::{ErrorKind, Services};
 use tonic::{Request, Response, Status};
@@ -48,47 +50,71 @@ impl Default for Timing {
     }
 }
 
-/// Which nodes exist: a volume is published only to a node of the cluster.
+/// What the controller reads from Kubernetes: which nodes exist (a volume is published only
+/// to a node of the cluster) and which tenant a namespace is (its volumes are made in the
+/// tenant's project).
 #[tonic::async_trait]
-pub trait Nodes: Send + Sync {
+pub trait Cluster: Send + Sync {
     /// Whether the node `name` exists.
-    async fn exists(&self, name: &str) -> Result<bool, Status>;
+    async fn node_exists(&self, name: &str) -> Result<bool, Status>;
+    /// The Keystone project of the tenant the namespace `name` belongs to (its
+    /// `stackube.kubernetes.io/project-id` label); `None` for a namespace that is no tenant's.
+    async fn tenant_project(&self, namespace: &str) -> Result<Option<ProjectId>, Status>;
 }
 
-/// The cluster's Node objects.
-pub struct KubeNodes(pub kube::Client);
+/// The cluster's Node and Namespace objects.
+pub struct KubeCluster(pub kube::Client);
 
 #[tonic::async_trait]
-impl Nodes for KubeNodes {
-    async fn exists(&self, name: &str) -> Result<bool, Status> {
+impl Cluster for KubeCluster {
+    async fn node_exists(&self, name: &str) -> Result<bool, Status> {
         kube::Api::<k8s_openapi::api::core::v1::Node>::all(self.0.clone())
             .get_opt(name)
             .await
             .map(|n| n.is_some())
             .map_err(|e| Status::unavailable(format!("Kubernetes: reading node {name}: {e}")))
     }
+
+    async fn tenant_project(&self, namespace: &str) -> Result<Option<ProjectId>, Status> {
+        let found = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(self.0.clone())
+            .get_opt(namespace)
+            .await
+            .map_err(|e| {
+                Status::unavailable(format!("Kubernetes: reading namespace {namespace}: {e}"))
+            })?;
+        let namespace = found.ok_or_else(|| {
+            Status::not_found(format!(
+                "parameters.{PVC_NAMESPACE}: namespace {namespace} does not exist"
+            ))
+        })?;
+        Ok(namespace
+            .metadata
+            .labels
+            .and_then(|labels| labels.get(PROJECT_LABEL).cloned())
+            .map(ProjectId::new))
+    }
 }
 
 /// The Controller service.
 pub struct ControllerService {
     services: Arc<dyn Services>,
-    nodes: Arc<dyn Nodes>,
+    kube: Arc<dyn Cluster>,
     cluster: String,
     timing: Timing,
 }
 
 impl ControllerService {
     /// The service for the cluster `cluster` (its volumes' ownership), over `services`,
-    /// publishing to the `nodes` that exist.
+    /// reading nodes and namespaces from `kube`.
     pub fn new(
         services: Arc<dyn Services>,
-        nodes: Arc<dyn Nodes>,
+        kube: Arc<dyn Cluster>,
         cluster: impl Into<String>,
         timing: Timing,
     ) -> Self {
         ControllerService {
             services,
-            nodes,
+            kube,
             cluster: cluster.into(),
             timing,
         }
@@ -99,6 +125,28 @@ impl ControllerService {
             .block_storage()
             .await
             .map_err(|e| Status::unavailable(format!("Cinder: {e}")))
+    }
+
+    /// The project a claim in `namespace` gets its volumes in: its tenant's, or the cloud
+    /// admin's for a namespace that is no tenant's (and a request that names none).
+    async fn project_for(&self, namespace: Option<&str>) -> Result<ProjectId, Status> {
+        if let Some(namespace) = namespace
+            && let Some(project) = self.kube.tenant_project(namespace).await?
+        {
+            return Ok(project);
+        }
+        self.services
+            .own_project()
+            .await
+            .map_err(|e| Status::unavailable(format!("Keystone: {e}")))
+    }
+
+    /// Cinder acting in `project`.
+    async fn cinder_in(&self, project: &ProjectId) -> Result<Arc<dyn BlockStorage>, Status> {
+        self.services
+            .block_storage_in(project)
+            .await
+            .map_err(|e| Status::unavailable(format!("Cinder in project {project}: {e}")))
     }
 }
 
@@ -312,5 +360,7 @@ impl Controller for ControllerService {
     }
 }
 
+#[cfg(test)]
+mod tenancy_tests;
 #[cfg(test)]
 mod tests;

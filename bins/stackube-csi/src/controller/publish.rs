@@ -65,7 +65,7 @@ pub(super) async fn publish_volume(
         }
         Err(e) => return Err(status::cinder(&e)),
     };
-    if !svc.nodes.exists(&request.node_id).await? {
+    if !svc.kube.node_exists(&request.node_id).await? {
         return Err(Status::not_found(format!(
             "node_id: node {} does not exist",
             request.node_id

@@ -49,21 +49,27 @@ pub(super) async fn create_snapshot(
     }
     let cinder = svc.cinder().await?;
     let volume = VolumeId::new(&request.source_volume_id);
-    match cinder.get_volume(&volume).await {
-        Ok(_) => {}
+    // The snapshot is taken in the volume's project, and counts against its quota.
+    let project = match cinder.get_volume(&volume).await {
+        Ok(v) => v.project_id,
         Err(e) if e.kind() == ErrorKind::NotFound => {
             return Err(Status::not_found(format!(
                 "source_volume_id: volume {volume} does not exist"
             )));
         }
         Err(e) => return Err(status::cinder(&e)),
-    }
+    };
+    let owner = match &project {
+        Some(project) => svc.cinder_in(project).await?,
+        None => cinder.clone(),
+    };
     let existing = cinder
         .list_snapshots(&SnapshotFilter {
             metadata: BTreeMap::from([
                 (CLUSTER_KEY.to_owned(), svc.cluster.clone()),
                 (NAME_KEY.to_owned(), name.to_owned()),
             ]),
+            all_projects: true,
             ..SnapshotFilter::default()
         })
         .await
@@ -77,7 +83,7 @@ pub(super) async fn create_snapshot(
         })
         .collect::<Vec<_>>();
     let take = || async {
-        let taken = cinder
+        let taken = owner
             .create_snapshot(&NewSnapshot {
                 volume_id: volume.clone(),
                 name: name.to_owned(),
@@ -165,6 +171,7 @@ pub(super) async fn list_snapshots(
                 volume_id: (!request.source_volume_id.is_empty())
                     .then(|| VolumeId::new(&request.source_volume_id)),
                 metadata: BTreeMap::from([(CLUSTER_KEY.to_owned(), svc.cluster.clone())]),
+                all_projects: true,
                 ..SnapshotFilter::default()
             })
             .await

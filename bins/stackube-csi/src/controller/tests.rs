@@ -13,28 +13,43 @@ use stackube_csi_proto::csi::v1::volume_capability::access_mode::Mode;
 use stackube_csi_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
 use stackube_csi_proto::csi::v1::volume_content_source::{self, VolumeSource};
 use stackube_csi_proto::csi::v1::*;
-use stackube_model::VolumeId;
+use stackube_model::{ProjectId, VolumeId};
 use stackube_openstack::Service;
 use stackube_openstack::block_storage::{Connector, NewAttachment};
 use stackube_openstack::fake::FakeCloud;
 use tonic::{Code, Request};
 
-use super::{ControllerService, Nodes, Timing};
+use super::{Cluster, ControllerService, Timing};
 
-/// The cluster's nodes, for the tests.
-struct KnownNodes(&'static [&'static str]);
+/// The cluster's nodes, and its tenant namespaces with their projects, for the tests.
+pub(super) struct FakeKube {
+    pub nodes: &'static [&'static str],
+    pub tenants: HashMap<&'static str, ProjectId>,
+    pub others: &'static [&'static str],
+}
 
 #[tonic::async_trait]
-impl Nodes for KnownNodes {
-    async fn exists(&self, name: &str) -> Result<bool, tonic::Status> {
-        Ok(self.0.contains(&name))
+impl Cluster for FakeKube {
+    async fn node_exists(&self, name: &str) -> Result<bool, tonic::Status> {
+        Ok(self.nodes.contains(&name))
+    }
+
+    async fn tenant_project(&self, namespace: &str) -> Result<Option<ProjectId>, tonic::Status> {
+        match self.tenants.get(namespace) {
+            Some(project) => Ok(Some(project.clone())),
+            None if self.others.contains(&namespace) => Ok(None),
+            None => Err(tonic::Status::not_found(format!(
+                "namespace {namespace} does not exist"
+            ))),
+        }
     }
 }
 
-fn service_of(cloud: &FakeCloud, cluster: &str) -> ControllerService {
+/// The service over `cloud` for the cluster `cluster`, with `kube`'s nodes and namespaces.
+pub(super) fn service_with(cloud: &FakeCloud, cluster: &str, kube: FakeKube) -> ControllerService {
     ControllerService::new(
         Arc::new(cloud.clone()),
-        Arc::new(KnownNodes(&["node-1", "node-2"])),
+        Arc::new(kube),
         cluster,
         Timing {
             poll: Duration::from_millis(5),
@@ -43,11 +58,23 @@ fn service_of(cloud: &FakeCloud, cluster: &str) -> ControllerService {
     )
 }
 
+fn service_of(cloud: &FakeCloud, cluster: &str) -> ControllerService {
+    service_with(
+        cloud,
+        cluster,
+        FakeKube {
+            nodes: &["node-1", "node-2"],
+            tenants: HashMap::new(),
+            others: &["default"],
+        },
+    )
+}
+
 fn service(cloud: &FakeCloud) -> ControllerService {
     service_of(cloud, "unit")
 }
 
-fn mount() -> VolumeCapability {
+pub(super) fn mount() -> VolumeCapability {
     VolumeCapability {
         access_mode: Some(AccessMode {
             mode: Mode::SingleNodeWriter.into(),
@@ -56,7 +83,7 @@ fn mount() -> VolumeCapability {
     }
 }
 
-fn create(name: &str, required: i64) -> CreateVolumeRequest {
+pub(super) fn create(name: &str, required: i64) -> CreateVolumeRequest {
     CreateVolumeRequest {
         name: name.into(),
         capacity_range: Some(CapacityRange {
@@ -68,7 +95,7 @@ fn create(name: &str, required: i64) -> CreateVolumeRequest {
     }
 }
 
-async fn created(svc: &ControllerService, request: CreateVolumeRequest) -> Volume {
+pub(super) async fn created(svc: &ControllerService, request: CreateVolumeRequest) -> Volume {
     svc.create_volume(Request::new(request))
         .await
         .expect("CreateVolume")
@@ -77,7 +104,10 @@ async fn created(svc: &ControllerService, request: CreateVolumeRequest) -> Volum
         .expect("a volume")
 }
 
-async fn refused(svc: &ControllerService, request: CreateVolumeRequest) -> tonic::Status {
+pub(super) async fn refused(
+    svc: &ControllerService,
+    request: CreateVolumeRequest,
+) -> tonic::Status {
     svc.create_volume(Request::new(request))
         .await
         .expect_err("refused")
@@ -552,7 +582,7 @@ async fn a_volume_grows_once_also_while_attached() {
     assert!(status.message().starts_with("capacity_range: required"));
 }
 
-fn snapshot_of(volume: &str, name: &str) -> CreateSnapshotRequest {
+pub(super) fn snapshot_of(volume: &str, name: &str) -> CreateSnapshotRequest {
     CreateSnapshotRequest {
         source_volume_id: volume.into(),
         name: name.into(),

@@ -9,7 +9,14 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
 use secrecy::SecretString;
-use stackube_openstack::{Credentials, OpenStack};
+use stackube_csi_proto::csi::v1::controller_client::ControllerClient;
+use stackube_csi_proto::csi::v1::volume_capability::access_mode::Mode;
+use stackube_csi_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
+use stackube_csi_proto::csi::v1::{
+    CapacityRange, CreateSnapshotRequest, CreateVolumeRequest, Snapshot, VolumeCapability,
+};
+use stackube_model::VolumeId;
+use stackube_openstack::{Credentials, ErrorKind, OpenStack};
 use stackube_testenv::{TestEnv, unique_name};
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -123,10 +130,90 @@ pub async fn admin(env: &TestEnv) -> OpenStack {
         username: env.os_username.clone(),
         password: SecretString::from(env.os_password.clone()),
         project_name: env.os_project_name.clone(),
+        project_id: None,
         user_domain_name: env.os_user_domain_name.clone(),
         project_domain_name: env.os_project_domain_name.clone(),
         region: Some(env.os_region_name.clone()),
     })
     .await
     .expect("connect as admin")
+}
+
+/// CreateVolume of a mounted, single-node volume of at least `required` bytes.
+pub fn create(name: &str, required: i64) -> CreateVolumeRequest {
+    CreateVolumeRequest {
+        name: name.into(),
+        capacity_range: Some(CapacityRange {
+            required_bytes: required,
+            limit_bytes: 0,
+        }),
+        volume_capabilities: vec![VolumeCapability {
+            access_mode: Some(AccessMode {
+                mode: Mode::SingleNodeWriter.into(),
+            }),
+            access_type: Some(AccessType::Mount(MountVolume::default())),
+        }],
+        ..CreateVolumeRequest::default()
+    }
+}
+
+/// A snapshot of `volume`, once Cinder has taken it (CreateSnapshot called again until it is
+/// ready, as the snapshotter does).
+pub async fn take_snapshot(
+    controller: &mut ControllerClient<Channel>,
+    volume: &str,
+    name: &str,
+) -> Snapshot {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let snapshot = controller
+            .create_snapshot(CreateSnapshotRequest {
+                source_volume_id: volume.into(),
+                name: name.into(),
+                ..CreateSnapshotRequest::default()
+            })
+            .await
+            .expect("CreateSnapshot")
+            .into_inner()
+            .snapshot
+            .expect("snapshot");
+        if snapshot.ready_to_use {
+            return snapshot;
+        }
+        assert!(Instant::now() < deadline, "snapshot {name} never ready");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+pub async fn wait_status(os: &OpenStack, id: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let volume = os
+            .block_storage()
+            .get_volume(&VolumeId::new(id))
+            .await
+            .expect("volume");
+        if volume.status == status {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "volume {id} is {}, not {status}",
+            volume.status
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub async fn wait_gone(os: &OpenStack, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match os.block_storage().get_volume(&VolumeId::new(id)).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => return,
+            Ok(v) => assert_ne!(v.status, "error_deleting", "volume {id}"),
+            Err(e) => panic!("volume {id}: {e}"),
+        }
+        assert!(Instant::now() < deadline, "volume {id} was not deleted");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

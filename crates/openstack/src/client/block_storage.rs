@@ -49,7 +49,8 @@ impl BlockStorage for OpenStack {
         let req = Request::get(call("list_volumes"), "volumes/detail".into())
             .query_opt("name", filter.name.clone())
             .query_opt("status", filter.status.clone())
-            .query_opt("metadata", metadata);
+            .query_opt("metadata", metadata)
+            .query_opt("all_tenants", filter.all_projects.then(|| "1".to_owned()));
         self.inner.fetch_all(req, "volumes").await
     }
 
@@ -164,7 +165,8 @@ impl BlockStorage for OpenStack {
                 "volume_id",
                 filter.volume_id.as_ref().map(ToString::to_string),
             )
-            .query_opt("metadata", metadata);
+            .query_opt("metadata", metadata)
+            .query_opt("all_tenants", filter.all_projects.then(|| "1".to_owned()));
         self.inner.fetch_all(req, "snapshots").await
     }
 

@@ -109,10 +109,12 @@ impl OpenStack {
         credentials: &Credentials,
         options: ConnectOptions,
     ) -> Result<OpenStack> {
-        let call = Call::new(Service::Identity, "authenticate").with_resource(format!(
-            "{}@{}",
-            credentials.username, credentials.project_name
-        ));
+        let project = match &credentials.project_id {
+            Some(id) => id.as_str(),
+            None => &credentials.project_name,
+        };
+        let call = Call::new(Service::Identity, "authenticate")
+            .with_resource(format!("{}@{project}", credentials.username));
         let started = Instant::now();
         let result = async {
             let config = cloud_config(credentials);
@@ -317,8 +319,15 @@ fn cloud_config(credentials: &Credentials) -> CloudConfig {
         username: Some(credentials.username.clone()),
         password: Some(credentials.password.clone()),
         user_domain_name: Some(credentials.user_domain_name.clone()),
-        project_name: Some(credentials.project_name.clone()),
-        project_domain_name: Some(credentials.project_domain_name.clone()),
+        project_name: credentials
+            .project_id
+            .is_none()
+            .then(|| credentials.project_name.clone()),
+        project_domain_name: credentials
+            .project_id
+            .is_none()
+            .then(|| credentials.project_domain_name.clone()),
+        project_id: credentials.project_id.as_ref().map(|p| p.to_string()),
         ..Auth::default()
     };
     CloudConfig {

@@ -14,9 +14,14 @@
 //! least its size. Not modelled: a snapshot that volumes were cloned from staying behind after
 //! its deletion (RBD), volume types and zones as resources (any name is accepted),
 //! asynchronous transitions, quotas.
+//!
+//! Projects: each volume and snapshot belongs to the project of the client that made it (the
+//! admin's, or the one [`crate::Services::block_storage_in`] scoped it to). A scoped client
+//! sees only its project's; the admin's reads any by id and lists its own project's, or every
+//! project's with `all_projects`.
 
 use async_trait::async_trait;
-use stackube_model::{AttachmentId, SnapshotId, VolumeId};
+use stackube_model::{AttachmentId, ProjectId, SnapshotId, VolumeId};
 
 use super::state::{FakeState, field};
 use super::{FakeCloud, error};
@@ -43,11 +48,36 @@ const DELETABLE: [&str; 5] = [
 /// [`BlockStorage`] over a [`FakeCloud`].
 pub(super) struct FakeBlockStorage {
     cloud: FakeCloud,
+    /// The project the client is scoped to; `None`: the admin's.
+    project: Option<ProjectId>,
 }
 
 impl FakeBlockStorage {
-    pub(super) fn new(cloud: FakeCloud) -> Self {
-        FakeBlockStorage { cloud }
+    pub(super) fn new(cloud: FakeCloud, project: Option<ProjectId>) -> Self {
+        FakeBlockStorage { cloud, project }
+    }
+}
+
+/// Which projects' volumes and snapshots a client sees.
+#[derive(Clone)]
+struct Scope(Option<ProjectId>);
+
+impl Scope {
+    /// The project what the client makes belongs to.
+    fn home(&self, state: &FakeState) -> ProjectId {
+        self.0
+            .clone()
+            .unwrap_or_else(|| state.admin_project().clone())
+    }
+
+    /// Whether the client reads an object of `owner` by its id.
+    fn reads(&self, owner: Option<&ProjectId>) -> bool {
+        self.0.is_none() || self.0.as_ref() == owner
+    }
+
+    /// Whether the client's lists show an object of `owner`.
+    fn lists(&self, state: &FakeState, owner: Option<&ProjectId>, all: bool) -> bool {
+        (all && self.0.is_none()) || owner == Some(&self.home(state))
     }
 }
 
@@ -137,6 +167,7 @@ impl FakeState {
 impl BlockStorage for FakeBlockStorage {
     async fn create_volume(&self, new: &NewVolume) -> Result<Volume> {
         let c = call("create_volume").with_resource(&new.name);
+        let scope = Scope(self.project.clone());
         self.cloud
             .run(c, |state, c| {
                 if new.size == 0 {
@@ -147,17 +178,17 @@ impl BlockStorage for FakeBlockStorage {
                     ));
                 }
                 if let Some(snapshot) = &new.snapshot_id {
-                    let snapshot =
-                        state
-                            .snapshots
-                            .get(&SnapshotId::new(snapshot))
-                            .ok_or_else(|| {
-                                error(
-                                    ErrorKind::NotFound,
-                                    c,
-                                    format!("snapshot {snapshot} could not be found"),
-                                )
-                            })?;
+                    let snapshot = state
+                        .snapshots
+                        .get(&SnapshotId::new(snapshot))
+                        .filter(|s| scope.reads(s.project_id.as_ref()))
+                        .ok_or_else(|| {
+                            error(
+                                ErrorKind::NotFound,
+                                c,
+                                format!("snapshot {snapshot} could not be found"),
+                            )
+                        })?;
                     if new.size < snapshot.size {
                         return Err(error(
                             ErrorKind::Invalid,
@@ -170,6 +201,7 @@ impl BlockStorage for FakeBlockStorage {
                     let source = state
                         .volumes
                         .get(source)
+                        .filter(|v| scope.reads(v.project_id.as_ref()))
                         .ok_or_else(|| volume_not_found(c, source))?;
                     if new.size < source.size {
                         return Err(error(
@@ -200,6 +232,7 @@ impl BlockStorage for FakeBlockStorage {
                     attachments: Vec::new(),
                     snapshot_id: new.snapshot_id.clone(),
                     source_volume_id: new.source_volume_id.clone(),
+                    project_id: Some(scope.home(state)),
                 };
                 state.volumes.insert(id, volume.clone());
                 Ok(volume)
@@ -209,11 +242,13 @@ impl BlockStorage for FakeBlockStorage {
 
     async fn get_volume(&self, id: &VolumeId) -> Result<Volume> {
         let c = call("get_volume").with_resource(id);
+        let scope = Scope(self.project.clone());
         self.cloud
             .run(c, |state, c| {
                 state
                     .volumes
                     .get(id)
+                    .filter(|v| scope.reads(v.project_id.as_ref()))
                     .cloned()
                     .ok_or_else(|| volume_not_found(c, id))
             })
@@ -221,16 +256,18 @@ impl BlockStorage for FakeBlockStorage {
     }
 
     async fn list_volumes(&self, filter: &VolumeFilter) -> Result<Vec<Volume>> {
+        let scope = Scope(self.project.clone());
         self.cloud
             .run(call("list_volumes"), |state, _| {
                 Ok(state
                     .volumes
                     .values()
                     .filter(|v| {
-                        filter
-                            .name
-                            .as_ref()
-                            .is_none_or(|n| v.name.as_ref() == Some(n))
+                        scope.lists(state, v.project_id.as_ref(), filter.all_projects)
+                            && filter
+                                .name
+                                .as_ref()
+                                .is_none_or(|n| v.name.as_ref() == Some(n))
                             && field(filter.status.as_ref(), &v.status)
                             && filter
                                 .metadata
@@ -421,11 +458,13 @@ impl BlockStorage for FakeBlockStorage {
 
     async fn create_snapshot(&self, new: &NewSnapshot) -> Result<Snapshot> {
         let c = call("create_snapshot").with_resource(&new.name);
+        let scope = Scope(self.project.clone());
         self.cloud
             .run(c, |state, c| {
                 let volume = state
                     .volumes
                     .get(&new.volume_id)
+                    .filter(|v| scope.reads(v.project_id.as_ref()))
                     .ok_or_else(|| volume_not_found(c, &new.volume_id))?;
                 if volume.status != "available" && !(new.force && volume.status == "in-use") {
                     return Err(error(
@@ -446,6 +485,7 @@ impl BlockStorage for FakeBlockStorage {
                     status: "available".to_owned(),
                     created_at: Some("2026-12-05T00:00:00.000000".to_owned()),
                     metadata: new.metadata.clone(),
+                    project_id: Some(scope.home(state)),
                 };
                 state
                     .snapshots
@@ -457,9 +497,14 @@ impl BlockStorage for FakeBlockStorage {
 
     async fn get_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
         let c = call("get_snapshot").with_resource(id);
+        let scope = Scope(self.project.clone());
         self.cloud
             .run(c, |state, c| {
-                state.snapshots.get(id).cloned().ok_or_else(|| {
+                let seen = state
+                    .snapshots
+                    .get(id)
+                    .filter(|s| scope.reads(s.project_id.as_ref()));
+                seen.cloned().ok_or_else(|| {
                     error(
                         ErrorKind::NotFound,
                         c,
@@ -471,16 +516,18 @@ impl BlockStorage for FakeBlockStorage {
     }
 
     async fn list_snapshots(&self, filter: &SnapshotFilter) -> Result<Vec<Snapshot>> {
+        let scope = Scope(self.project.clone());
         self.cloud
             .run(call("list_snapshots"), |state, _| {
                 Ok(state
                     .snapshots
                     .values()
                     .filter(|s| {
-                        filter
-                            .name
-                            .as_ref()
-                            .is_none_or(|n| s.name.as_ref() == Some(n))
+                        scope.lists(state, s.project_id.as_ref(), filter.all_projects)
+                            && filter
+                                .name
+                                .as_ref()
+                                .is_none_or(|n| s.name.as_ref() == Some(n))
                             && filter.volume_id.as_ref().is_none_or(|v| &s.volume_id == v)
                             && filter
                                 .metadata

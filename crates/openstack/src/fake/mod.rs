@@ -81,7 +81,16 @@ impl FakeCloud {
 
     /// Cinder.
     pub fn block_storage(&self) -> Arc<dyn BlockStorage> {
-        Arc::new(block_storage::FakeBlockStorage::new(self.clone()))
+        Arc::new(block_storage::FakeBlockStorage::new(self.clone(), None))
+    }
+
+    /// Cinder scoped to `project` (see [`Services::block_storage_in`]); unlike the real one it
+    /// grants no role.
+    pub fn block_storage_in(&self, project: &ProjectId) -> Arc<dyn BlockStorage> {
+        Arc::new(block_storage::FakeBlockStorage::new(
+            self.clone(),
+            Some(project.clone()),
+        ))
     }
 
     /// The faults to inject into later calls.
@@ -169,6 +178,22 @@ impl Services for FakeCloud {
     async fn block_storage(&self) -> Result<Arc<dyn BlockStorage>, OpenStackError> {
         self.connect()?;
         Ok(FakeCloud::block_storage(self))
+    }
+
+    async fn own_project(&self) -> Result<ProjectId, OpenStackError> {
+        self.connect()?;
+        Ok(self.admin_project())
+    }
+
+    async fn block_storage_in(
+        &self,
+        project: &ProjectId,
+    ) -> Result<Arc<dyn BlockStorage>, OpenStackError> {
+        self.connect()?;
+        if project == &self.admin_project() {
+            return Ok(FakeCloud::block_storage(self));
+        }
+        Ok(FakeCloud::block_storage_in(self, project))
     }
 }
 

@@ -23,6 +23,7 @@ pub fn admin_credentials() -> Credentials {
         username: env.os_username.clone(),
         password: SecretString::from(env.os_password.clone()),
         project_name: env.os_project_name.clone(),
+        project_id: None,
         user_domain_name: env.os_user_domain_name.clone(),
         project_domain_name: env.os_project_domain_name.clone(),
         region: Some(env.os_region_name.clone()),
