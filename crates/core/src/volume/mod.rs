@@ -5,7 +5,8 @@
 //! attachments a volume needs for a node ([`publish`]), and what staging or unstaging a volume
 //! takes on a node, from where it is ([`node`]). The driver observes Cinder, asks these functions,
 //! and carries out the answer; every answer is safe to repeat, which is what makes the CSI
-//! calls idempotent across retries and crashes.
+//! calls idempotent across retries and crashes. The seed's FlexVolume driver
+//! (`cinder/flexvolume_driver`) is read here too: its argv, options and replies ([`flex`]).
 //!
 //! # Ownership
 //! Cinder volumes have no tags; Stackube's ownership goes in their metadata
@@ -14,6 +15,7 @@
 
 pub mod capacity;
 pub mod create;
+pub mod flex;
 pub mod node;
 pub mod params;
 pub mod publish;
@@ -21,4 +23,5 @@ pub mod snapshot;
 
 pub use capacity::{CapacityError, GIB, size_gib};
 pub use create::{CreateDecision, Existing, Source, Wanted, decide, metadata};
+pub use flex::{FlexCall, FlexError, FlexOptions, FlexReply};
 pub use params::{Parameters, ParamsError};

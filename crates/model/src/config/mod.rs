@@ -12,7 +12,12 @@
 //! key), a YAML file, or `STACKUBE_<KEY>` environment variables; reading them is the binary's
 //! job (`stackube_kube::config_map`). Validation turns the map into the typed configuration, or
 //! into a [`ConfigError`] that names the offending key.
+//!
+//! The seed's FlexVolume driver reads the same cloud keys from a file of its own on every node,
+//! `/etc/kubernetes/cinder.conf` (INI, `[Global]` and `[RBD]`): [`CinderConf`] reads it into the
+//! same [`CloudConfig`], with the same validation.
 
+pub mod cinder_conf;
 mod cloud;
 mod cluster_network;
 mod controller;
@@ -25,6 +30,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+pub use cinder_conf::{CINDER_CONF_PATH, CinderConf, CinderConfError, RbdKeyring};
 pub use cloud::CloudConfig;
 pub use cluster_network::{ClusterNetworkConfig, ClusterNetworkMode};
 pub use controller::ControllerConfig;
