@@ -70,9 +70,9 @@ impl Identity for IdentityService {
                 },
             )),
         }];
-        if self.cinder.is_some() {
-            capabilities.push(service(service::Type::ControllerService));
-        }
+        // The plugin has a Controller service, whichever of its processes is asked (a CO, or
+        // csi-sanity, may ask the node's Identity about the plugin).
+        capabilities.push(service(service::Type::ControllerService));
         Ok(Response::new(GetPluginCapabilitiesResponse {
             capabilities,
         }))

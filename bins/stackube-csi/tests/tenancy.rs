@@ -23,7 +23,7 @@ use stackube_openstack::identity::{NewProject, RoleAssignmentFilter};
 use stackube_testenv::{TestEnv, unique_name};
 use tonic::Code;
 
-use common::{Driver, admin, create, take_snapshot, wait_gone};
+use common::{Driver, admin, create, take_snapshot, wait_gone, wait_status};
 
 /// A claim's CreateVolume, as the provisioner sends it with `--extra-create-metadata`.
 fn claim(name: &str, namespace: &str) -> CreateVolumeRequest {
@@ -107,6 +107,29 @@ async fn a_tenants_volumes_and_snapshots_are_its_projects() {
         !held.is_empty(),
         "the driver's user holds a role on the project"
     );
+
+    // Attached to the node and detached again, by the admin, though it is the tenant's (Cinder
+    // lists another project's attachments to an admin only when asked for all projects).
+    let publish = ControllerPublishVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        node_id: env.node_name.clone(),
+        volume_capability: create("unused", GIB).volume_capabilities.pop(),
+        ..ControllerPublishVolumeRequest::default()
+    };
+    controller
+        .controller_publish_volume(publish)
+        .await
+        .expect("ControllerPublishVolume");
+    wait_status(&os, &volume.volume_id, "in-use").await;
+    controller
+        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+            volume_id: volume.volume_id.clone(),
+            node_id: env.node_name.clone(),
+            ..ControllerUnpublishVolumeRequest::default()
+        })
+        .await
+        .expect("ControllerUnpublishVolume");
+    wait_status(&os, &volume.volume_id, "available").await;
 
     let snapshot = take_snapshot(&mut controller, &volume.volume_id, &unique_name("snap")).await;
     let taken = cinder

@@ -277,7 +277,8 @@ pub trait BlockStorage: Send + Sync {
     async fn create_attachment(&self, attachment: &NewAttachment) -> Result<Attachment>;
     /// The attachment with this id, or `NotFound`.
     async fn get_attachment(&self, id: &AttachmentId) -> Result<Attachment>;
-    /// The attachments of a volume.
+    /// The attachments of a volume, whichever project it is in (`all_tenants`: Cinder lists
+    /// only the token's project's volumes' attachments otherwise, even to an admin).
     async fn list_attachments(&self, volume: &VolumeId) -> Result<Vec<Attachment>>;
     /// Marks the attachment complete: the volume becomes `in-use`.
     ///

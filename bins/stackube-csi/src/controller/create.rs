@@ -14,7 +14,7 @@ use stackube_openstack::ErrorKind;
 use stackube_openstack::block_storage::{BlockStorage, NewVolume, Volume, VolumeFilter};
 use tonic::Status;
 
-use super::{ControllerService, validate};
+use super::{ControllerService, Polled, validate};
 use crate::status;
 
 /// Longest CSI name: the spec's limit for string fields.
@@ -239,25 +239,24 @@ async fn wait_available(
     cinder: &dyn BlockStorage,
     id: &str,
 ) -> Result<Volume, Status> {
-    let deadline = tokio::time::Instant::now() + svc.timing.wait;
-    loop {
-        let volume = get(cinder, id).await?;
-        match volume.status.as_str() {
-            "creating" | "downloading" | "uploading" => {}
-            "error" => {
-                return Err(Status::internal(format!(
+    let seen = svc
+        .poll(|| async {
+            let volume = get(cinder, id).await?;
+            match volume.status.as_str() {
+                "creating" | "downloading" | "uploading" => Ok(Polled::Pending(volume)),
+                "error" => Err(Status::internal(format!(
                     "Cinder failed to make volume {id} (status error); the next CreateVolume \
                      makes it again"
-                )));
+                ))),
+                _ => Ok(Polled::Done(volume)),
             }
-            _ => return Ok(volume),
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Status::aborted(format!(
-                "Cinder is still making volume {id} after {:?}; call again",
-                svc.timing.wait
-            )));
-        }
-        tokio::time::sleep(svc.timing.poll).await;
+        })
+        .await?;
+    match seen {
+        Polled::Done(volume) => Ok(volume),
+        Polled::Pending(_) => Err(Status::aborted(format!(
+            "Cinder is still making volume {id} after {:?}; call again",
+            svc.timing.wait
+        ))),
     }
 }

@@ -5,7 +5,7 @@ use stackube_model::VolumeId;
 use stackube_openstack::ErrorKind;
 use tonic::Status;
 
-use super::ControllerService;
+use super::{ControllerService, Polled};
 use crate::status;
 
 /// Cinder statuses of a volume that is attached or on its way to be.
@@ -36,13 +36,32 @@ pub(super) async fn delete_volume(
         )));
     }
     match cinder.delete_volume(&id).await {
-        Ok(()) => {
-            tracing::info!(volume = %id, "volume deleted");
-            Ok(DeleteVolumeResponse {})
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::Invalid => {
+            return Err(Status::failed_precondition(format!(
+                "Cinder refuses to delete volume {id}: {e}"
+            )));
         }
-        Err(e) if e.kind() == ErrorKind::Invalid => Err(Status::failed_precondition(format!(
-            "Cinder refuses to delete volume {id}: {e}"
-        ))),
-        Err(e) => Err(status::cinder(&e)),
+        Err(e) => return Err(status::cinder(&e)),
     }
+    // Cinder deletes in the background. The answer waits for it (within the controller's
+    // wait), so that what the CO does next sees the volume gone: the snapshot it was restored
+    // from can be deleted only once Ceph has dropped the clone.
+    let gone = svc
+        .poll(|| async {
+            match cinder.get_volume(&id).await {
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(Polled::Done(())),
+                Ok(v) if v.status == "error_deleting" => Err(Status::internal(format!(
+                    "Cinder failed to delete volume {id} (status error_deleting)"
+                ))),
+                Ok(_) => Ok(Polled::Pending(())),
+                Err(e) => Err(status::cinder(&e)),
+            }
+        })
+        .await?;
+    match gone {
+        Polled::Done(()) => tracing::info!(volume = %id, "volume deleted"),
+        Polled::Pending(()) => tracing::info!(volume = %id, "volume being deleted by Cinder"),
+    }
+    Ok(DeleteVolumeResponse {})
 }

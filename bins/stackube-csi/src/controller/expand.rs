@@ -9,7 +9,7 @@ use stackube_openstack::ErrorKind;
 use stackube_openstack::block_storage::{BlockStorage, Volume};
 use tonic::Status;
 
-use super::ControllerService;
+use super::{ControllerService, Polled};
 use crate::status;
 
 pub(super) async fn expand_volume(
@@ -76,23 +76,22 @@ async fn wait_extended(
     cinder: &dyn BlockStorage,
     id: &VolumeId,
 ) -> Result<Volume, Status> {
-    let deadline = tokio::time::Instant::now() + svc.timing.wait;
-    loop {
-        let volume = get(cinder, id).await?;
-        match volume.status.as_str() {
-            "extending" => {}
-            "error_extending" => {
-                return Err(Status::internal(format!(
+    let seen = svc
+        .poll(|| async {
+            let volume = get(cinder, id).await?;
+            match volume.status.as_str() {
+                "extending" => Ok(Polled::Pending(volume)),
+                "error_extending" => Err(Status::internal(format!(
                     "Cinder failed to extend volume {id} (status error_extending)"
-                )));
+                ))),
+                _ => Ok(Polled::Done(volume)),
             }
-            _ => return Ok(volume),
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Status::aborted(format!(
-                "Cinder is still extending volume {id}; call again"
-            )));
-        }
-        tokio::time::sleep(svc.timing.poll).await;
+        })
+        .await?;
+    match seen {
+        Polled::Done(volume) => Ok(volume),
+        Polled::Pending(_) => Err(Status::aborted(format!(
+            "Cinder is still extending volume {id}; call again"
+        ))),
     }
 }

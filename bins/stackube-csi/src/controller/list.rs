@@ -25,6 +25,8 @@ pub(super) async fn list_volumes(
         })
         .await
         .map_err(|e| status::cinder(&e))?;
+    // A volume Cinder is deleting was deleted as far as the CO is concerned.
+    volumes.retain(|v| v.status != "deleting");
     let (page, next_token) = page(
         &mut volumes,
         |v| v.id.as_str(),

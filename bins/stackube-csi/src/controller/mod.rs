@@ -50,6 +50,14 @@ impl Default for Timing {
     }
 }
 
+/// What one look at something Cinder works on found.
+enum Polled<T> {
+    /// Cinder is done with it.
+    Done(T),
+    /// Still at work.
+    Pending(T),
+}
+
 /// What the controller reads from Kubernetes: which nodes exist (a volume is published only
 /// to a node of the cluster) and which tenant a namespace is (its volumes are made in the
 /// tenant's project).
@@ -139,6 +147,23 @@ impl ControllerService {
             .own_project()
             .await
             .map_err(|e| Status::unavailable(format!("Keystone: {e}")))
+    }
+
+    /// Looks at Cinder with `look` until it answers `Done`, at the controller's pace and for at
+    /// most its wait: the last answer, `Done` or `Pending`.
+    async fn poll<T, F, Fut>(&self, mut look: F) -> Result<Polled<T>, Status>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Polled<T>, Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timing.wait;
+        loop {
+            let seen = look().await?;
+            if matches!(seen, Polled::Done(_)) || tokio::time::Instant::now() >= deadline {
+                return Ok(seen);
+            }
+            tokio::time::sleep(self.timing.poll).await;
+        }
     }
 
     /// Cinder acting in `project`.

@@ -18,7 +18,7 @@ use stackube_openstack::ErrorKind;
 use stackube_openstack::block_storage::{BlockStorage, NewSnapshot, Snapshot, SnapshotFilter};
 use tonic::Status;
 
-use super::ControllerService;
+use super::{ControllerService, Polled};
 use crate::status;
 
 /// Parameter prefixes the snapshotter adds with `--extra-create-metadata`.
@@ -229,23 +229,25 @@ async fn settled(
     cinder: &dyn BlockStorage,
     id: &SnapshotId,
 ) -> Result<Snapshot, Status> {
-    let deadline = tokio::time::Instant::now() + svc.timing.wait;
-    loop {
-        let snapshot = cinder
-            .get_snapshot(id)
-            .await
-            .map_err(|e| status::cinder(&e))?;
-        match snapshot.status.as_str() {
-            "error" => {
-                return Err(Status::internal(format!(
+    // Not ready in time is an answer too (`ready_to_use` false): the snapshotter asks again.
+    let seen = svc
+        .poll(|| async {
+            let snapshot = cinder
+                .get_snapshot(id)
+                .await
+                .map_err(|e| status::cinder(&e))?;
+            match snapshot.status.as_str() {
+                "error" => Err(Status::internal(format!(
                     "Cinder failed to take snapshot {id} (status error); the next \
                      CreateSnapshot takes it again"
-                )));
+                ))),
+                "available" => Ok(Polled::Done(snapshot)),
+                _ => Ok(Polled::Pending(snapshot)),
             }
-            "available" => return Ok(snapshot),
-            _ if tokio::time::Instant::now() >= deadline => return Ok(snapshot),
-            _ => tokio::time::sleep(svc.timing.poll).await,
-        }
+        })
+        .await?;
+    match seen {
+        Polled::Done(snapshot) | Polled::Pending(snapshot) => Ok(snapshot),
     }
 }
 

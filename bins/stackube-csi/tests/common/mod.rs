@@ -81,6 +81,11 @@ impl Driver {
         &self.dir
     }
 
+    /// The socket it serves.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
     /// A channel to its socket, once it serves.
     pub async fn channel(&self) -> Channel {
         let deadline = Instant::now() + Duration::from_secs(30);

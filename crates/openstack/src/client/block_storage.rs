@@ -97,7 +97,8 @@ impl BlockStorage for OpenStack {
             call("list_attachments").with_resource(volume),
             "attachments/detail".into(),
         )
-        .query("volume_id", volume.as_str());
+        .query("volume_id", volume.as_str())
+        .query("all_tenants", "1");
         self.inner.fetch_all(req, "attachments").await
     }
 
