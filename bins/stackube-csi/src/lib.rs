@@ -8,6 +8,7 @@
 //! `stackube_core::volume`; this crate observes Cinder, asks them, and carries out the
 //! answer.
 
+pub mod authority;
 pub mod controller;
 pub mod identity;
 pub mod node;
@@ -70,6 +71,10 @@ pub struct NodeArgs {
     /// The keyring of the Ceph user Cinder's connection info names.
     #[arg(long, default_value = "/etc/ceph/ceph.client.cinder.keyring")]
     pub keyring: PathBuf,
+    /// In a container: the host's cgroup file system (mounted from the host), whose root
+    /// cgroups the rbd-fuse daemons join, so that they outlive the container.
+    #[arg(long)]
+    pub daemon_cgroups: Option<PathBuf>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(
         long,
@@ -126,6 +131,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         state_dir: args.state_dir,
         ceph_conf: args.ceph_conf,
         keyring: args.keyring,
+        daemon_cgroups: args.daemon_cgroups,
     };
     let router = tonic::transport::Server::builder()
         .add_service(IdentityServer::new(identity::IdentityService::node()))
@@ -135,7 +141,7 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         .registration_dir
         .join(format!("{DRIVER_NAME}-reg.sock"));
     health.set_ready(true);
-    serve::serve(router, &socket, stackube_telemetry::shutdown_signal()).await
+    serve::serve_to_kubelet(router, &socket, stackube_telemetry::shutdown_signal()).await
 }
 
 async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {

@@ -97,6 +97,7 @@ async fn a_volume_is_staged_once_unstaged_to_nothing_and_restaged_with_its_data(
 
     let scratch = std::env::temp_dir().join(unique_name("stackube-csi-node"));
     let host = LinuxHost {
+        daemon_cgroups: None,
         state_dir: scratch.join("state"),
         ceph_conf: PathBuf::from("/etc/ceph/ceph.conf"),
         keyring: PathBuf::from("/etc/ceph/ceph.client.cinder.keyring"),

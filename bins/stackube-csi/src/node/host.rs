@@ -42,13 +42,46 @@ pub struct LinuxHost {
     pub ceph_conf: PathBuf,
     /// The keyring holding the Ceph user's key.
     pub keyring: PathBuf,
+    /// The host's cgroup file system, when the node plugin runs in a container: each rbd-fuse
+    /// daemon moves to its root cgroups, out of the container's, so that the container's end
+    /// (a restart, an upgrade) does not kill the mappings of the volumes pods use. (The pod
+    /// shares the host's PID namespace for the same reason.)
+    pub daemon_cgroups: Option<PathBuf>,
 }
 
 /// How long `rbd-fuse` may take to show the image's file.
 const MAP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Closes every file descriptor above 2 the shell inherited, then runs `$0 "$@"`.
+/// Closes every file descriptor above 2 the shell inherited, moves to the root cgroups under
+/// `$CGROUPS` when set (v2: its `cgroup.procs`; v1: each hierarchy's), then runs `$0 "$@"`.
 /// (bash: its one file of its own is 255; dash keeps some at 10 and up.)
-const CLOSE_INHERITED_THEN_EXEC: &str = r#"for fd in /proc/$$/fd/*; do fd=${fd##*/}; case $fd in 0|1|2|255) ;; *) eval "exec $fd>&-" 2>/dev/null ;; esac; done; exec "$0" "$@""#;
+const CLOSE_INHERITED_THEN_EXEC: &str = r#"for fd in /proc/$$/fd/*; do fd=${fd##*/}; case $fd in 0|1|2|255) ;; *) eval "exec $fd>&-" 2>/dev/null ;; esac; done; if [ -n "$CGROUPS" ]; then moved=0; for f in "$CGROUPS"/cgroup.procs "$CGROUPS"/*/cgroup.procs; do [ -e "$f" ] && echo $$ 2>/dev/null >"$f" && moved=1; done; [ $moved = 1 ] || { echo "cannot join a root cgroup under $CGROUPS" >&2; exit 1; }; fi; exec "$0" "$@""#;
+/// The rbd-fuse daemons whose mount point is `dir`, by their command lines.
+fn daemons_serving(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| serves(&cmdline, dir))
+        })
+        .collect()
+}
+
+/// Whether a process's command line (NUL-separated) is rbd-fuse's with `dir` as its mount
+/// point (its last argument).
+fn serves(cmdline: &[u8], dir: &Path) -> bool {
+    let args: Vec<&[u8]> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .collect();
+    let (Some(program), Some(last)) = (args.first(), args.last()) else {
+        return false;
+    };
+    program.ends_with(b"rbd-fuse") && *last == dir.as_os_str().as_encoded_bytes()
+}
+
 /// How long an image's mount may stay busy after its loop devices were detached.
 const UNMAP_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -120,7 +153,16 @@ impl LinuxHost {
                         image.image.as_ref(),
                         dir.as_os_str(),
                     ],
-                    &[("CEPH_ARGS", ceph_args.as_str())],
+                    &[
+                        ("CEPH_ARGS", ceph_args.as_str()),
+                        (
+                            "CGROUPS",
+                            self.daemon_cgroups
+                                .as_deref()
+                                .and_then(Path::to_str)
+                                .unwrap_or_default(),
+                        ),
+                    ],
                 )
                 .await?;
                 let file = self.image_file(image);
@@ -210,6 +252,13 @@ impl LinuxHost {
                         Err(e) => return Err(e),
                     }
                 }
+                // The daemon exits when its mount goes, unless it lives on in a mount namespace
+                // of its own: that of the node plugin's container that started it, which a
+                // restart of the plugin left behind. It is stopped then.
+                for pid in daemons_serving(&dir) {
+                    tracing::info!(dir = %dir.display(), pid, "stopping the image's rbd-fuse daemon");
+                    run("kill", &["-TERM".as_ref(), pid.to_string().as_ref()]).await?;
+                }
                 let _ = std::fs::remove_dir(&dir);
                 Ok(())
             }
@@ -258,7 +307,8 @@ fn io_error(what: &str, path: &Path, e: &std::io::Error) -> HostError {
     }
 }
 
-/// The loop devices whose backing file is `file`, in order of their number.
+/// The loop devices whose backing file is `file` (by its path, or by its device and inode), in
+/// order of their number.
 fn loops_on(file: &Path) -> Result<Vec<String>, HostError> {
     let mut found: Vec<(u32, String)> = Vec::new();
     let entries = match std::fs::read_dir("/sys/block") {
@@ -278,6 +328,23 @@ fn loops_on(file: &Path) -> Result<Vec<String>, HostError> {
         };
         if Path::new(backing.trim_end()) == file {
             found.push((number, format!("/dev/{name}")));
+        }
+    }
+    // The kernel names a backing file by its path in the mount namespace that set the loop
+    // device up: a node plugin started since (a restart) sees a path relative to the fuse
+    // mount instead. losetup finds those by the file's device and inode.
+    let associated = std::process::Command::new("losetup")
+        .args(["--list", "--noheadings", "--output", "NAME", "--associated"])
+        .arg(file)
+        .output();
+    if let Some(out) = associated.ok().filter(|o| o.status.success()) {
+        for device in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let number = device.trim_start_matches("/dev/loop").parse::<u32>();
+            if let Ok(number) = number
+                && !found.iter().any(|(n, _)| *n == number)
+            {
+                found.push((number, device.to_owned()));
+            }
         }
     }
     found.sort();
@@ -340,4 +407,23 @@ async fn run_env(
         command: command_line(),
         message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_rbd_fuse_daemon_is_known_by_its_mount_point() {
+        let dir = Path::new("/var/lib/kubelet/plugins/x/rbd/v1");
+        let daemon = b"rbd-fuse\0-c\0/etc/ceph/ceph.conf\0-p\0volumes\0-r\0volume-v1\0/var/lib/kubelet/plugins/x/rbd/v1\0";
+        assert!(serves(daemon, dir));
+        assert!(serves(&[b"/usr/bin/".as_slice(), daemon].concat(), dir));
+        assert!(!serves(
+            daemon,
+            Path::new("/var/lib/kubelet/plugins/x/rbd/v2")
+        ));
+        assert!(!serves(b"sleep\0/var/lib/kubelet/plugins/x/rbd/v1\0", dir));
+        assert!(!serves(b"", dir));
+    }
 }

@@ -172,12 +172,13 @@ impl Node for NodeService {
             return Err(status::required("volume_id"));
         }
         let target = required_path(&request.target_path, "target_path")?;
+        // A missing field is INVALID_ARGUMENT before the missing stage is FAILED_PRECONDITION.
+        let access = access(request.volume_capability.as_ref())?;
         if request.staging_target_path.is_empty() {
             return Err(Status::failed_precondition(
                 "staging_target_path: required (the volume is staged first)",
             ));
         }
-        let access = access(request.volume_capability.as_ref())?;
         if mounted_at(&target)?.is_some() {
             return Ok(Response::new(NodePublishVolumeResponse {}));
         }
