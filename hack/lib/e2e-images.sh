@@ -91,7 +91,7 @@ deb_elf() {
         mkdir -p "$r$(dirname "${lib#"$stage"}")"
         cp -L "$lib" "$r${lib#"$stage"}"
         ;;
-      *) cp -L --parents "$lib" "$r" ;;
+      *) cp -L --parents --remove-destination "$lib" "$r" ;;
       esac
     done
   done

@@ -172,16 +172,17 @@ rootfs_libs() {
       echo "$f needs libraries this machine lacks: $(ldd "$f" | grep 'not found' | tr -s ' \n' ' ')"
       return 1
     fi
-    for lib in $(ldd "$f" | grep -oE '/[^ ]+'); do cp -L --parents "$lib" "$r"; done
+    for lib in $(ldd "$f" | grep -oE '/[^ ]+'); do cp -L --parents --remove-destination "$lib" "$r"; done
   done
 }
 
 # rootfs_elf ROOT FILE...: this machine's ELF FILEs copied into ROOT at the same paths, with
-# their libraries.
+# their libraries. A path ROOT has already (a busybox applet's link, /usr/bin/busybox: absolute)
+# is replaced, never written through: through such a link cp would write this machine's file.
 rootfs_elf() {
   local r=$1 f
   shift
-  for f in "$@"; do cp -L --parents "$f" "$r"; done
+  for f in "$@"; do cp -L --parents --remove-destination "$f" "$r"; done
   rootfs_libs "$r" "$@"
 }
 
@@ -256,7 +257,8 @@ IMAGE_SERVICES=(registry)
 
 # image_stackube BIN_DIR VERSION: stackube/stackube:VERSION from the Stackube binaries in BIN_DIR
 # (debug information stripped), with busybox (the init containers' sh, cp, mv) and the host tools
-# kubestack's daemon (ovs-vsctl, ethtool) and stackube-proxy (nft, conntrack) run. Sets
+# kubestack's daemon (ovs-vsctl, ethtool), stackube-proxy (nft, conntrack) and stackube-csi's
+# node plugin (rbd-fuse, losetup, mkfs, mount) run. Sets
 # IMAGE_DIGEST.
 STACKUBE_BINARIES=(stackube-controller stackube-auth kubestack stackube stackube-proxy stackube-dns stackube-csi)
 image_stackube() {
@@ -269,6 +271,12 @@ image_stackube() {
     rootfs_libs "$r" "$bin_dir/$b"
   done
   rootfs_elf "$r" /usr/bin/ovs-vsctl /usr/sbin/ethtool /usr/sbin/nft /usr/sbin/conntrack
+  # stackube-csi's node plugin: Ceph images through rbd-fuse (with librados' crypto plugins),
+  # loop devices, filesystems made, grown and mounted with the real tools (not busybox's).
+  rootfs_elf "$r" /usr/bin/bash /usr/bin/rbd-fuse /usr/sbin/losetup /usr/sbin/blkid \
+    /usr/sbin/mkfs.ext4 /usr/sbin/mkfs.xfs /usr/sbin/xfs_growfs /usr/sbin/resize2fs \
+    /usr/bin/mount /usr/bin/umount /usr/bin/findmnt /usr/lib/x86_64-linux-gnu/ceph/crypto/*.so
+  [ ! -f /etc/mke2fs.conf ] || cp /etc/mke2fs.conf "$r/etc/"
   [ ! -f /etc/ssl/certs/ca-certificates.crt ] || cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"
   image_build stackube "docker.io/stackube/stackube:$version" "$r" \
     --config.env PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.user 0:0 \

@@ -9,6 +9,7 @@
 //! namespaces. At the end the devbox's workloads are deleted again, so that the other tests run
 //! their own controller and daemons (`hack/devbox up` brings them back).
 
+mod cluster;
 #[path = "../../stackube-auth/tests/common/mod.rs"]
 mod common;
 
@@ -18,110 +19,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cluster::{Devbox, busybox, k, k_create_tenant, k_until, network_active};
 use common::*;
 use stackube_testenv::{TestEnv, run_command, unique_name, workspace_root};
 
-const WORKLOADS: [&str; 5] = [
-    "deployment/stackube-controller",
-    "daemonset/stackube-auth",
-    "daemonset/kubestack",
-    "daemonset/stackube-proxy",
-    "daemonset/stackube-dns",
-];
-
 /// The test's pod in `default`.
 const WEB: &str = "devbox-web";
-
-/// When the test ends, however it ends: its pod in `default` and its tenants deleted (while the devbox's controller still
-/// runs to clean them up), then the devbox's workloads.
-struct Devbox<'a>(&'a TestEnv, Vec<String>);
-
-impl Drop for Devbox<'_> {
-    fn drop(&mut self) {
-        // The pod in `default` (on the cluster network), before the controller goes.
-        let _ = kubectl_admin(
-            self.0,
-            &["delete", "pod", WEB, "--ignore-not-found", "--wait=true"],
-            None,
-        );
-        let mut args = vec![
-            "delete",
-            "tenant",
-            "--ignore-not-found",
-            "--wait=true",
-            "--timeout=300s",
-        ];
-        args.extend(self.1.iter().map(String::as_str));
-        let _ = kubectl_admin(self.0, &args, None);
-        let mut args = vec![
-            "-n",
-            "kube-system",
-            "delete",
-            "--ignore-not-found",
-            "--wait=true",
-        ];
-        args.extend(WORKLOADS);
-        let _ = kubectl_admin(self.0, &args, None);
-        // Their pods too: a stackube-dns or stackube-proxy still in a router would hold the
-        // DNS address and the nftables table the next tests' own daemons take.
-        let _ = kubectl_admin(
-            self.0,
-            &[
-                "-n",
-                "kube-system",
-                "wait",
-                "--for=delete",
-                "pod",
-                "-l",
-                "app.kubernetes.io/part-of=stackube",
-                "--timeout=120s",
-            ],
-            None,
-        );
-    }
-}
-
-/// `kubectl` as the admin; its output, or a panic that shows it.
-fn k(env: &TestEnv, args: &[&str]) -> String {
-    let (ok, out) = kubectl_admin(env, args, None);
-    assert!(ok, "kubectl {}: {out}", args.join(" "));
-    out
-}
-
-/// `kubectl` arguments for `-n ns run -i --rm name --image=busybox --restart=Never -- cmd...`:
-/// a busybox pod that runs `cmd`, attached, and goes.
-fn busybox<'a>(ns: &'a str, name: &'a str, cmd: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "-n",
-        ns,
-        "run",
-        "-i",
-        "--rm",
-        name,
-        "--image=busybox",
-        "--restart=Never",
-        "--",
-    ];
-    args.extend(cmd);
-    args
-}
-
-/// Polls `kubectl args` until its output satisfies `done`.
-fn k_until(env: &TestEnv, args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String {
-    let started = Instant::now();
-    loop {
-        let (ok, out) = kubectl_admin(env, args, None);
-        if ok && done(&out) {
-            return out;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "{what}: kubectl {} says {out}",
-            args.join(" ")
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
 
 fn lines(out: &str) -> BTreeSet<String> {
     out.lines()
@@ -224,24 +127,12 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
     let env = TestEnv::get();
     let os = admin(env).await;
     let root = workspace_root();
-    let log = root.join(".testenv/devbox-test-up.log");
-    let up = Command::new(root.join("hack/devbox"))
-        .arg("up")
-        .stdout(std::fs::File::create(&log).expect("log"))
-        .stderr(Stdio::from(
-            std::fs::File::options()
-                .append(true)
-                .open(&log)
-                .expect("log"),
-        ))
-        .status()
-        .expect("hack/devbox runs");
     let other = unique_name("devbox");
-    let _devbox = Devbox(env, vec!["test".into(), other.clone()]);
-    assert!(
-        up.success(),
-        "hack/devbox up failed:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+    let _devbox = Devbox::up(
+        env,
+        "devbox-test-up.log",
+        vec![("default".into(), WEB.into())],
+        vec!["test".into(), other.clone()],
     );
 
     // The node is Ready, and Stackube runs as pods of the image built here.
@@ -261,12 +152,15 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
             "jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.spec.containers[0].image}{\"\\n\"}{end}",
         ],
     );
-    assert_eq!(images.lines().count(), 5, "Stackube's pods: {images}");
+    assert_eq!(images.lines().count(), 8, "Stackube's pods: {images}");
     for pod in images.lines() {
-        assert!(
-            pod.contains(" Running stackube/stackube@sha256:"),
-            "not Running from the built image: {pod}"
-        );
+        // The cluster's VolumeSnapshot controller is upstream's, from the local registry.
+        let image = if pod.starts_with("snapshot-controller-") {
+            " Running registry.k8s.io/sig-storage/snapshot-controller:v8.3.0"
+        } else {
+            " Running stackube/stackube@sha256:"
+        };
+        assert!(pod.contains(image), "not Running from {image}: {pod}");
     }
 
     // The seed's tenant, verbatim.
@@ -751,32 +645,6 @@ fn fetch_nginx(env: &TestEnv, ip: &str, when: &str) {
         &["-n", "test", "exec", "sleeper", "--", "wget", "-qO-", ip],
     );
     assert!(page.contains("Welcome to nginx!"), "{when}: {page}");
-}
-
-/// Waits until the Network of tenant `ns` is Active (its namespace may not exist yet).
-fn network_active(env: &TestEnv, ns: &str) {
-    k_until(
-        env,
-        &[
-            "-n",
-            ns,
-            "get",
-            "network",
-            ns,
-            "-o",
-            "jsonpath={.status.state}",
-        ],
-        &format!("Network {ns}/{ns} Active"),
-        |o| o == "Active",
-    );
-}
-
-fn k_create_tenant(env: &TestEnv, name: &str) {
-    let yaml = format!(
-        "apiVersion: stackube.kubernetes.io/v1\nkind: Tenant\nmetadata:\n  name: {name}\nspec:\n  username: {name}\n  password: pw-{name}\n"
-    );
-    let (ok, out) = kubectl_admin(env, &["create", "-f", "-"], Some(&yaml));
-    assert!(ok, "tenant {name}: {out}");
 }
 
 /// `kubectl port-forward` to nginx's port 80 (as the admin, or as a tenant), and the page read

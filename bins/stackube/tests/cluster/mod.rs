@@ -1,0 +1,196 @@
+//! What the devbox's end-to-end tests share: `hack/devbox up` run, and undone whatever way the
+//! test ends; `kubectl` as the cluster admin; tenants made and waited for.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stackube_testenv::{TestEnv, workspace_root};
+
+use crate::common::kubectl_admin;
+
+/// deploy/'s workloads, which the other tests' own controller and daemons must not meet.
+pub const WORKLOADS: [&str; 8] = [
+    "deployment/stackube-controller",
+    "daemonset/stackube-auth",
+    "daemonset/kubestack",
+    "daemonset/stackube-proxy",
+    "daemonset/stackube-dns",
+    "deployment/stackube-csi-controller",
+    "daemonset/stackube-csi-node",
+    "deployment/snapshot-controller",
+];
+
+/// The devbox, up for one test. When the test ends, however it ends: its pods (`namespace`,
+/// `name`) and its tenants deleted (while the devbox's controllers still run to clean them up),
+/// then the devbox's workloads.
+pub struct Devbox<'a> {
+    pub env: &'a TestEnv,
+    pub pods: Vec<(String, String)>,
+    pub tenants: Vec<String>,
+}
+
+impl<'a> Devbox<'a> {
+    /// Runs `hack/devbox up` (its output in `.testenv/<log>`) and returns the guard, or panics
+    /// with the output. The guard exists before the assertion, so a half-made devbox goes too.
+    pub fn up(
+        env: &'a TestEnv,
+        log: &str,
+        pods: Vec<(String, String)>,
+        tenants: Vec<String>,
+    ) -> Devbox<'a> {
+        let root = workspace_root();
+        let log = root.join(".testenv").join(log);
+        let up = Command::new(root.join("hack/devbox"))
+            .arg("up")
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(Stdio::from(
+                std::fs::File::options()
+                    .append(true)
+                    .open(&log)
+                    .expect("log"),
+            ))
+            .status()
+            .expect("hack/devbox runs");
+        let devbox = Devbox { env, pods, tenants };
+        assert!(
+            up.success(),
+            "hack/devbox up failed:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        devbox
+    }
+}
+
+impl Drop for Devbox<'_> {
+    fn drop(&mut self) {
+        for (namespace, pod) in &self.pods {
+            let _ = kubectl_admin(
+                self.env,
+                &[
+                    "-n",
+                    namespace,
+                    "delete",
+                    "pod",
+                    pod,
+                    "--ignore-not-found",
+                    "--wait=true",
+                ],
+                None,
+            );
+        }
+        let mut args = vec![
+            "delete",
+            "tenant",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=300s",
+        ];
+        args.extend(self.tenants.iter().map(String::as_str));
+        if !self.tenants.is_empty() {
+            let _ = kubectl_admin(self.env, &args, None);
+        }
+        let mut args = vec![
+            "-n",
+            "kube-system",
+            "delete",
+            "--ignore-not-found",
+            "--wait=true",
+        ];
+        args.extend(WORKLOADS);
+        let _ = kubectl_admin(self.env, &args, None);
+        // Their pods too: a stackube-dns or stackube-proxy still in a router would hold the
+        // DNS address and the nftables table the next tests' own daemons take.
+        let _ = kubectl_admin(
+            self.env,
+            &[
+                "-n",
+                "kube-system",
+                "wait",
+                "--for=delete",
+                "pod",
+                "-l",
+                "app.kubernetes.io/part-of=stackube",
+                "--timeout=120s",
+            ],
+            None,
+        );
+    }
+}
+
+/// `kubectl` as the admin; its output, or a panic that shows it.
+pub fn k(env: &TestEnv, args: &[&str]) -> String {
+    let (ok, out) = kubectl_admin(env, args, None);
+    assert!(ok, "kubectl {}: {out}", args.join(" "));
+    out
+}
+
+/// `kubectl` as the admin with `stdin` (`create -f -`); its output, or a panic that shows it.
+pub fn k_in(env: &TestEnv, args: &[&str], stdin: &str) -> String {
+    let (ok, out) = kubectl_admin(env, args, Some(stdin));
+    assert!(ok, "kubectl {}: {out}\n{stdin}", args.join(" "));
+    out
+}
+
+/// `kubectl` arguments for `-n ns run -i --rm name --image=busybox --restart=Never -- cmd...`:
+/// a busybox pod that runs `cmd`, attached, and goes.
+pub fn busybox<'a>(ns: &'a str, name: &'a str, cmd: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "-n",
+        ns,
+        "run",
+        "-i",
+        "--rm",
+        name,
+        "--image=busybox",
+        "--restart=Never",
+        "--",
+    ];
+    args.extend(cmd);
+    args
+}
+
+/// Polls `kubectl args` until its output satisfies `done` (three minutes at most).
+pub fn k_until(env: &TestEnv, args: &[&str], what: &str, done: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let (ok, out) = kubectl_admin(env, args, None);
+        if ok && done(&out) {
+            return out;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "{what}: kubectl {} says {out}",
+            args.join(" ")
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Waits until the Network of tenant `ns` is Active (its namespace may not exist yet).
+pub fn network_active(env: &TestEnv, ns: &str) {
+    k_until(
+        env,
+        &[
+            "-n",
+            ns,
+            "get",
+            "network",
+            ns,
+            "-o",
+            "jsonpath={.status.state}",
+        ],
+        &format!("Network {ns}/{ns} Active"),
+        |o| o == "Active",
+    );
+}
+
+/// Creates the Tenant `name` (user `name`, password `pw-name`).
+pub fn k_create_tenant(env: &TestEnv, name: &str) {
+    let yaml = format!(
+        "apiVersion: stackube.kubernetes.io/v1\nkind: Tenant\nmetadata:\n  name: {name}\nspec:\n  username: {name}\n  password: pw-{name}\n"
+    );
+    let (ok, out) = kubectl_admin(env, &["create", "-f", "-"], Some(&yaml));
+    assert!(ok, "tenant {name}: {out}");
+}
