@@ -91,6 +91,21 @@ impl Drop for Devbox<'_> {
         if !self.tenants.is_empty() {
             let _ = kubectl_admin(self.env, &args, None);
         }
+        // The pod-network pods first, while kubestack still tears their networks down: with
+        // kubestack gone they would stay Terminating and be counted by the next test.
+        let _ = kubectl_admin(
+            self.env,
+            &[
+                "-n",
+                "kube-system",
+                "delete",
+                "--ignore-not-found",
+                "--wait=true",
+                "--timeout=120s",
+                "deployment/snapshot-controller",
+            ],
+            None,
+        );
         let mut args = vec![
             "-n",
             "kube-system",
