@@ -474,35 +474,28 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
             "--timeout=180s",
         ],
     );
-    k(
-        env,
-        &[
-            "-n",
-            &ns,
-            "delete",
-            "pvc",
-            "data",
-            "restored",
-            "grow",
-            "raw",
-            "--wait=true",
-            "--timeout=180s",
-        ],
-    );
-    // Their PersistentVolumes go once the provisioner has deleted the volumes in Cinder;
-    // only then can Ceph drop the snapshot the restored one was cloned from.
-    let handles = [&data, &restored, &grow, &raw];
-    k_until(
-        env,
-        &[
-            "get",
-            "pv",
-            "-o",
-            "jsonpath={.items[*].spec.csi.volumeHandle}",
-        ],
-        "the claims' PersistentVolumes deleted",
-        |o| !handles.iter().any(|h| o.contains(h.as_str())),
-    );
+    // Ceph ties them: the restored volume to the snapshot it was cloned from, the snapshot to
+    // its volume. So the restored claim (with the others) goes first, and once its volume is
+    // gone from Cinder (its PersistentVolume deleted) the VolumeSnapshot, then the claim it
+    // was taken of; each deleted before what it depends on would wait on it.
+    let delete_claims = |claims: &[&str], handles: &[&VolumeId]| {
+        let mut args = vec!["-n", ns.as_str(), "delete", "pvc"];
+        args.extend(claims);
+        args.extend(["--wait=true", "--timeout=180s"]);
+        k(env, &args);
+        k_until(
+            env,
+            &[
+                "get",
+                "pv",
+                "-o",
+                "jsonpath={.items[*].spec.csi.volumeHandle}",
+            ],
+            "the claims' PersistentVolumes deleted",
+            |o| !handles.iter().any(|h| o.contains(h.as_str())),
+        );
+    };
+    delete_claims(&["restored", "grow", "raw"], &[&restored, &grow, &raw]);
     k(
         env,
         &[
@@ -515,6 +508,7 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
             "--timeout=180s",
         ],
     );
+    delete_claims(&["data"], &[&data]);
     let volumes = [data, restored, grow, raw];
     gone(&os, &volumes, &snapshot).await;
     // Nothing of them is left on the node: no rbd-fuse daemon, no loop device (also for the
