@@ -22,8 +22,8 @@ pub fn socket_path(endpoint: &str) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-/// The socket's directory made, and a socket an earlier process left removed.
-fn prepare(path: &Path) -> anyhow::Result<()> {
+/// The socket bound at `path`: its directory made, a socket an earlier process left replaced.
+fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -34,7 +34,7 @@ fn prepare(path: &Path) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
     }
-    Ok(())
+    UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))
 }
 
 /// Serves `router` on the socket `path` until `shutdown` completes. A socket left by an earlier
@@ -44,9 +44,7 @@ pub async fn serve(
     path: &Path,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    prepare(path)?;
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener = bind(path)?;
     tracing::info!(socket = %path.display(), "serving CSI");
     let served = router
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
@@ -62,9 +60,7 @@ pub async fn serve_to_kubelet(
     path: &Path,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    prepare(path)?;
-    let listener =
-        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener = bind(path)?;
     tracing::info!(socket = %path.display(), "serving CSI and the kubelet's registration");
     let (connections, incoming) = tokio::sync::mpsc::channel(16);
     let accept = tokio::spawn(async move {

@@ -47,6 +47,11 @@ fn pod(ns: &str, name: &str, pvc: &str, script: &str, block: bool) -> String {
     )
 }
 
+/// `kubectl create -f -` of `yaml`.
+fn create(env: &TestEnv, yaml: &str) {
+    k_in(env, &["create", "-f", "-"], yaml);
+}
+
 fn ready(env: &TestEnv, ns: &str, pod: &str) {
     k(
         env,
@@ -180,9 +185,8 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
         env,
         &["delete", "storageclass", XFS_CLASS, "--ignore-not-found"],
     );
-    k_in(
+    create(
         env,
-        &["create", "-f", "-"],
         &format!(
             "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {{name: {XFS_CLASS}}}\n\
              provisioner: cinder.csi.stackube.kubernetes.io\nallowVolumeExpansion: true\n\
@@ -191,7 +195,7 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
     );
 
     // A claim of the default class binds to a volume of the tenant's project.
-    k_in(env, &["create", "-f", "-"], &claim(&ns, "data", ""));
+    create(env, &claim(&ns, "data", ""));
     let data = volume_of(env, &ns, "data");
     let volume = os
         .block_storage()
@@ -207,11 +211,7 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
     // A pod writes; a new pod on the same claim reads it.
     let note = format!("written in {ns}");
     let write = format!("echo {note} > /data/hello && sync && sleep 3600");
-    k_in(
-        env,
-        &["create", "-f", "-"],
-        &pod(&ns, "writer", "data", &write, false),
-    );
+    create(env, &pod(&ns, "writer", "data", &write, false));
     ready(env, &ns, "writer");
     assert_eq!(
         exec(env, &ns, "writer", &["cat", "/data/hello"]).trim(),
@@ -229,11 +229,7 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
             "--timeout=180s",
         ],
     );
-    k_in(
-        env,
-        &["create", "-f", "-"],
-        &pod(&ns, "reader", "data", "sleep 3600", false),
-    );
+    create(env, &pod(&ns, "reader", "data", "sleep 3600", false));
     ready(env, &ns, "reader");
     assert_eq!(
         exec(env, &ns, "reader", &["cat", "/data/hello"]).trim(),
@@ -301,9 +297,8 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
     );
 
     // A snapshot of it, restored into a new claim with the data.
-    k_in(
+    create(
         env,
-        &["create", "-f", "-"],
         &format!(
             "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\n\
              metadata: {{name: snap, namespace: {ns}}}\n\
@@ -355,9 +350,8 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
         taken.project_id.as_ref().map(|p| p.as_str()),
         Some(project.as_str())
     );
-    k_in(
+    create(
         env,
-        &["create", "-f", "-"],
         &claim(
             &ns,
             "restored",
@@ -365,11 +359,7 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
         ),
     );
     let restored = volume_of(env, &ns, "restored");
-    k_in(
-        env,
-        &["create", "-f", "-"],
-        &pod(&ns, "restorer", "restored", "sleep 3600", false),
-    );
+    create(env, &pod(&ns, "restorer", "restored", "sleep 3600", false));
     ready(env, &ns, "restorer");
     assert_eq!(
         exec(env, &ns, "restorer", &["cat", "/data/hello"]).trim(),
@@ -377,17 +367,12 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
     );
 
     // Grown while in use: the filesystem the pod sees grows.
-    k_in(
+    create(
         env,
-        &["create", "-f", "-"],
         &claim(&ns, "grow", &format!("  storageClassName: {XFS_CLASS}\n")),
     );
     let grow = volume_of(env, &ns, "grow");
-    k_in(
-        env,
-        &["create", "-f", "-"],
-        &pod(&ns, "grower", "grow", "sleep 3600", false),
-    );
+    create(env, &pod(&ns, "grower", "grow", "sleep 3600", false));
     ready(env, &ns, "grower");
     let before = data_kib(env, &ns, "grower");
     k(
@@ -433,17 +418,9 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
     assert_eq!(grown.size, 2);
 
     // A block device, of the claim's size.
-    k_in(
-        env,
-        &["create", "-f", "-"],
-        &claim(&ns, "raw", "  volumeMode: Block\n"),
-    );
+    create(env, &claim(&ns, "raw", "  volumeMode: Block\n"));
     let raw = volume_of(env, &ns, "raw");
-    k_in(
-        env,
-        &["create", "-f", "-"],
-        &pod(&ns, "rawuser", "raw", "sleep 3600", true),
-    );
+    create(env, &pod(&ns, "rawuser", "raw", "sleep 3600", true));
     ready(env, &ns, "rawuser");
     let size = exec(
         env,
