@@ -3,13 +3,15 @@
 //! One binary, run in one of two modes: `controller` (Identity + Controller: volumes made,
 //! listed, attached, grown and snapshotted in Cinder) beside the CSI sidecars, and `node`
 //! (Identity + Node + the kubelet's registration: volumes mapped, formatted and mounted on the
-//! node); the seed's FlexVolume driver is to come.
+//! node), and the seed's FlexVolume driver `cinder/flexvolume_driver` ([`flex`]): the same
+//! binary, installed on each node by `flexvolume-install`.
 //! The decisions (sizes, parameters, idempotency) are pure functions in
 //! `stackube_core::volume`; this crate observes Cinder, asks them, and carries out the
 //! answer.
 
 pub mod authority;
 pub mod controller;
+pub mod flex;
 pub mod identity;
 pub mod node;
 pub mod serve;
@@ -50,6 +52,10 @@ pub enum Command {
     Controller(ControllerArgs),
     /// The Identity, Node and kubelet registration services, on a node.
     Node(NodeArgs),
+    /// Installs the FlexVolume driver `cinder/flexvolume_driver` (this binary) and its
+    /// `cinder.conf` into the kubelet's plugin directory. (The driver itself runs as
+    /// `flexvolume_driver <op> ...` or `stackube-csi flexvolume <op> ...`.)
+    FlexvolumeInstall(flex::InstallArgs),
 }
 
 /// `stackube-csi node`.
@@ -116,6 +122,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Controller(args) => run_controller(args).await,
         Command::Node(args) => run_node(args).await,
+        Command::FlexvolumeInstall(args) => {
+            stackube_telemetry::init_tracing(LogFormat::Text);
+            flex::install(&args)
+        }
     }
 }
 

@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
@@ -31,45 +31,8 @@ use stackube_csi_proto::pluginregistration::registration_client::RegistrationCli
 use stackube_openstack::ErrorKind;
 use stackube_openstack::block_storage::NewVolume;
 
-use common::{Driver, admin};
+use common::{Driver, admin, rbd_fuse_pids, traces};
 use stackube_testenv::{TestEnv, unique_name};
-
-/// The pids of the rbd-fuse daemons serving `dir`.
-fn rbd_fuse_pids(dir: &Path) -> Vec<u32> {
-    let wanted = dir.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                let args: Vec<String> = c
-                    .split(|b| *b == 0)
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect();
-                args.first().is_some_and(|a| a.ends_with("rbd-fuse")) && args.contains(&wanted)
-            })
-        })
-        .collect()
-}
-
-/// The mounts under `dir` and the loop devices on files under it.
-fn traces(dir: &Path) -> (Vec<String>, Vec<String>) {
-    let prefix = dir.to_string_lossy().into_owned();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
-        .expect("mountinfo")
-        .lines()
-        .filter(|l| l.contains(&prefix))
-        .map(str::to_owned)
-        .collect();
-    let loops = std::fs::read_dir("/sys/block")
-        .expect("/sys/block")
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("loop/backing_file")).ok())
-        .filter(|b| b.starts_with(&prefix))
-        .collect();
-    (mounts, loops)
-}
 
 #[tokio::test]
 async fn a_volume_is_staged_once_unstaged_to_nothing_and_restaged_with_its_data() {

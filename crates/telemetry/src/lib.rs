@@ -50,6 +50,18 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
+/// Logs as [`init_tracing`] does (text), but appended to `file`: for a program whose stdout
+/// and stderr are its answer (the FlexVolume driver, whose output the kubelet parses).
+pub fn init_tracing_to(file: std::fs::File) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
 /// The health and metrics state a component shares with its HTTP endpoint.
 #[derive(Clone, Debug)]
 pub struct Health {

@@ -12,6 +12,7 @@ mod delete;
 mod expand;
 mod list;
 mod publish;
+pub(crate) use publish::{ensure_attached, ensure_detached, instance_of, publish_context};
 mod snapshot;
 pub(crate) mod validate;
 

@@ -72,44 +72,9 @@ pub(super) async fn publish_volume(
         )));
     }
     let instance = instance_of(&svc.cluster, &request.node_id);
-    let attachments = observed(cinder.as_ref(), &id).await?;
-    let attachment = match publish(&attachments, &instance, volume.multiattach) {
-        PublishDecision::Attached(a) => {
-            let attachment = get(cinder.as_ref(), &a).await?;
-            if attachment.attach_mode.unwrap_or_default() != mode {
-                return Err(Status::already_exists(format!(
-                    "volume {id} is published to node {} {}, not as asked",
-                    request.node_id,
-                    if readonly { "read-write" } else { "read-only" }
-                )));
-            }
-            attachment
-        }
-        PublishDecision::Complete(a) => {
-            let attachment = get(cinder.as_ref(), &a).await?;
-            if attachment.connection_info.is_null() {
-                // A reservation without a connector is not one of ours: start over.
-                delete(cinder.as_ref(), &a).await?;
-                attach(svc, cinder.as_ref(), &id, &request.node_id, &instance, mode).await?
-            } else {
-                complete(cinder.as_ref(), &a).await?;
-                attachment
-            }
-        }
-        PublishDecision::Replace(a) => {
-            delete(cinder.as_ref(), &a).await?;
-            attach(svc, cinder.as_ref(), &id, &request.node_id, &instance, mode).await?
-        }
-        PublishDecision::Attach => {
-            attach(svc, cinder.as_ref(), &id, &request.node_id, &instance, mode).await?
-        }
-        PublishDecision::Elsewhere(other) => {
-            return Err(Status::failed_precondition(format!(
-                "volume {id} is attached to {} and is not multi-attach; unpublish it there first",
-                holder(&volume, &attachments, &other)
-            )));
-        }
-    };
+    let attachment =
+        ensure_attached(cinder.as_ref(), &volume, &request.node_id, &instance, mode).await?;
+    tracing::debug!(volume = %id, cluster = %svc.cluster, "published");
     Ok(ControllerPublishVolumeResponse {
         publish_context: publish_context(&attachment)?,
     })
@@ -123,25 +88,90 @@ pub(super) async fn unpublish_volume(
         return Err(status::required("volume_id"));
     }
     let cinder = svc.cinder().await?;
-    let id = VolumeId::new(&request.volume_id);
-    let attachments = match cinder.get_volume(&id).await {
-        Ok(_) => observed(cinder.as_ref(), &id).await?,
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            return Ok(ControllerUnpublishVolumeResponse {});
+    // No node: from every node (the spec's meaning of an empty node_id).
+    let instance =
+        (!request.node_id.is_empty()).then(|| instance_of(&svc.cluster, &request.node_id));
+    ensure_detached(
+        cinder.as_ref(),
+        &VolumeId::new(&request.volume_id),
+        instance.as_deref(),
+    )
+    .await?;
+    Ok(ControllerUnpublishVolumeResponse {})
+}
+
+/// Makes sure `volume` is attached for `instance` (node `node`) in `mode`, as the publish
+/// decision says: the attachment, complete, whose connection info maps the image.
+pub(crate) async fn ensure_attached(
+    cinder: &dyn BlockStorage,
+    volume: &Volume,
+    node: &str,
+    instance: &str,
+    mode: AttachMode,
+) -> Result<Attachment, Status> {
+    let id = &volume.id;
+    let attachments = observed(cinder, id).await?;
+    Ok(match publish(&attachments, instance, volume.multiattach) {
+        PublishDecision::Attached(a) => {
+            let attachment = get(cinder, &a).await?;
+            if attachment.attach_mode.unwrap_or_default() != mode {
+                return Err(Status::already_exists(format!(
+                    "volume {id} is attached to node {node} {}, not as asked",
+                    if mode == AttachMode::ReadOnly {
+                        "read-write"
+                    } else {
+                        "read-only"
+                    }
+                )));
+            }
+            attachment
         }
+        PublishDecision::Complete(a) => {
+            let attachment = get(cinder, &a).await?;
+            if attachment.connection_info.is_null() {
+                // A reservation without a connector is not one of ours: start over.
+                delete(cinder, &a).await?;
+                attach(cinder, id, node, instance, mode).await?
+            } else {
+                complete(cinder, &a).await?;
+                attachment
+            }
+        }
+        PublishDecision::Replace(a) => {
+            delete(cinder, &a).await?;
+            attach(cinder, id, node, instance, mode).await?
+        }
+        PublishDecision::Attach => attach(cinder, id, node, instance, mode).await?,
+        PublishDecision::Elsewhere(other) => {
+            return Err(Status::failed_precondition(format!(
+                "volume {id} is attached to {} and is not multi-attach; detach it there first",
+                holder(volume, &attachments, &other)
+            )));
+        }
+    })
+}
+
+/// Deletes the attachments of `volume` for `instance` (all of them when `None`); none when the
+/// volume is gone. How many went.
+pub(crate) async fn ensure_detached(
+    cinder: &dyn BlockStorage,
+    id: &VolumeId,
+    instance: Option<&str>,
+) -> Result<usize, Status> {
+    let attachments = match cinder.get_volume(id).await {
+        Ok(_) => observed(cinder, id).await?,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(status::cinder(&e)),
     };
-    // No node: from every node (the spec's meaning of an empty node_id).
-    let gone: Vec<String> = if request.node_id.is_empty() {
-        attachments.iter().map(|a| a.id.clone()).collect()
-    } else {
-        unpublish(&attachments, &instance_of(&svc.cluster, &request.node_id))
+    let gone: Vec<String> = match instance {
+        None => attachments.iter().map(|a| a.id.clone()).collect(),
+        Some(instance) => unpublish(&attachments, instance),
     };
     for a in &gone {
-        delete(cinder.as_ref(), a).await?;
-        tracing::info!(volume = %id, attachment = %a, node = %request.node_id, "volume detached");
+        delete(cinder, a).await?;
+        tracing::info!(volume = %id, attachment = %a, instance = instance.unwrap_or("any"), "volume detached");
     }
-    Ok(ControllerUnpublishVolumeResponse {})
+    Ok(gone.len())
 }
 
 async fn observed(
@@ -162,7 +192,6 @@ async fn observed(
 }
 
 async fn attach(
-    svc: &ControllerService,
     cinder: &dyn BlockStorage,
     volume: &VolumeId,
     node: &str,
@@ -187,7 +216,7 @@ async fn attach(
             _ => status::cinder(&e),
         })?;
     complete(cinder, attachment.id.as_str()).await?;
-    tracing::info!(%volume, attachment = %attachment.id, %node, cluster = %svc.cluster, "volume attached");
+    tracing::info!(%volume, attachment = %attachment.id, %node, %instance, "volume attached");
     Ok(attachment)
 }
 
@@ -231,7 +260,7 @@ fn holder(volume: &Volume, attachments: &[ObservedAttachment], instance: &str) -
 }
 
 /// What the node needs of the attachment's RBD connection info.
-fn publish_context(attachment: &Attachment) -> Result<HashMap<String, String>, Status> {
+pub(crate) fn publish_context(attachment: &Attachment) -> Result<HashMap<String, String>, Status> {
     let info = &attachment.connection_info;
     let kind = info["driver_volume_type"].as_str().unwrap_or_default();
     if kind != "rbd" {

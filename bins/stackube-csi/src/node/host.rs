@@ -70,7 +70,7 @@ fn daemons_serving(dir: &Path) -> Vec<u32> {
 }
 
 /// Whether a process's command line (NUL-separated) is rbd-fuse's with `dir` as its mount
-/// point (its last argument).
+/// point (its last argument), or the shell about to become it ([`CLOSE_INHERITED_THEN_EXEC`]).
 fn serves(cmdline: &[u8], dir: &Path) -> bool {
     let args: Vec<&[u8]> = cmdline
         .split(|b| *b == 0)
@@ -79,7 +79,11 @@ fn serves(cmdline: &[u8], dir: &Path) -> bool {
     let (Some(program), Some(last)) = (args.first(), args.last()) else {
         return false;
     };
-    program.ends_with(b"rbd-fuse") && *last == dir.as_os_str().as_encoded_bytes()
+    let rbd_fuse = program.ends_with(b"rbd-fuse")
+        || (program.ends_with(b"bash")
+            && args.get(1) == Some(&&b"-c"[..])
+            && args.get(3).is_some_and(|a| a.ends_with(b"rbd-fuse")));
+    rbd_fuse && *last == dir.as_os_str().as_encoded_bytes()
 }
 
 /// How long an image's mount may stay busy after its loop devices were detached.
@@ -106,6 +110,7 @@ impl LinuxHost {
             .any(|m| Path::new(&m.target) == dir && m.fs_type.starts_with("fuse"));
         let fuse_dead = fuse_mounted
             && matches!(std::fs::metadata(&file), Err(e) if e.raw_os_error() == Some(libc_enotconn()));
+        let fuse_starting = !fuse_mounted && !daemons_serving(&dir).is_empty();
         let loops = loops_on(&file)?;
         let fs_type = match loops.first() {
             Some(device) if !fuse_dead => blkid_type(device).await?,
@@ -119,6 +124,7 @@ impl LinuxHost {
         Ok(NodeVolume {
             fuse_mounted,
             fuse_dead,
+            fuse_starting,
             loops,
             fs_type,
             staged_from,
@@ -258,6 +264,32 @@ impl LinuxHost {
                 for pid in daemons_serving(&dir) {
                     tracing::info!(dir = %dir.display(), pid, "stopping the image's rbd-fuse daemon");
                     run("kill", &["-TERM".as_ref(), pid.to_string().as_ref()]).await?;
+                }
+                let _ = std::fs::remove_dir(&dir);
+                Ok(())
+            }
+            NodeStep::StopMapDaemons => {
+                let deadline = tokio::time::Instant::now() + UNMAP_PATIENCE;
+                loop {
+                    let pids = daemons_serving(&dir);
+                    if pids.is_empty() {
+                        break;
+                    }
+                    let signal = if tokio::time::Instant::now() < deadline {
+                        "-TERM"
+                    } else {
+                        "-KILL"
+                    };
+                    for pid in pids {
+                        tracing::info!(dir = %dir.display(), pid, "stopping an rbd-fuse daemon that had not mounted");
+                        let _ = run("kill", &[signal.as_ref(), pid.to_string().as_ref()]).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                // It may have mounted before it stopped.
+                let mounts = mountinfo::parse(&read("/proc/self/mountinfo")?);
+                if mounts.iter().any(|m| Path::new(&m.target) == dir) {
+                    run("umount", &["-l".as_ref(), dir.as_os_str()]).await?;
                 }
                 let _ = std::fs::remove_dir(&dir);
                 Ok(())
@@ -424,6 +456,13 @@ mod tests {
             Path::new("/var/lib/kubelet/plugins/x/rbd/v2")
         ));
         assert!(!serves(b"sleep\0/var/lib/kubelet/plugins/x/rbd/v1\0", dir));
+        // The shell that is about to become the daemon.
+        let shell = [b"bash\0-c\0for fd in ...\0".as_slice(), daemon].concat();
+        assert!(serves(&shell, dir));
+        assert!(!serves(
+            b"bash\0-c\0echo\0/var/lib/kubelet/plugins/x/rbd/v1\0",
+            dir
+        ));
         assert!(!serves(b"", dir));
     }
 }

@@ -2,7 +2,7 @@
 //! `stackube_core::volume::node` plans it, by the node's own tools ([`host`]).
 
 pub mod host;
-mod mountinfo;
+pub(crate) mod mountinfo;
 mod service;
 
 pub use service::{MAX_VOLUMES, NodeService, RegistrationService};

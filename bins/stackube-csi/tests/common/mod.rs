@@ -222,3 +222,40 @@ pub async fn wait_gone(os: &OpenStack, id: &str) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// The pids of the rbd-fuse daemons serving `dir`.
+pub fn rbd_fuse_pids(dir: &Path) -> Vec<u32> {
+    let wanted = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<String> = c
+                    .split(|b| *b == 0)
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                args.first().is_some_and(|a| a.ends_with("rbd-fuse")) && args.contains(&wanted)
+            })
+        })
+        .collect()
+}
+
+/// The mounts under `dir` and the loop devices on files under it.
+pub fn traces(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let prefix = dir.to_string_lossy().into_owned();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter(|l| l.contains(&prefix))
+        .map(str::to_owned)
+        .collect();
+    let loops = std::fs::read_dir("/sys/block")
+        .expect("/sys/block")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("loop/backing_file")).ok())
+        .filter(|b| b.starts_with(&prefix))
+        .collect();
+    (mounts, loops)
+}

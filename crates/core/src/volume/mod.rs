@@ -16,6 +16,7 @@
 pub mod capacity;
 pub mod create;
 pub mod flex;
+pub mod flex_plan;
 pub mod node;
 pub mod params;
 pub mod publish;

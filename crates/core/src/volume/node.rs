@@ -17,6 +17,9 @@ pub struct NodeVolume {
     pub fuse_mounted: bool,
     /// A fuse mount is there but its daemon died ("transport endpoint is not connected").
     pub fuse_dead: bool,
+    /// No fuse mount, but an rbd-fuse daemon for the image's directory runs: one whose
+    /// starter was killed before it mounted (it would mount after the plan).
+    pub fuse_starting: bool,
     /// The loop devices on the image's file.
     pub loops: Vec<String>,
     /// The file system found on the (first) loop device, if any (`ext4`, `xfs`, ...);
@@ -54,6 +57,8 @@ pub enum NodeStep {
     DetachLoop(String),
     /// Unmount the image's fuse mount.
     UnmapImage,
+    /// Stop the rbd-fuse daemons of an image that is not mounted.
+    StopMapDaemons,
 }
 
 /// Why the node cannot stage the volume as asked.
@@ -89,6 +94,9 @@ pub fn stage_plan(node: &NodeVolume, access: &Access) -> Result<Vec<NodeStep>, S
         return Ok(steps);
     }
     if !node.fuse_mounted {
+        if node.fuse_starting {
+            steps.push(NodeStep::StopMapDaemons);
+        }
         steps.push(NodeStep::MapImage);
     }
     let Some(device) = node.loops.first() else {
@@ -129,6 +137,8 @@ pub fn unstage_plan(node: &NodeVolume) -> Vec<NodeStep> {
         steps.push(NodeStep::ClearDeadMap);
     } else if node.fuse_mounted {
         steps.push(NodeStep::UnmapImage);
+    } else if node.fuse_starting {
+        steps.push(NodeStep::StopMapDaemons);
     }
     steps
 }
@@ -146,6 +156,7 @@ mod tests {
         NodeVolume {
             fuse_mounted: fuse,
             fuse_dead: false,
+            fuse_starting: false,
             loops: loops.iter().map(|l| (*l).to_owned()).collect(),
             fs_type: fs.map(str::to_owned),
             staged_from: staged.map(str::to_owned),
@@ -234,6 +245,17 @@ mod tests {
                 ClearDeadMap
             ]
         );
+    }
+
+    #[test]
+    fn a_daemon_whose_starter_was_killed_before_it_mounted_is_stopped() {
+        let mut starting = node(false, &[], None, None);
+        starting.fuse_starting = true;
+        assert_eq!(
+            stage_plan(&starting, &ext4()),
+            Ok(vec![StopMapDaemons, MapImage, AttachLoop])
+        );
+        assert_eq!(unstage_plan(&starting), vec![StopMapDaemons]);
     }
 
     #[test]

@@ -350,6 +350,54 @@ impl fmt::Display for RbdKeyring {
     }
 }
 
+impl CinderConf {
+    /// The file's text (what the stackube-csi-node DaemonSet installs beside the driver): every
+    /// value quoted, so that [`CinderConf::parse`] reads back the same configuration. It holds
+    /// the password and the key: write it readable by root only.
+    pub fn render(&self) -> String {
+        let cloud = &self.cloud;
+        let mut out = String::from(
+            "# Written by stackube-csi (the stackube-csi-node DaemonSet) from the stackube-config \
+             ConfigMap and its Secrets; it is rewritten when the DaemonSet starts.\n[Global]\n",
+        );
+        let mut put = |key: &str, value: &str| {
+            out.push_str(&format!("{key} = {}\n", quote(value)));
+        };
+        put("auth-url", &cloud.auth_url);
+        put("username", &cloud.username);
+        put("password", cloud.password.expose());
+        put("tenant-name", &cloud.tenant_name);
+        if let Some(region) = &cloud.region {
+            put("region", region);
+        }
+        put("user-domain-name", &cloud.user_domain_name);
+        put("project-domain-name", &cloud.project_domain_name);
+        out.push_str("[RBD]\n");
+        let keyring = match &self.keyring {
+            RbdKeyring::File(path) => path.display().to_string(),
+            RbdKeyring::Key(key) => key.expose().to_owned(),
+        };
+        out.push_str(&format!("keyring = {}\n", quote(&keyring)));
+        out
+    }
+}
+
+/// `value` in double quotes, with the escapes [`value`] reads.
+fn quote(value: &str) -> String {
+    let mut out = String::from('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,5 +620,19 @@ keyring = _KEYRING_
             let shown = format!("{err} {err:?}");
             assert!(!shown.contains("s3cr3t") && !shown.contains(KEY), "{shown}");
         }
+    }
+    #[test]
+    fn a_rendered_file_reads_back_the_same() {
+        let text = "[Global]\nauth-url = http://127.0.0.1:5000/v3\nusername = admin\n\
+                    password = \" p#a\\\"ss\\\\ \"\ntenant-name = admin\nregion = RegionOne\n\
+                    [RBD]\nkeyring = AQBzc2VjcmV0a2V5Cg==\n";
+        let conf = CinderConf::parse(text).expect("the example");
+        let rendered = conf.render();
+        assert_eq!(CinderConf::parse(&rendered).expect("its rendering"), conf);
+        let file = CinderConf {
+            keyring: RbdKeyring::File(PathBuf::from("/etc/ceph/a keyring")),
+            ..conf
+        };
+        assert_eq!(CinderConf::parse(&file.render()).unwrap(), file);
     }
 }
