@@ -158,7 +158,7 @@ mod tests {
         let own = p("admin");
         /// The tenants' projects, and the project and whose it is, or how many are ambiguous.
         type Case<'a> = (&'a [ProjectId], Result<(ProjectId, &'a str), usize>);
-        let cases: [Case; 3] = [
+        let cases: [Case<'_>; 3] = [
             (&[], Ok((p("admin"), "the driver's project"))),
             (&[p("t1")], Ok((p("t1"), "tenant team-a's project"))),
             (&[p("t1"), p("t2")], Err(2)),
