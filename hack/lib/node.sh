@@ -16,6 +16,8 @@ NODE_DIR=$TESTENV_ROOT/node
 NODE_NAME=${STACKUBE_NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}
 NODE_CONTAINERD_SOCK=/run/stackube-testenv/node/containerd.sock
 NODE_CNI_CONF_DIR=$NODE_DIR/cni/net.d
+# The kubelet's FlexVolume plugins (stackube-csi-node installs cinder~flexvolume_driver there).
+NODE_FLEX_DIR=$NODE_DIR/volume-plugins
 NODE_KUBESTACK_SOCKET=/run/stackube-testenv/node/kubestack.sock
 NODE_CGROUP_ROOT=/stackube-testenv-node
 # The cluster DNS Service's address (stackube-dns, once it runs).
@@ -80,6 +82,7 @@ clusterDNS:
 clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 podLogsDir: $NODE_DIR/pod-logs
+volumePluginDir: $NODE_FLEX_DIR
 staticPodPath: ""
 # One small disk for everything: evict only when it is really full, never collect images (they
 # would be pulled back from the local registry, but a test's pod would pay for it).
@@ -108,7 +111,7 @@ phase_node() {
   NODE_IP=$(node_ip)
   [ -n "$NODE_IP" ] ||
     die "no address for the node: the host has no IPv4 default route; set STACKUBE_NODE_IP to one of its addresses"
-  mkdir -p "$NODE_DIR/containerd" "$NODE_CNI_CONF_DIR" "$NODE_DIR/kubelet" "$NODE_DIR/pod-logs" \
+  mkdir -p "$NODE_DIR/containerd" "$NODE_CNI_CONF_DIR" "$NODE_DIR/kubelet" "$NODE_DIR/pod-logs" "$NODE_FLEX_DIR" \
     "$(dirname "$NODE_CONTAINERD_SOCK")"
   node_pki
   node_cgroups

@@ -77,6 +77,10 @@ pub struct NodeArgs {
     /// The keyring of the Ceph user Cinder's connection info names.
     #[arg(long, default_value = "/etc/ceph/ceph.client.cinder.keyring")]
     pub keyring: PathBuf,
+    /// kubeconfig (default: in-cluster, or $KUBECONFIG): the namespaces' tenants, which
+    /// NodePublishVolume checks a pod's volume against.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
     /// In a container: the host's cgroup file system (mounted from the host), whose root
     /// cgroups the rbd-fuse daemons join, so that they outlive the container.
     #[arg(long)]
@@ -143,9 +147,17 @@ async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         keyring: args.keyring,
         daemon_cgroups: args.daemon_cgroups,
     };
+    let kube = stackube_kube::client(args.kubeconfig.as_deref())
+        .await
+        .context("cannot reach Kubernetes")?;
+    let cluster = Arc::new(controller::KubeCluster(kube));
     let router = tonic::transport::Server::builder()
         .add_service(IdentityServer::new(identity::IdentityService::node()))
-        .add_service(NodeServer::new(node::NodeService::new(host, args.node_id)))
+        .add_service(NodeServer::new(node::NodeService::new(
+            host,
+            args.node_id,
+            cluster,
+        )))
         .add_service(RegistrationServer::new(node::RegistrationService));
     let socket = args
         .registration_dir

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use stackube_core::volume::flex_plan::tenant_tags;
 use stackube_model::VolumeId;
-use stackube_model::config::{CinderConf, CloudConfig, RbdKeyring, Secret};
+use stackube_model::config::{CinderConf, RbdKeyring};
 use stackube_openstack::block_storage::{BlockStorage, NewVolume};
 use stackube_openstack::identity::NewProject;
 use stackube_openstack::{Cloud, ConnectOptions, OpenStack, Services};
@@ -35,7 +35,7 @@ impl Flex {
         let dir = std::env::temp_dir().join(unique_name("stackube-flex"));
         std::fs::create_dir_all(dir.join("pods")).expect("scratch");
         let conf = CinderConf {
-            cloud: cloud_config(env),
+            cloud: env.cloud_config(),
             keyring: RbdKeyring::File("/etc/ceph/ceph.client.cinder.keyring".into()),
         };
         std::fs::write(dir.join("cinder.conf"), conf.render()).expect("cinder.conf");
@@ -124,18 +124,6 @@ fn options(volume: &VolumeId, namespace: &str) -> String {
     .to_string()
 }
 
-fn cloud_config(env: &TestEnv) -> CloudConfig {
-    CloudConfig {
-        auth_url: env.os_auth_url.clone(),
-        username: env.os_username.clone(),
-        password: Secret::new(env.os_password.clone()),
-        tenant_name: env.os_project_name.clone(),
-        region: Some(env.os_region_name.clone()),
-        user_domain_name: env.os_user_domain_name.clone(),
-        project_domain_name: env.os_project_domain_name.clone(),
-    }
-}
-
 async fn new_volume(cinder: &dyn BlockStorage, os: &OpenStack, test: &str) -> VolumeId {
     let volume = cinder
         .create_volume(&NewVolume {
@@ -175,7 +163,7 @@ async fn a_tenants_pod_mounts_its_volume_others_may_not_and_unmount_leaves_nothi
         })
         .await
         .expect("the tenant's project");
-    let cloud = Cloud::new(&cloud_config(env), ConnectOptions::default());
+    let cloud = Cloud::new(&env.cloud_config(), ConnectOptions::default());
     let in_tenant = cloud
         .block_storage_in(&project.id)
         .await

@@ -31,7 +31,8 @@ use stackube_csi_proto::pluginregistration::registration_client::RegistrationCli
 use stackube_openstack::ErrorKind;
 use stackube_openstack::block_storage::NewVolume;
 
-use common::{Driver, admin, rbd_fuse_pids, traces};
+use common::{Driver, admin, kubectl, rbd_fuse_pids, traces};
+use stackube_model::crd::PROJECT_LABEL;
 use stackube_testenv::{TestEnv, unique_name};
 
 #[tokio::test]
@@ -288,6 +289,55 @@ async fn the_node_service_stages_publishes_grows_and_takes_down_published_volume
         volume_capability: Some(mount.clone()),
         ..NodePublishVolumeRequest::default()
     };
+    // A tenant's pod is refused a volume of another project: the namespace's tenant (its
+    // label) is not the volume's project (the publish context's, the admin's here). Labelled
+    // with the volume's project (the positive control), it is published.
+    let namespace = unique_name("csi-node-tenant");
+    kubectl(env, &["create", "namespace", &namespace]);
+    let label = |project: &str| format!("{PROJECT_LABEL}={project}");
+    kubectl(
+        env,
+        &[
+            "label",
+            "namespace",
+            &namespace,
+            &label("0123456789abcdef0123456789abcdef"),
+        ],
+    );
+    let tenants_pod = NodePublishVolumeRequest {
+        volume_context: HashMap::from([(
+            "csi.storage.k8s.io/pod.namespace".to_owned(),
+            namespace.clone(),
+        )]),
+        ..publish.clone()
+    };
+    let refused = node
+        .node_publish_volume(tenants_pod.clone())
+        .await
+        .expect_err("another project's volume for a tenant's pod");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused.message().contains("belongs to Keystone project"),
+        "{refused:?}"
+    );
+    assert!(!target.exists(), "nothing published at the target");
+    let project = context
+        .get("project")
+        .expect("the volume's project in the publish context");
+    kubectl(
+        env,
+        &[
+            "label",
+            "--overwrite",
+            "namespace",
+            &namespace,
+            &label(project),
+        ],
+    );
+    node.node_publish_volume(tenants_pod)
+        .await
+        .expect("NodePublishVolume for a pod of the volume's tenant");
+    kubectl(env, &["delete", "namespace", &namespace, "--wait=false"]);
     for _ in 0..2 {
         node.node_publish_volume(publish.clone())
             .await

@@ -23,7 +23,7 @@ use stackube_openstack::identity::{NewProject, RoleAssignmentFilter};
 use stackube_testenv::{TestEnv, unique_name};
 use tonic::Code;
 
-use common::{Driver, admin, create, take_snapshot, wait_gone, wait_status};
+use common::{Driver, admin, create, kubectl, take_snapshot, wait_gone, wait_status};
 
 /// A claim's CreateVolume, as the provisioner sends it with `--extra-create-metadata`.
 fn claim(name: &str, namespace: &str) -> CreateVolumeRequest {
@@ -47,15 +47,6 @@ async fn clusters_volumes(os: &OpenStack, cluster: &str) -> Vec<(String, Option<
         .into_iter()
         .map(|v| (v.id.to_string(), v.project_id.map(|p| p.to_string())))
         .collect()
-}
-
-fn kubectl(env: &TestEnv, args: &[&str]) {
-    let out = env.kubectl().args(args).output().expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test]

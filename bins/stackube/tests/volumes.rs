@@ -5,12 +5,15 @@
 //! the node plugin's pod was deleted and came back; a claim is
 //! grown while a pod uses it and the filesystem grows; a VolumeSnapshot is restored into a new
 //! claim with the data; `volumeMode: Block` gives a pod a block device of the claim's size; and
-//! deleting the claims deletes their Cinder volumes and snapshot. Then the devbox's workloads
-//! are deleted again, as after the devbox test.
+//! deleting the claims deletes their Cinder volumes and snapshot. Then the seed's `web` pod
+//! mounts a Cinder volume through the FlexVolume driver ([`flexvolume`]). Then the devbox's
+//! workloads are deleted again, as after the devbox test.
 
 mod cluster;
 #[path = "../../stackube-auth/tests/common/mod.rs"]
 mod common;
+#[path = "volumes/flexvolume.rs"]
+mod flexvolume;
 
 use stackube_model::crd::PROJECT_LABEL;
 use stackube_model::{SnapshotId, VolumeId};
@@ -503,4 +506,6 @@ async fn a_tenants_claims_are_cinder_volumes_of_its_project_through_the_kubelet(
         );
     }
     k(env, &["delete", "storageclass", XFS_CLASS]);
+
+    flexvolume::seeds_web_pod_keeps_its_cinder_volume(env, &os, &ns).await;
 }

@@ -141,6 +141,11 @@ pub fn is_stackubes(tags: &[String], description: &str) -> bool {
 /// How every [`Owner::description`] starts.
 const DESCRIPTION_PREFIX: &str = "Managed by Stackube for ";
 
+/// The cluster whose Stackube tags `tags` are, if they are a cluster's.
+pub fn tagged_cluster(tags: &[String]) -> Option<&str> {
+    tags.iter().find_map(|t| t.strip_prefix(CLUSTER_TAG))
+}
+
 /// The owner uid in `tags`, if they are Stackube tags of `cluster`.
 pub fn owner_uid<'t>(tags: &'t [String], cluster: &str) -> Option<&'t str> {
     let ours = tags
@@ -261,5 +266,12 @@ mod tests {
         assert!(is_stackubes(&owner.tags(), ""));
         assert!(is_stackubes(&[], &owner.description()));
         assert!(!is_stackubes(&["web".into()], "the shop's address"));
+    }
+
+    #[test]
+    fn the_cluster_of_tags_is_read_back() {
+        assert_eq!(tagged_cluster(&owner().tags()), Some("prod-1"));
+        assert_eq!(tagged_cluster(&["stackube".to_owned()]), None);
+        assert_eq!(tagged_cluster(&[]), None);
     }
 }

@@ -67,6 +67,8 @@ pub struct TestEnv {
     pub node_cni_conf_dir: PathBuf,
     /// The node's containerd socket (the kubelet's runtime).
     pub node_containerd_address: PathBuf,
+    /// The node's kubelet's FlexVolume plugin directory.
+    pub node_flex_dir: PathBuf,
     /// The pod sandbox's image, which both runtimes pull at start (`registry.k8s.io/pause`).
     pub pause_image: String,
     /// The local registry every image comes from (`host:port`).
@@ -126,6 +128,7 @@ impl TestEnv {
             node_name: var("STACKUBE_NODE_NAME")?,
             node_cni_conf_dir: PathBuf::from(var("STACKUBE_NODE_CNI_CONF_DIR")?),
             node_containerd_address: PathBuf::from(var("STACKUBE_NODE_CONTAINERD_ADDRESS")?),
+            node_flex_dir: PathBuf::from(var("STACKUBE_NODE_FLEX_DIR")?),
             pause_image: var("STACKUBE_PAUSE_IMAGE")?,
             registry: var("STACKUBE_REGISTRY")?,
             bin_dir: vars
@@ -145,6 +148,19 @@ impl TestEnv {
 }
 
 impl TestEnv {
+    /// This environment's cloud, as the components' configuration reads it.
+    pub fn cloud_config(&self) -> stackube_model::config::CloudConfig {
+        stackube_model::config::CloudConfig {
+            auth_url: self.os_auth_url.clone(),
+            username: self.os_username.clone(),
+            password: stackube_model::config::Secret::new(self.os_password.clone()),
+            tenant_name: self.os_project_name.clone(),
+            region: Some(self.os_region_name.clone()),
+            user_domain_name: self.os_user_domain_name.clone(),
+            project_domain_name: self.os_project_domain_name.clone(),
+        }
+    }
+
     /// The seed's configuration keys for this environment's cloud, as a YAML map, with
     /// `cluster-name` `cluster` and the `extra` keys added or replaced.
     pub fn config_yaml(&self, cluster: &str, extra: &[(&str, &str)]) -> String {

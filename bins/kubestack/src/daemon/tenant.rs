@@ -26,6 +26,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use stackube_core::cluster;
 use stackube_core::kubestack::placement::{self, Observed, Placement};
+use stackube_core::ownership::tagged_cluster;
 use stackube_model::config::ClusterNetworkMode;
 use stackube_model::crd::{Network, NetworkState};
 use stackube_model::{NetworkId, ProjectId, SecurityGroupId, SubnetId};
@@ -254,6 +255,21 @@ impl Daemon {
             .get_network(network_id)
             .await
             .map_err(|e| openstack_error("reading the pod's network", &e))?;
+        // Another cluster's controller may have written the Network's status last (clusters
+        // that share a Kubernetes cluster in tests, or a controller of a renamed cluster still
+        // running): this cluster's controller writes its own network there soon.
+        if let Some(other) = tagged_cluster(&network.tags)
+            && other != self.settings.cluster
+        {
+            return Err(CniError::new(
+                code::TRY_AGAIN_LATER,
+                format!(
+                    "network {network_id} is cluster {other}'s, not this cluster's ({}): waiting \
+                     for this cluster's controller to name its own in the Network's status",
+                    self.settings.cluster
+                ),
+            ));
+        }
         let subnet = match subnet_id {
             Some(id) => networking
                 .get_subnet(id)

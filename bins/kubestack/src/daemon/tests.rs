@@ -766,3 +766,41 @@ async fn with_cluster_network_none_a_pod_of_no_tenant_is_refused_and_a_tenants_i
     let tenant = daemon.handle(&rig.pod("app")).await.expect("tenant ADD");
     assert!(ip(&tenant).starts_with("10.244."), "{tenant}");
 }
+
+#[tokio::test]
+async fn another_clusters_network_in_the_status_is_waited_out_not_used() {
+    use stackube_openstack::network::TaggedResource;
+    use tenant::Networks as _;
+    let rig = Rig::new().await;
+    let daemon = rig.daemon(0);
+    let tag = |cluster: &str| vec!["stackube".to_owned(), format!("stackube-cluster={cluster}")];
+    let network = NetworkId::new(
+        rig.networks
+            .get(NS, NS)
+            .await
+            .expect("the Network")
+            .and_then(|n| n.status?.network_id)
+            .expect("its status names a network"),
+    );
+    let neutron = rig.cloud.networking();
+    let tagged = TaggedResource::Network(network.clone());
+    neutron
+        .replace_tags(&tagged, &tag("another"))
+        .await
+        .expect("tags");
+    let add = rig.pod("web");
+    let err = daemon
+        .handle(&add)
+        .await
+        .expect_err("a network of another cluster");
+    assert_eq!(err.code, crate::cni::code::TRY_AGAIN_LATER, "{err:?}");
+    assert!(err.msg.contains("cluster another's"), "{}", err.msg);
+    assert!(rig.ports_of("c-web").is_empty(), "a port was made");
+    // This cluster's own network (the positive control): the retried ADD works.
+    neutron
+        .replace_tags(&tagged, &tag("test"))
+        .await
+        .expect("tags");
+    daemon.handle(&add).await.expect("this cluster's network");
+    assert_eq!(rig.ports_of("c-web").len(), 1);
+}

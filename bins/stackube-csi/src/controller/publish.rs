@@ -2,13 +2,15 @@
 //! and completed through the attachments API (no Nova), found again by the node's instance id.
 //!
 //! The answer's `publish_context` carries what the node needs to map the RBD image (the
-//! attachment's connection info): `attachmentID`, `pool`, `image`, `monitors`, `user`.
+//! attachment's connection info): `attachmentID`, `pool`, `image`, `monitors`, `user`; and
+//! `project`, the volume's Keystone project, which NodePublishVolume compares with the pod's
+//! tenant.
 
 use std::collections::HashMap;
 
 use sha2::{Digest as _, Sha256};
 use stackube_core::volume::publish::{
-    ObservedAttachment, PublishDecision, node_instance, publish, unpublish,
+    ObservedAttachment, PROJECT_KEY, PublishDecision, node_instance, publish, unpublish,
 };
 use stackube_csi_proto::csi::v1::volume_capability::access_mode::Mode;
 use stackube_csi_proto::csi::v1::{
@@ -75,9 +77,11 @@ pub(super) async fn publish_volume(
     let attachment =
         ensure_attached(cinder.as_ref(), &volume, &request.node_id, &instance, mode).await?;
     tracing::debug!(volume = %id, cluster = %svc.cluster, "published");
-    Ok(ControllerPublishVolumeResponse {
-        publish_context: publish_context(&attachment)?,
-    })
+    let mut publish_context = publish_context(&attachment)?;
+    if let Some(project) = &volume.project_id {
+        publish_context.insert(PROJECT_KEY.to_owned(), project.to_string());
+    }
+    Ok(ControllerPublishVolumeResponse { publish_context })
 }
 
 pub(super) async fn unpublish_volume(

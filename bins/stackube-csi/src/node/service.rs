@@ -1,8 +1,10 @@
 //! The CSI Node service and the kubelet's registration service, over [`LinuxHost`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use stackube_core::volume::node::{Access, StageError};
+use stackube_core::volume::publish::{PROJECT_KEY, pod_may_use};
 use stackube_csi_proto::csi::v1::node_server::Node;
 use stackube_csi_proto::csi::v1::node_service_capability::{self, rpc};
 use stackube_csi_proto::csi::v1::volume_capability::AccessType;
@@ -17,7 +19,7 @@ use tonic::{Request, Response, Status};
 use super::host::{HostError, Image, LinuxHost};
 use super::{StageFailure, mountinfo, stage, unstage};
 use crate::DRIVER_NAME;
-use crate::controller::validate;
+use crate::controller::{Cluster, validate};
 use crate::status;
 
 /// Volumes a node takes at most (each is an rbd-fuse process and a loop device).
@@ -29,17 +31,44 @@ const IMAGE_RESIZE_PATIENCE: std::time::Duration = std::time::Duration::from_sec
 pub struct NodeService {
     host: LinuxHost,
     node_id: String,
+    /// The namespaces' tenants, for NodePublishVolume's check of the pod's tenant.
+    cluster: Arc<dyn Cluster>,
 }
 
 impl NodeService {
     /// The service of the node `node_id` (its Kubernetes node name).
-    pub fn new(host: LinuxHost, node_id: impl Into<String>) -> NodeService {
+    pub fn new(
+        host: LinuxHost,
+        node_id: impl Into<String>,
+        cluster: Arc<dyn Cluster>,
+    ) -> NodeService {
         NodeService {
             host,
             node_id: node_id.into(),
+            cluster,
         }
     }
+
+    /// Refuses a tenant's pod a volume of another project (the project the controller put in
+    /// the publish context; the pod's namespace the kubelet puts in the volume context).
+    async fn check_tenant(&self, request: &NodePublishVolumeRequest) -> Result<(), Status> {
+        let Some(namespace) = request.volume_context.get(POD_NAMESPACE_KEY) else {
+            return Ok(());
+        };
+        let tenant = self.cluster.tenant_project(namespace).await?;
+        pod_may_use(
+            &request.volume_id,
+            namespace,
+            tenant.as_ref().map(|p| p.as_str()),
+            request.publish_context.get(PROJECT_KEY).map(String::as_str),
+        )
+        .map_err(Status::permission_denied)
+    }
 }
+
+/// The volume context key the kubelet fills with the pod's namespace (the CSIDriver's
+/// `podInfoOnMount`).
+const POD_NAMESPACE_KEY: &str = "csi.storage.k8s.io/pod.namespace";
 
 fn host_error(e: &HostError) -> Status {
     Status::internal(e.to_string())
@@ -179,6 +208,7 @@ impl Node for NodeService {
                 "staging_target_path: required (the volume is staged first)",
             ));
         }
+        self.check_tenant(&request).await?;
         if mounted_at(&target)?.is_some() {
             return Ok(Response::new(NodePublishVolumeResponse {}));
         }

@@ -23,8 +23,11 @@ use tonic::transport::{Channel, Endpoint, Uri};
 /// The driver, as a process; killed when dropped.
 pub struct Driver {
     child: Child,
+    args: Vec<std::ffi::OsString>,
     dir: PathBuf,
     socket: PathBuf,
+    /// How many times it was started.
+    starts: usize,
 }
 
 impl Driver {
@@ -33,47 +36,77 @@ impl Driver {
         let dir = scratch("stackube-csi-controller");
         let config = dir.join("config.yaml");
         std::fs::write(&config, env.config_yaml(cluster, &[])).expect("config");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_stackube-csi"));
-        command
-            .args(["controller", "--metrics-addr", "127.0.0.1:0", "--endpoint"])
-            .arg(format!("unix://{}", dir.join("csi.sock").display()))
-            .arg("--config")
-            .arg(&config)
-            .arg("--kubeconfig")
-            .arg(&env.kubeconfig);
-        Driver::spawn(command, dir.clone(), dir.join("csi.sock"))
+        let args: Vec<std::ffi::OsString> = vec![
+            "controller".into(),
+            "--metrics-addr".into(),
+            "127.0.0.1:0".into(),
+            "--endpoint".into(),
+            format!("unix://{}", dir.join("csi.sock").display()).into(),
+            "--config".into(),
+            config.into_os_string(),
+            "--kubeconfig".into(),
+            env.kubeconfig.clone().into_os_string(),
+        ];
+        Driver::spawn(args, dir.clone(), dir.join("csi.sock"))
     }
 
     /// `stackube-csi node` for the environment's node, with its sockets and state in a
     /// scratch directory.
     pub fn node(env: &TestEnv) -> Driver {
         let dir = scratch("stackube-csi-node");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_stackube-csi"));
-        command
-            .args(["node", "--metrics-addr", "127.0.0.1:0", "--node-id"])
-            .arg(&env.node_name)
-            .arg("--registration-dir")
-            .arg(dir.join("registry"))
-            .arg("--state-dir")
-            .arg(dir.join("state"));
+        let args: Vec<std::ffi::OsString> = vec![
+            "node".into(),
+            "--metrics-addr".into(),
+            "127.0.0.1:0".into(),
+            "--node-id".into(),
+            env.node_name.clone().into(),
+            "--registration-dir".into(),
+            dir.join("registry").into_os_string(),
+            "--state-dir".into(),
+            dir.join("state").into_os_string(),
+            "--kubeconfig".into(),
+            env.kubeconfig.clone().into_os_string(),
+        ];
         let socket = dir
             .join("registry")
             .join(format!("{}-reg.sock", stackube_csi::DRIVER_NAME));
-        Driver::spawn(command, dir, socket)
+        Driver::spawn(args, dir, socket)
     }
 
-    fn spawn(mut command: Command, dir: PathBuf, socket: PathBuf) -> Driver {
-        let log = std::fs::File::create(dir.join("driver.log")).expect("log");
-        let child = command
+    fn start(args: &[std::ffi::OsString], dir: &Path, starts: usize) -> Child {
+        let log = dir.join(format!("driver-{starts}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_stackube-csi"))
+            .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
             .expect("stackube-csi runs");
-        eprintln!("driver log: {}", dir.join("driver.log").display());
-        Driver { child, dir, socket }
+        eprintln!("driver log: {}", log.display());
+        child
+    }
+
+    fn spawn(args: Vec<std::ffi::OsString>, dir: PathBuf, socket: PathBuf) -> Driver {
+        let child = Driver::start(&args, &dir, 1);
+        Driver {
+            child,
+            args,
+            dir,
+            socket,
+            starts: 1,
+        }
+    }
+
+    /// Kills it (SIGKILL, mid-call if a call is running) and starts it again, on the same
+    /// socket and state directory.
+    pub fn restart(&mut self) {
+        self.child.kill().expect("kill the driver");
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.socket);
+        self.starts += 1;
+        self.child = Driver::start(&self.args, &self.dir, self.starts);
     }
 
     /// Its scratch directory.
@@ -258,4 +291,14 @@ pub fn traces(dir: &Path) -> (Vec<String>, Vec<String>) {
         .filter(|b| b.starts_with(&prefix))
         .collect();
     (mounts, loops)
+}
+
+/// `kubectl` as the cluster admin; panics with its error output when it fails.
+pub fn kubectl(env: &TestEnv, args: &[&str]) {
+    let out = env.kubectl().args(args).output().expect("kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

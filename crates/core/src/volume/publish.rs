@@ -93,6 +93,34 @@ pub fn node_instance(cluster: &str, node: &str, digest: impl Fn(&[u8]) -> [u8; 3
     )
 }
 
+/// The `publish_context` key naming the Keystone project of the published volume, which
+/// NodePublishVolume compares with the pod's tenant.
+pub const PROJECT_KEY: &str = "project";
+
+/// Whether a pod of a namespace whose tenant's project is `tenant` (`None`: the namespace is no
+/// tenant's) may use a volume of `volume_project` (from the publish context; `None`: not
+/// given). A tenant's pod uses its project's volumes only (a PersistentVolume of another
+/// project's volume bound to its claim is refused); other pods are the cluster admin's.
+pub fn pod_may_use(
+    volume: &str,
+    namespace: &str,
+    tenant: Option<&str>,
+    volume_project: Option<&str>,
+) -> Result<(), String> {
+    match (tenant, volume_project) {
+        (None, _) => Ok(()),
+        (Some(tenant), Some(project)) if tenant == project => Ok(()),
+        (Some(tenant), Some(project)) => Err(format!(
+            "volume {volume} belongs to Keystone project {project}, not to the project {tenant} \
+             of the pod's tenant ({namespace}); a tenant's pods use its own volumes only"
+        )),
+        (Some(_), None) => Err(format!(
+            "publish_context.{PROJECT_KEY}: missing, so volume {volume} cannot be checked to be \
+             the project's of the pod's tenant ({namespace})"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +239,26 @@ mod tests {
             matches!(&groups[3][..1], "8" | "9" | "a" | "b"),
             "variant: {a}"
         );
+    }
+
+    #[test]
+    fn a_tenants_pod_uses_its_projects_volumes_only() {
+        let cases = [
+            (None, Some("p2"), true),
+            (None, None, true),
+            (Some("p1"), Some("p1"), true),
+            (Some("p1"), Some("p2"), false),
+            (Some("p1"), None, false),
+        ];
+        for (tenant, volume, ok) in cases {
+            let got = pod_may_use("v", "team-a", tenant, volume);
+            assert_eq!(got.is_ok(), ok, "{tenant:?} {volume:?}: {got:?}");
+            if let Err(why) = got {
+                assert!(
+                    why.contains("volume v") && why.contains("(team-a)"),
+                    "{why}"
+                );
+            }
+        }
     }
 }

@@ -1,0 +1,244 @@
+//! The driver killed (SIGKILL) in the middle of CreateVolume, ControllerPublishVolume and
+//! NodeStageVolume, then started again and called again, as the sidecars and the kubelet retry:
+//! against the real Cinder and Ceph, each retry converges on one volume, one attachment, one
+//! mapping, and taking them down leaves no volume, attachment, rbd-fuse daemon, loop device or
+//! mount. Each kill is checked to have landed while the call was running.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use rand::Rng as _;
+use stackube_core::volume::GIB;
+use stackube_core::volume::create::{CLUSTER_KEY, NAME_KEY};
+use stackube_csi_proto::csi::v1::controller_client::ControllerClient;
+use stackube_csi_proto::csi::v1::node_client::NodeClient;
+use stackube_csi_proto::csi::v1::*;
+use stackube_model::VolumeId;
+use stackube_openstack::OpenStack;
+use stackube_openstack::block_storage::VolumeFilter;
+use stackube_testenv::{TestEnv, unique_name};
+use tonic::transport::Channel;
+
+use common::{Driver, admin, create, rbd_fuse_pids, traces, wait_gone, wait_status};
+
+/// Kills per call.
+const ROUNDS: usize = 3;
+
+/// The cluster's volumes named `name` by the provisioner, in every project.
+async fn volumes_named(os: &OpenStack, cluster: &str, name: &str) -> Vec<VolumeId> {
+    os.block_storage()
+        .list_volumes(&VolumeFilter {
+            metadata: BTreeMap::from([
+                (CLUSTER_KEY.to_owned(), cluster.to_owned()),
+                (NAME_KEY.to_owned(), name.to_owned()),
+            ]),
+            all_projects: true,
+            ..VolumeFilter::default()
+        })
+        .await
+        .expect("list volumes")
+        .into_iter()
+        .map(|v| v.id)
+        .collect()
+}
+
+/// Calls `call` until it succeeds (the driver answers `ABORTED` while Cinder works, and is
+/// unreachable while it restarts), as the sidecars do.
+async fn retried<T, F, Fut>(what: &str, mut call: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        match call().await {
+            Ok(answer) => return answer,
+            Err(e) => assert!(Instant::now() < deadline, "{what}: {e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Starts `call` on its own task, kills the driver after a random 50–`most` ms, and restarts
+/// it: whether the kill landed while the call was still running.
+async fn kill_during<T: Send + 'static>(
+    driver: &mut Driver,
+    most: u64,
+    call: impl std::future::Future<Output = T> + Send + 'static,
+) -> bool {
+    let task = tokio::spawn(call);
+    let delay = rand::rng().random_range(50..most);
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    let running = !task.is_finished();
+    driver.restart();
+    let _ = task.await;
+    running
+}
+
+async fn controller(driver: &Driver) -> ControllerClient<Channel> {
+    ControllerClient::new(driver.channel().await)
+}
+
+#[tokio::test]
+async fn a_driver_killed_mid_call_converges_when_called_again_and_leaves_nothing() {
+    let env = TestEnv::get();
+    let os = admin(env).await;
+    let cluster = unique_name("csi-crash");
+    let mut driver = Driver::controller(env, &cluster);
+    let mut landed = HashMap::<&str, usize>::new();
+
+    // CreateVolume: one volume per name, whatever the kill interrupted.
+    let mut made = Vec::new();
+    for round in 0..ROUNDS {
+        let name = unique_name("pvc-crash");
+        let mut client = controller(&driver).await;
+        let request = create(&name, GIB);
+        let first = request.clone();
+        if kill_during(&mut driver, 1500, async move {
+            client.create_volume(first).await
+        })
+        .await
+        {
+            *landed.entry("create").or_default() += 1;
+        }
+        let volume = retried("CreateVolume after the kill", || {
+            let request = request.clone();
+            let driver = &driver;
+            async move { controller(driver).await.create_volume(request).await }
+        })
+        .await
+        .into_inner()
+        .volume
+        .expect("volume");
+        let named = volumes_named(&os, &cluster, &name).await;
+        assert_eq!(
+            named,
+            [VolumeId::new(&volume.volume_id)],
+            "round {round}: one volume for {name}"
+        );
+        made.push(volume.volume_id);
+    }
+
+    // ControllerPublishVolume: one attachment for the node.
+    let volume = made[0].clone();
+    wait_status(&os, &volume, "available").await;
+    let publish = ControllerPublishVolumeRequest {
+        volume_id: volume.clone(),
+        node_id: env.node_name.clone(),
+        volume_capability: create("unused", GIB).volume_capabilities.pop(),
+        ..ControllerPublishVolumeRequest::default()
+    };
+    let mut context = HashMap::new();
+    for round in 0..ROUNDS {
+        let mut client = controller(&driver).await;
+        let first = publish.clone();
+        if kill_during(&mut driver, 1200, async move {
+            client.controller_publish_volume(first).await
+        })
+        .await
+        {
+            *landed.entry("publish").or_default() += 1;
+        }
+        context = retried("ControllerPublishVolume after the kill", || {
+            let request = publish.clone();
+            let driver = &driver;
+            async move {
+                controller(driver)
+                    .await
+                    .controller_publish_volume(request)
+                    .await
+            }
+        })
+        .await
+        .into_inner()
+        .publish_context;
+        let attachments = os
+            .block_storage()
+            .list_attachments(&VolumeId::new(&volume))
+            .await
+            .expect("attachments");
+        assert_eq!(attachments.len(), 1, "round {round}: {attachments:?}");
+    }
+
+    // NodeStageVolume: one mapping, one loop device, one mount.
+    let mut node = Driver::node(env);
+    let staging = node.dir().join("staging");
+    let stage = NodeStageVolumeRequest {
+        volume_id: volume.clone(),
+        publish_context: context,
+        staging_target_path: staging.display().to_string(),
+        volume_capability: create("unused", GIB).volume_capabilities.pop(),
+        ..NodeStageVolumeRequest::default()
+    };
+    for round in 0..ROUNDS {
+        let mut client = NodeClient::new(node.channel().await);
+        let first = stage.clone();
+        if kill_during(&mut node, 2500, async move {
+            client.node_stage_volume(first).await
+        })
+        .await
+        {
+            *landed.entry("stage").or_default() += 1;
+        }
+        retried("NodeStageVolume after the kill", || {
+            let request = stage.clone();
+            let node = &node;
+            async move {
+                NodeClient::new(node.channel().await)
+                    .node_stage_volume(request)
+                    .await
+            }
+        })
+        .await;
+        let (mounts, loops) = traces(node.dir());
+        assert_eq!(
+            (mounts.len(), loops.len()),
+            (2, 1),
+            "round {round}: the image's fuse mount and the staging mount, one loop device: \
+             {mounts:?} {loops:?}"
+        );
+    }
+    eprintln!("kills that landed mid-call: {landed:?}");
+    for call in ["create", "publish", "stage"] {
+        assert!(
+            landed.get(call).copied().unwrap_or(0) > 0,
+            "no kill landed inside {call} ({landed:?})"
+        );
+    }
+
+    // Taken down: nothing left on the node or in Cinder.
+    NodeClient::new(node.channel().await)
+        .node_unstage_volume(NodeUnstageVolumeRequest {
+            volume_id: volume.clone(),
+            staging_target_path: staging.display().to_string(),
+        })
+        .await
+        .expect("NodeUnstageVolume");
+    assert_eq!(traces(node.dir()), (vec![], vec![]), "mounts or loops left");
+    let map = node.dir().join("state/rbd").join(&volume);
+    assert_eq!(rbd_fuse_pids(&map), Vec::<u32>::new(), "rbd-fuse left");
+    let mut client = controller(&driver).await;
+    client
+        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+            volume_id: volume.clone(),
+            node_id: env.node_name.clone(),
+            ..ControllerUnpublishVolumeRequest::default()
+        })
+        .await
+        .expect("ControllerUnpublishVolume");
+    wait_status(&os, &volume, "available").await;
+    for id in &made {
+        retried("DeleteVolume", || {
+            let request = DeleteVolumeRequest {
+                volume_id: id.clone(),
+                ..DeleteVolumeRequest::default()
+            };
+            let driver = &driver;
+            async move { controller(driver).await.delete_volume(request).await }
+        })
+        .await;
+        wait_gone(&os, id).await;
+    }
+}
