@@ -23,8 +23,9 @@ use tonic::transport::Channel;
 
 use common::{Driver, admin, create, rbd_fuse_pids, traces, wait_gone, wait_status};
 
-/// Kills per call.
-const ROUNDS: usize = 3;
+/// Rounds per call at most, and the kills that must land inside the call.
+const ROUNDS: usize = 6;
+const LANDED: usize = 2;
 
 /// The cluster's volumes named `name` by the provisioner, in every project.
 async fn volumes_named(os: &OpenStack, cluster: &str, name: &str) -> Vec<VolumeId> {
@@ -61,15 +62,17 @@ where
     }
 }
 
-/// Starts `call` on its own task, kills the driver after a random 50–`most` ms, and restarts
-/// it: whether the kill landed while the call was still running.
+/// Starts `call` on its own task, kills the driver at a random point of the time the same
+/// call took uninterrupted (`took`), and restarts it: whether the kill landed while the call
+/// was still running.
 async fn kill_during<T: Send + 'static>(
     driver: &mut Driver,
-    most: u64,
+    took: Duration,
     call: impl std::future::Future<Output = T> + Send + 'static,
 ) -> bool {
     let task = tokio::spawn(call);
-    let delay = rand::rng().random_range(50..most);
+    let took = took.as_millis() as u64;
+    let delay = rand::rng().random_range(took / 10..=took * 9 / 10);
     tokio::time::sleep(Duration::from_millis(delay)).await;
     let running = !task.is_finished();
     driver.restart();
@@ -91,12 +94,26 @@ async fn a_driver_killed_mid_call_converges_when_called_again_and_leaves_nothing
 
     // CreateVolume: one volume per name, whatever the kill interrupted.
     let mut made = Vec::new();
+    let started = Instant::now();
+    let first = controller(&driver)
+        .await
+        .create_volume(create(&unique_name("pvc-crash"), GIB))
+        .await
+        .expect("CreateVolume")
+        .into_inner()
+        .volume
+        .expect("volume");
+    let took = started.elapsed();
+    made.push(first.volume_id);
     for round in 0..ROUNDS {
+        if landed.get("create").copied().unwrap_or(0) >= LANDED {
+            break;
+        }
         let name = unique_name("pvc-crash");
         let mut client = controller(&driver).await;
         let request = create(&name, GIB);
         let first = request.clone();
-        if kill_during(&mut driver, 1500, async move {
+        if kill_during(&mut driver, took, async move {
             client.create_volume(first).await
         })
         .await
@@ -130,11 +147,33 @@ async fn a_driver_killed_mid_call_converges_when_called_again_and_leaves_nothing
         volume_capability: create("unused", GIB).volume_capabilities.pop(),
         ..ControllerPublishVolumeRequest::default()
     };
-    let mut context = HashMap::new();
+    let unpublish = ControllerUnpublishVolumeRequest {
+        volume_id: volume.clone(),
+        node_id: env.node_name.clone(),
+        ..ControllerUnpublishVolumeRequest::default()
+    };
+    let started = Instant::now();
+    let mut context = controller(&driver)
+        .await
+        .controller_publish_volume(publish.clone())
+        .await
+        .expect("ControllerPublishVolume")
+        .into_inner()
+        .publish_context;
+    let took = started.elapsed();
     for round in 0..ROUNDS {
+        if landed.get("publish").copied().unwrap_or(0) >= LANDED {
+            break;
+        }
+        // From detached, so that the call has its work to do.
+        controller(&driver)
+            .await
+            .controller_unpublish_volume(unpublish.clone())
+            .await
+            .expect("ControllerUnpublishVolume");
         let mut client = controller(&driver).await;
         let first = publish.clone();
-        if kill_during(&mut driver, 1200, async move {
+        if kill_during(&mut driver, took, async move {
             client.controller_publish_volume(first).await
         })
         .await
@@ -172,10 +211,36 @@ async fn a_driver_killed_mid_call_converges_when_called_again_and_leaves_nothing
         volume_capability: create("unused", GIB).volume_capabilities.pop(),
         ..NodeStageVolumeRequest::default()
     };
+    let unstage = NodeUnstageVolumeRequest {
+        volume_id: volume.clone(),
+        staging_target_path: staging.display().to_string(),
+    };
+    // Staged once (formatted), then unstaged: the calls killed map and mount again.
+    NodeClient::new(node.channel().await)
+        .node_stage_volume(stage.clone())
+        .await
+        .expect("NodeStageVolume");
+    NodeClient::new(node.channel().await)
+        .node_unstage_volume(unstage.clone())
+        .await
+        .expect("NodeUnstageVolume");
+    let started = Instant::now();
+    NodeClient::new(node.channel().await)
+        .node_stage_volume(stage.clone())
+        .await
+        .expect("NodeStageVolume");
+    let took = started.elapsed();
     for round in 0..ROUNDS {
+        if landed.get("stage").copied().unwrap_or(0) >= LANDED {
+            break;
+        }
+        NodeClient::new(node.channel().await)
+            .node_unstage_volume(unstage.clone())
+            .await
+            .expect("NodeUnstageVolume");
         let mut client = NodeClient::new(node.channel().await);
         let first = stage.clone();
-        if kill_during(&mut node, 2500, async move {
+        if kill_during(&mut node, took, async move {
             client.node_stage_volume(first).await
         })
         .await
@@ -203,17 +268,14 @@ async fn a_driver_killed_mid_call_converges_when_called_again_and_leaves_nothing
     eprintln!("kills that landed mid-call: {landed:?}");
     for call in ["create", "publish", "stage"] {
         assert!(
-            landed.get(call).copied().unwrap_or(0) > 0,
+            landed.get(call).copied().unwrap_or(0) >= LANDED,
             "no kill landed inside {call} ({landed:?})"
         );
     }
 
     // Taken down: nothing left on the node or in Cinder.
     NodeClient::new(node.channel().await)
-        .node_unstage_volume(NodeUnstageVolumeRequest {
-            volume_id: volume.clone(),
-            staging_target_path: staging.display().to_string(),
-        })
+        .node_unstage_volume(unstage)
         .await
         .expect("NodeUnstageVolume");
     assert_eq!(traces(node.dir()), (vec![], vec![]), "mounts or loops left");
@@ -221,11 +283,7 @@ async fn a_driver_killed_mid_call_converges_when_called_again_and_leaves_nothing
     assert_eq!(rbd_fuse_pids(&map), Vec::<u32>::new(), "rbd-fuse left");
     let mut client = controller(&driver).await;
     client
-        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
-            volume_id: volume.clone(),
-            node_id: env.node_name.clone(),
-            ..ControllerUnpublishVolumeRequest::default()
-        })
+        .controller_unpublish_volume(unpublish)
         .await
         .expect("ControllerUnpublishVolume");
     wait_status(&os, &volume, "available").await;

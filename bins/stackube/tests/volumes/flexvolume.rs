@@ -1,8 +1,10 @@
 //! The seed's `web` pod (deploy/examples/flexvolume-web.yaml) in a tenant's namespace, its
 //! `flexVolume` a Cinder volume of the tenant's project made beforehand: the kubelet finds
 //! `cinder/flexvolume_driver`, which stackube-csi-node installed; the volume is mounted (ext4)
-//! in the nginx container, a file written there survives the pod's deletion and recreation,
-//! and once the pod is gone the volume is detached and nothing of it is left on the node.
+//! at /var/lib/nginx in the nginx container, where Debian's nginx makes its temporary
+//! directories; a file written there (through the container's root, from the node: the image
+//! has no shell) survives the pod's deletion and recreation; and once the pod is gone the
+//! volume is detached and nothing of it is left on the node.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,7 @@ use stackube_openstack::block_storage::NewVolume;
 use stackube_openstack::{Cloud, ConnectOptions, OpenStack, Services};
 use stackube_testenv::{TestEnv, unique_name, workspace_root};
 
-use super::{exec, k, k_in, node_processes, ready};
+use super::{k, k_in, node_processes, ready};
 
 /// The seed's example id, which a user replaces with theirs.
 const SEED_VOLUME_ID: &str = "daa7b4e6-1792-462d-ad47-78e900fed429";
@@ -34,6 +36,28 @@ async fn wait_status(os: &OpenStack, id: &VolumeId, status: &str) {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The nginx master process whose /var/lib/nginx is an ext4 mount (the web pod's: no other
+/// pod of the node mounts one there).
+fn web_nginx() -> u32 {
+    let found: Vec<u32> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"nginx: master process"))
+                && std::fs::read_to_string(format!("/proc/{pid}/mounts"))
+                    .is_ok_and(|m| m.lines().any(|l| l.contains(" /var/lib/nginx ext4 ")))
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "the web pod's nginx, its volume mounted as ext4: {found:?}"
+    );
+    found[0]
 }
 
 fn delete_web(env: &TestEnv, ns: &str) {
@@ -92,33 +116,39 @@ pub(crate) async fn seeds_web_pod_keeps_its_cinder_volume(env: &TestEnv, os: &Op
     let web = seed.replace(SEED_VOLUME_ID, volume.as_str());
     k_in(env, &["-n", ns, "create", "-f", "-"], &web);
     ready(env, ns, "web");
-    let mounts = exec(env, ns, "web", &["cat", "/proc/mounts"]);
+    // The image has no shell: the container is looked at from the node, through its nginx's
+    // view of the file system (/proc/<pid>/root).
+    let nginx = web_nginx();
+    let volume_dir = format!("/proc/{nginx}/root/var/lib/nginx");
+    // Debian's nginx keeps its temporary files there: it made their directories at start.
+    let made: Vec<String> = std::fs::read_dir(&volume_dir)
+        .expect("the volume, as nginx sees it")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(
-        mounts.lines().any(|l| l.contains(" /var/lib/nginx ext4 ")),
-        "no ext4 at /var/lib/nginx: {mounts}"
+        made.iter().any(|f| f == "body"),
+        "nginx wrote nothing to its volume: {made:?}"
     );
     wait_status(os, &volume, "in-use").await;
-    let note = format!("written by {ns}'s web pod");
-    exec(
-        env,
-        ns,
-        "web",
-        &[
-            "sh",
-            "-c",
-            &format!("echo '{note}' > /var/lib/nginx/index.html && sync"),
-        ],
-    );
+    let note = format!("written in {ns}'s web pod");
+    std::fs::write(format!("{volume_dir}/index.html"), &note).expect("write into the pod's volume");
+    // Its page cache to the device before the pod goes.
+    std::fs::File::open(format!("{volume_dir}/index.html"))
+        .and_then(|f| f.sync_all())
+        .expect("sync");
 
     // Deleted: detached; created again: the data is there.
     delete_web(env, ns);
     wait_status(os, &volume, "available").await;
     k_in(env, &["-n", ns, "create", "-f", "-"], &web);
     ready(env, ns, "web");
-    assert_eq!(
-        exec(env, ns, "web", &["cat", "/var/lib/nginx/index.html"]).trim(),
-        note
-    );
+    let again = std::fs::read_to_string(format!(
+        "/proc/{}/root/var/lib/nginx/index.html",
+        web_nginx()
+    ))
+    .expect("the file, in the new pod");
+    assert_eq!(again, note);
     delete_web(env, ns);
     wait_status(os, &volume, "available").await;
     let daemons = node_processes("rbd-fuse");
