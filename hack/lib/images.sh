@@ -274,7 +274,8 @@ image_stackube() {
   # stackube-csi's node plugin: Ceph images through rbd-fuse (with librados' crypto plugins),
   # loop devices, filesystems made, grown and mounted with the real tools (not busybox's).
   rootfs_elf "$r" /usr/bin/bash /usr/bin/rbd-fuse /usr/sbin/losetup /usr/sbin/blkid \
-    /usr/sbin/mkfs.ext4 /usr/sbin/mkfs.xfs /usr/sbin/xfs_growfs /usr/sbin/resize2fs \
+    /usr/sbin/mkfs.ext4 /usr/sbin/mkfs.xfs /usr/sbin/xfs_growfs /usr/sbin/resize2fs /usr/sbin/e2fsck \
+    /usr/sbin/dumpe2fs /usr/sbin/blockdev \
     /usr/bin/mount /usr/bin/umount /usr/bin/findmnt /usr/lib/x86_64-linux-gnu/ceph/crypto/*.so
   [ ! -f /etc/mke2fs.conf ] || cp /etc/mke2fs.conf "$r/etc/"
   [ ! -f /etc/ssl/certs/ca-certificates.crt ] || cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"

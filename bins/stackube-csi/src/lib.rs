@@ -20,6 +20,7 @@ mod status;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -109,6 +110,14 @@ pub struct ControllerArgs {
     /// kubeconfig (default: in-cluster, or $KUBECONFIG).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Seconds between two rounds of garbage collection (volumes of this cluster that no
+    /// PersistentVolume and no claim names); 0: none.
+    #[arg(long, default_value_t = 300)]
+    pub gc_interval: u64,
+    /// Seconds a volume nothing names is left alone after Cinder made it (the provisioner
+    /// makes its PersistentVolume in between).
+    #[arg(long, default_value_t = 600)]
+    pub gc_grace: u64,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(
         long,
@@ -184,16 +193,28 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<()> {
     let kube = stackube_kube::client(args.kubeconfig.as_deref())
         .await
         .context("cannot reach Kubernetes")?;
+    let service = Arc::new(controller::ControllerService::new(
+        cloud.clone(),
+        Arc::new(controller::KubeCluster(kube)),
+        config.cluster_name.clone(),
+        controller::Timing::default(),
+    ));
+    if args.gc_interval > 0 {
+        let service = service.clone();
+        tokio::spawn(async move {
+            service
+                .collect_garbage_every(
+                    Duration::from_secs(args.gc_interval),
+                    Duration::from_secs(args.gc_grace),
+                )
+                .await;
+        });
+    }
     let router = tonic::transport::Server::builder()
         .add_service(IdentityServer::new(identity::IdentityService::controller(
-            cloud.clone(),
-        )))
-        .add_service(ControllerServer::new(controller::ControllerService::new(
             cloud,
-            Arc::new(controller::KubeCluster(kube)),
-            config.cluster_name.clone(),
-            controller::Timing::default(),
-        )));
+        )))
+        .add_service(ControllerServer::from_arc(service));
     health.set_ready(true);
     serve::serve(router, &socket, stackube_telemetry::shutdown_signal()).await
 }

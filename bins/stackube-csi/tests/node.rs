@@ -1,7 +1,8 @@
 //! The node's staging of a real Cinder volume (RBD on Ceph, no kernel rbd): mapped by rbd-fuse,
 //! a loop device, ext4 made once and mounted; staged again without a step; unstaged to nothing;
-//! staged again keeping the data (not formatted again); and after the rbd-fuse daemon is
-//! killed under a staged volume, staged again on a fresh mapping with the data intact. Then the
+//! staged again keeping the data (not formatted again); after the rbd-fuse daemon is killed
+//! under a staged volume, staged again on a fresh mapping with the data intact; and grown in
+//! Cinder while unstaged, staged again with the ext4 grown before it is mounted. Then the
 //! same through the processes' sockets, as the kubelet and the sidecars call them: the
 //! kubelet's registration, a volume created and published by the controller, staged,
 //! published, written, measured, grown while mounted, and taken down to nothing; and a raw
@@ -131,6 +132,37 @@ async fn a_volume_is_staged_once_unstaged_to_nothing_and_restaged_with_its_data(
         assert!(!steps.iter().any(|s| matches!(s, NodeStep::Format(_))), "{steps:?}");
         assert_eq!(
             std::fs::read_to_string(staging.join("data")).expect("read after the kill"),
+            "written before unstaging"
+        );
+        unstage(&host, &image, &staging).await.expect("unstage");
+
+        // Grown in Cinder while unstaged: the next stage grows the ext4 before mounting it (it
+        // cannot grow mounted here).
+        let kib = |path: &std::path::Path| {
+            let out = std::process::Command::new("df")
+                .args(["-k", "--output=size"])
+                .arg(path)
+                .output()
+                .expect("df");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .nth(1)
+                .and_then(|l| l.trim().parse::<u64>().ok())
+                .expect("df's size")
+        };
+        cinder.extend_volume(&volume.id, 2).await.expect("extend");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while cinder.get_volume(&volume.id).await.expect("volume").size != 2
+            || cinder.get_volume(&volume.id).await.expect("volume").status != "available"
+        {
+            assert!(Instant::now() < deadline, "volume {} never grew", volume.id);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let steps = stage(&host, &image, &staging, &ext4).await.expect("stage after growing");
+        assert!(steps.contains(&NodeStep::GrowFileSystem), "{steps:?}");
+        assert!(kib(&staging) > 1536 * 1024, "the file system stayed at {} KiB", kib(&staging));
+        assert_eq!(
+            std::fs::read_to_string(staging.join("data")).expect("read after growing"),
             "written before unstaging"
         );
         unstage(&host, &image, &staging).await.expect("unstage at the end");

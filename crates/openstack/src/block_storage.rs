@@ -52,6 +52,24 @@ pub struct Volume {
     /// The project it belongs to (Cinder shows it to admins only).
     #[serde(default, rename = "os-vol-tenant-attr:tenant_id")]
     pub project_id: Option<ProjectId>,
+    /// When Cinder made it, as Cinder writes it (UTC, no zone: `2026-12-06T03:07:11.000000`);
+    /// see [`Volume::age`].
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+impl Volume {
+    /// How long ago Cinder made it, by `now`; `None` when Cinder did not say or said it in
+    /// another form.
+    pub fn age(&self, now: chrono::DateTime<chrono::Utc>) -> Option<std::time::Duration> {
+        let made = chrono::NaiveDateTime::parse_from_str(
+            self.created_at.as_deref()?,
+            "%Y-%m-%dT%H:%M:%S%.f",
+        )
+        .ok()?
+        .and_utc();
+        (now - made).to_std().ok()
+    }
 }
 
 /// An attachment as listed on its volume.
@@ -314,4 +332,27 @@ pub trait BlockStorage: Send + Sync {
     /// volumes were cloned from cannot go: Cinder accepts the request and puts it back to
     /// `available`.
     async fn delete_snapshot(&self, id: &SnapshotId) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_volumes_age_is_read_from_cinders_time() {
+        let volume: Volume = serde_json::from_value(serde_json::json!({
+            "id": "v", "size": 1, "status": "available",
+            "created_at": "2026-12-06T03:07:11.000000"
+        }))
+        .expect("a volume");
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T03:17:11Z")
+            .expect("a time")
+            .to_utc();
+        assert_eq!(volume.age(now), Some(std::time::Duration::from_secs(600)));
+        let unknown = Volume {
+            created_at: Some("yesterday".into()),
+            ..volume
+        };
+        assert_eq!(unknown.age(now), None);
+    }
 }

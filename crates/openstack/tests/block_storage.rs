@@ -76,6 +76,13 @@ async fn volume_create_list_extend_delete() {
         let volume = available_volume(&cinder, &cleanup, metadata.clone()).await;
         assert_eq!(volume.metadata, metadata);
         assert!(volume.attachments.is_empty());
+        // Cinder's time of creation reads back as an age of a few minutes at most.
+        let age = volume.age(chrono::Utc::now()).expect("the volume's age");
+        assert!(
+            age < Duration::from_secs(600),
+            "{:?}: {age:?}",
+            volume.created_at
+        );
 
         let by_name = cinder
             .list_volumes(&VolumeFilter {

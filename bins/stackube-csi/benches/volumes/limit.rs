@@ -77,24 +77,9 @@ pub(crate) struct Limit {
 /// The RBD image an attachment's connection info names (what ControllerPublishVolume passes
 /// to the node).
 fn image_of(attachment: &Attachment) -> anyhow::Result<Image> {
-    let info = &attachment.connection_info;
-    let kind = info["driver_volume_type"].as_str().unwrap_or_default();
-    if kind != "rbd" {
-        bail!("attachment {}: Cinder connects by `{kind}`, not rbd", attachment.id);
-    }
-    let name = info["name"].as_str().unwrap_or_default();
-    let Some((pool, image)) = name.split_once('/') else {
-        bail!("attachment {}: name `{name}` is not <pool>/<image>", attachment.id);
-    };
-    Ok(Image {
-        volume_id: attachment.volume_id.to_string(),
-        pool: pool.to_owned(),
-        image: image.to_owned(),
-        user: info["auth_username"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    })
+    let context = stackube_csi::controller::publish_context(attachment)
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+    Ok(Image::from_context(attachment.volume_id.as_str(), &context))
 }
 
 /// A UUID-shaped instance id: Cinder tracks attachments per instance, and there is none here.
@@ -249,7 +234,11 @@ impl Limit {
     /// Removes the volumes `filter` lists: each unstaged from the node, its attachments
     /// deleted, the volume deleted; then waits until Cinder lists none, and checks that the
     /// node keeps nothing of the scratch directory. How many volumes it found.
-    pub(crate) async fn sweep(&self, os: &OpenStack, filter: &VolumeFilter) -> anyhow::Result<usize> {
+    pub(crate) async fn sweep(
+        &self,
+        os: &OpenStack,
+        filter: &VolumeFilter,
+    ) -> anyhow::Result<usize> {
         let cinder = os.block_storage();
         let volumes = cinder::listed(os, filter).await?;
         for id in volumes.keys() {
@@ -272,7 +261,9 @@ impl Limit {
         cinder::wait_none(os, filter, BOUND).await?;
         let (mounts, loops) = traces(&self.scratch);
         if !mounts.is_empty() || !loops.is_empty() {
-            bail!("the node keeps mounts {mounts:?} and loop devices {loops:?} of the limit's volumes");
+            bail!(
+                "the node keeps mounts {mounts:?} and loop devices {loops:?} of the limit's volumes"
+            );
         }
         Ok(volumes.len())
     }

@@ -10,15 +10,18 @@
 mod create;
 mod delete;
 mod expand;
+mod gc;
 mod list;
 mod publish;
-pub(crate) use publish::{ensure_attached, ensure_detached, instance_of, publish_context};
+pub use publish::publish_context;
+pub(crate) use publish::{ensure_attached, ensure_detached, instance_of};
 mod snapshot;
 pub(crate) mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use stackube_core::volume::gc::KubeView;
 use stackube_core::volume::params::PVC_NAMESPACE;
 use stackube_csi_proto::csi::v1::controller_server::Controller;
 use stackube_csi_proto::csi::v1::controller_service_capability::{self, rpc};
@@ -69,6 +72,9 @@ pub trait Cluster: Send + Sync {
     /// The Keystone project of the tenant the namespace `name` belongs to (its
     /// `stackube.kubernetes.io/project-id` label); `None` for a namespace that is no tenant's.
     async fn tenant_project(&self, namespace: &str) -> Result<Option<ProjectId>, Status>;
+    /// What names volumes: the CSI volume handles of `driver`'s PersistentVolumes, and every
+    /// claim with its uid (the garbage collector's view), read in full.
+    async fn kube_view(&self, driver: &str) -> Result<KubeView, Status>;
 }
 
 /// The cluster's Node and Namespace objects.
@@ -101,6 +107,38 @@ impl Cluster for KubeCluster {
             .labels
             .and_then(|labels| labels.get(PROJECT_LABEL).cloned())
             .map(ProjectId::new))
+    }
+
+    async fn kube_view(&self, driver: &str) -> Result<KubeView, Status> {
+        use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+        let unreadable = |what: &'static str| {
+            move |e: kube::Error| Status::unavailable(format!("Kubernetes: listing {what}: {e}"))
+        };
+        let pvs = kube::Api::<PersistentVolume>::all(self.0.clone())
+            .list(&Default::default())
+            .await
+            .map_err(unreadable("PersistentVolumes"))?;
+        let claims = kube::Api::<PersistentVolumeClaim>::all(self.0.clone())
+            .list(&Default::default())
+            .await
+            .map_err(unreadable("PersistentVolumeClaims"))?;
+        Ok(KubeView {
+            handles: pvs
+                .items
+                .into_iter()
+                .filter_map(|pv| pv.spec?.csi)
+                .filter(|csi| csi.driver == driver)
+                .map(|csi| csi.volume_handle)
+                .collect(),
+            claims: claims
+                .items
+                .into_iter()
+                .filter_map(|c| {
+                    let m = c.metadata;
+                    Some(((m.namespace?, m.name?), m.uid?))
+                })
+                .collect(),
+        })
     }
 }
 
@@ -386,6 +424,8 @@ impl Controller for ControllerService {
     }
 }
 
+#[cfg(test)]
+mod gc_tests;
 #[cfg(test)]
 mod tenancy_tests;
 #[cfg(test)]

@@ -263,8 +263,8 @@ fn holder(volume: &Volume, attachments: &[ObservedAttachment], instance: &str) -
         )
 }
 
-/// What the node needs of the attachment's RBD connection info.
-pub(crate) fn publish_context(attachment: &Attachment) -> Result<HashMap<String, String>, Status> {
+/// What the node needs of the attachment's RBD connection info (the publish context).
+pub fn publish_context(attachment: &Attachment) -> Result<HashMap<String, String>, Status> {
     let info = &attachment.connection_info;
     let kind = info["driver_volume_type"].as_str().unwrap_or_default();
     if kind != "rbd" {

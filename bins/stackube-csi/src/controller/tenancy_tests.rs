@@ -28,6 +28,7 @@ fn tenants(cloud: &FakeCloud) -> ControllerService {
             nodes: &["node-1"],
             tenants: HashMap::from([("test", project("test")), ("other", project("other"))]),
             others: &["default"],
+            view: Default::default(),
         },
     )
 }

@@ -19,6 +19,8 @@ use stackube_openstack::block_storage::{Connector, NewAttachment};
 use stackube_openstack::fake::FakeCloud;
 use tonic::{Code, Request};
 
+use stackube_core::volume::gc::KubeView;
+
 use super::{Cluster, ControllerService, Timing};
 
 /// The cluster's nodes, and its tenant namespaces with their projects, for the tests.
@@ -26,6 +28,8 @@ pub(super) struct FakeKube {
     pub nodes: &'static [&'static str],
     pub tenants: HashMap<&'static str, ProjectId>,
     pub others: &'static [&'static str],
+    /// What names volumes (the garbage collector's view).
+    pub view: Arc<std::sync::Mutex<KubeView>>,
 }
 
 #[tonic::async_trait]
@@ -42,6 +46,10 @@ impl Cluster for FakeKube {
                 "namespace {namespace} does not exist"
             ))),
         }
+    }
+
+    async fn kube_view(&self, _: &str) -> Result<KubeView, tonic::Status> {
+        Ok(self.view.lock().expect("lock").clone())
     }
 }
 
@@ -66,6 +74,7 @@ fn service_of(cloud: &FakeCloud, cluster: &str) -> ControllerService {
             nodes: &["node-1", "node-2"],
             tenants: HashMap::new(),
             others: &["default"],
+            view: Default::default(),
         },
     )
 }

@@ -85,13 +85,7 @@ impl FlexDriver {
                 .await
                 .map_err(|s| anyhow!("attaching volume {id}: {}", s.message()))?;
         let context = publish_context(&attachment).map_err(|s| anyhow!("{}", s.message()))?;
-        let field = |key: &str| context.get(key).cloned().unwrap_or_default();
-        let image = Image {
-            volume_id: id.to_string(),
-            pool: field("pool"),
-            image: field("image"),
-            user: field("user"),
-        };
+        let image = Image::from_context(id.as_str(), &context);
         record.image = Some(RecordedImage {
             pool: image.pool.clone(),
             image: image.image.clone(),
@@ -99,7 +93,8 @@ impl FlexDriver {
         });
         write_record(&record_path, &record)?;
 
-        let host = self.host(&conf.keyring, &image.user, &field("monitors"))?;
+        let monitors = context.get("monitors").map_or("", String::as_str);
+        let host = self.host(&conf.keyring, &image.user, monitors)?;
         let staging = self.staging(id);
         let access = Access::Mount(options.fs_type.as_str().to_owned());
         stage(&host, &image, &staging, &access)

@@ -23,6 +23,22 @@ pub struct Image {
     pub user: String,
 }
 
+impl Image {
+    /// The image a publish context names (`pool`, `image`, `user`; missing ones empty).
+    pub fn from_context(
+        volume_id: &str,
+        context: &std::collections::HashMap<String, String>,
+    ) -> Image {
+        let field = |key: &str| context.get(key).cloned().unwrap_or_default();
+        Image {
+            volume_id: volume_id.to_owned(),
+            pool: field("pool"),
+            image: field("image"),
+            user: field("user"),
+        }
+    }
+}
+
 /// A node tool that failed, with what it said.
 #[derive(Debug, thiserror::Error)]
 #[error("{command}: {message}")]
@@ -121,6 +137,10 @@ impl LinuxHost {
             .rev()
             .find(|m| Path::new(&m.target) == staging)
             .map(|m| m.source.clone());
+        let fs_short = match (loops.first(), fs_type.as_deref(), &staged_from) {
+            (Some(device), Some("ext4"), None) => ext4_short(device).await?,
+            _ => false,
+        };
         Ok(NodeVolume {
             fuse_mounted,
             fuse_dead,
@@ -128,6 +148,7 @@ impl LinuxHost {
             loops,
             fs_type,
             staged_from,
+            fs_short,
         })
     }
 
@@ -233,6 +254,27 @@ impl LinuxHost {
                     .map(drop)
             }
             NodeStep::UnmountStaging => run("umount", &[staging.as_os_str()]).await.map(drop),
+            NodeStep::GrowFileSystem => {
+                let device = self.device(image)?;
+                // resize2fs wants a file system checked since it was last mounted; e2fsck
+                // answers 1 when it corrected something, which is a success here.
+                let check = tokio::process::Command::new("e2fsck")
+                    .args(["-f", "-p", &device])
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .await
+                    .map_err(|e| HostError {
+                        command: "e2fsck".into(),
+                        message: format!("cannot run: {e}"),
+                    })?;
+                if !matches!(check.status.code(), Some(0 | 1)) {
+                    return Err(HostError {
+                        command: format!("e2fsck -f -p {device}"),
+                        message: String::from_utf8_lossy(&check.stdout).trim().to_owned(),
+                    });
+                }
+                run("resize2fs", &[device.as_ref()]).await.map(drop)
+            }
             NodeStep::DetachLoop(device) => run("losetup", &["-d".as_ref(), device.as_ref()])
                 .await
                 .map(drop),
@@ -264,6 +306,18 @@ impl LinuxHost {
                 for pid in daemons_serving(&dir) {
                     tracing::info!(dir = %dir.display(), pid, "stopping the image's rbd-fuse daemon");
                     run("kill", &["-TERM".as_ref(), pid.to_string().as_ref()]).await?;
+                }
+                // Until it has closed the image: Cinder cannot delete an image a client still
+                // watches (it moves it to the RBD trash, where it holds its parent snapshot).
+                let deadline = tokio::time::Instant::now() + UNMAP_PATIENCE;
+                while !daemons_serving(&dir).is_empty() {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(HostError {
+                            command: format!("kill -TERM (rbd-fuse of {})", dir.display()),
+                            message: "the daemon did not exit".into(),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 let _ = std::fs::remove_dir(&dir);
                 Ok(())
@@ -321,6 +375,27 @@ impl LinuxHost {
                 message: format!("no loop device on {}", self.image_file(image).display()),
             })
     }
+}
+
+/// Whether the ext4 file system on `device` is at least 64 MiB smaller than the device (the
+/// volume grew; resize2fs rounds to its groups, hence the slack).
+async fn ext4_short(device: &str) -> Result<bool, HostError> {
+    let header = run("dumpe2fs", &["-h".as_ref(), device.as_ref()]).await?;
+    let field = |name: &str| {
+        header.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+    };
+    let (Some(blocks), Some(size)) = (field("Block count:"), field("Block size:")) else {
+        return Ok(false);
+    };
+    let device_bytes: u64 = run("blockdev", &["--getsize64".as_ref(), device.as_ref()])
+        .await?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    Ok(device_bytes > blocks * size + 64 * 1024 * 1024)
 }
 
 /// `ENOTCONN`: what a fuse mount whose daemon died answers.

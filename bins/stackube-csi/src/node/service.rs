@@ -362,7 +362,8 @@ impl Node for NodeService {
                     if e.message().contains("Permission denied to resize") {
                         Status::failed_precondition(format!(
                             "growing ext4 while mounted needs CAP_SYS_RESOURCE, which this node \
-                             plugin lacks: {}",
+                             plugin lacks (it grows when the volume is next staged, before it is \
+                             mounted): {}",
                             e.message()
                         ))
                     } else {

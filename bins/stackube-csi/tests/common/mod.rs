@@ -33,6 +33,11 @@ pub struct Driver {
 impl Driver {
     /// `stackube-csi controller` for the cluster `cluster`.
     pub fn controller(env: &TestEnv, cluster: &str) -> Driver {
+        Driver::controller_with(env, cluster, &[])
+    }
+
+    /// [`Driver::controller`] with `extra` arguments.
+    pub fn controller_with(env: &TestEnv, cluster: &str, extra: &[&str]) -> Driver {
         let dir = scratch("stackube-csi-controller");
         let config = dir.join("config.yaml");
         std::fs::write(&config, env.config_yaml(cluster, &[])).expect("config");
@@ -47,6 +52,10 @@ impl Driver {
             "--kubeconfig".into(),
             env.kubeconfig.clone().into_os_string(),
         ];
+        let args = args
+            .into_iter()
+            .chain(extra.iter().map(Into::into))
+            .collect();
         Driver::spawn(args, dir.clone(), dir.join("csi.sock"))
     }
 

@@ -17,6 +17,7 @@ pub mod capacity;
 pub mod create;
 pub mod flex;
 pub mod flex_plan;
+pub mod gc;
 pub mod node;
 pub mod params;
 pub mod publish;

@@ -27,6 +27,9 @@ pub struct NodeVolume {
     pub fs_type: Option<String>,
     /// What is mounted at the staging path: the device, if anything.
     pub staged_from: Option<String>,
+    /// The device's ext4 file system, not mounted, is smaller than the device: the volume was
+    /// grown in Cinder while the file system could not grow with it.
+    pub fs_short: bool,
 }
 
 /// How the volume is to be staged.
@@ -59,6 +62,8 @@ pub enum NodeStep {
     UnmapImage,
     /// Stop the rbd-fuse daemons of an image that is not mounted.
     StopMapDaemons,
+    /// Grow the unmounted file system to its device (ext4: checked, then resized).
+    GrowFileSystem,
 }
 
 /// Why the node cannot stage the volume as asked.
@@ -119,7 +124,12 @@ pub fn stage_plan(node: &NodeVolume, access: &Access) -> Result<Vec<NodeStep>, S
         Some(_) => {}
     }
     match &node.staged_from {
-        None => steps.push(NodeStep::MountStaging),
+        None => {
+            if node.fs_short {
+                steps.push(NodeStep::GrowFileSystem);
+            }
+            steps.push(NodeStep::MountStaging);
+        }
         Some(from) if from == device => {}
         Some(from) => return Err(StageError::StagingTaken(from.clone())),
     }
@@ -157,6 +167,7 @@ mod tests {
             fuse_mounted: fuse,
             fuse_dead: false,
             fuse_starting: false,
+            fs_short: false,
             loops: loops.iter().map(|l| (*l).to_owned()).collect(),
             fs_type: fs.map(str::to_owned),
             staged_from: staged.map(str::to_owned),
@@ -256,6 +267,20 @@ mod tests {
             Ok(vec![StopMapDaemons, MapImage, AttachLoop])
         );
         assert_eq!(unstage_plan(&starting), vec![StopMapDaemons]);
+    }
+
+    #[test]
+    fn a_file_system_smaller_than_its_device_grows_before_it_is_mounted() {
+        let mut short = node(true, &["/dev/loop3"], Some("ext4"), None);
+        short.fs_short = true;
+        assert_eq!(
+            stage_plan(&short, &ext4()),
+            Ok(vec![GrowFileSystem, MountStaging])
+        );
+        // Mounted already: nothing to do here (NodeExpandVolume's business).
+        let mut mounted = node(true, &["/dev/loop3"], Some("ext4"), Some("/dev/loop3"));
+        mounted.fs_short = true;
+        assert_eq!(stage_plan(&mounted, &ext4()), Ok(vec![]));
     }
 
     #[test]

@@ -233,6 +233,12 @@ impl BlockStorage for FakeBlockStorage {
                     snapshot_id: new.snapshot_id.clone(),
                     source_volume_id: new.source_volume_id.clone(),
                     project_id: Some(scope.home(state)),
+                    created_at: Some(
+                        chrono::Utc::now()
+                            .naive_utc()
+                            .format("%Y-%m-%dT%H:%M:%S%.6f")
+                            .to_string(),
+                    ),
                 };
                 state.volumes.insert(id, volume.clone());
                 Ok(volume)
