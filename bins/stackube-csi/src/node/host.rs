@@ -290,6 +290,11 @@ impl LinuxHost {
                             if e.message.contains("busy")
                                 && tokio::time::Instant::now() < deadline =>
                         {
+                            // A loop device attached after the plan was made (an interrupted
+                            // stage's losetup finishing late) holds it too.
+                            for device in loops_on(&self.image_file(image))? {
+                                let _ = run("losetup", &["-d".as_ref(), device.as_ref()]).await;
+                            }
                             tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                         Err(e) if e.message.contains("busy") => {

@@ -54,17 +54,26 @@ pub async fn stage(
     Err(StageFailure::NoConvergence(ROUNDS))
 }
 
-/// Unstages `image` from `staging`: everything staging made goes. The steps it took.
+/// Unstages `image` from `staging`: everything staging made goes, also what appears while it
+/// works (a loop device or a map an interrupted stage's orphaned tool makes late): observe,
+/// plan, act, until nothing is left. The steps it took.
 pub async fn unstage(
     host: &LinuxHost,
     image: &Image,
     staging: &Path,
 ) -> Result<Vec<NodeStep>, HostError> {
-    let observed = host.observe(image, staging).await?;
-    let steps = unstage_plan(&observed);
-    for step in &steps {
-        host.step(image, staging, step).await?;
-        tracing::info!(volume = %image.volume_id, ?step, "unstage step done");
+    let mut done = Vec::new();
+    for _ in 0..ROUNDS {
+        let observed = host.observe(image, staging).await?;
+        let steps = unstage_plan(&observed);
+        if steps.is_empty() {
+            break;
+        }
+        for step in steps {
+            host.step(image, staging, &step).await?;
+            tracing::info!(volume = %image.volume_id, ?step, "unstage step done");
+            done.push(step);
+        }
     }
-    Ok(steps)
+    Ok(done)
 }
