@@ -13,6 +13,7 @@ pub mod identity;
 pub mod kubestack;
 pub mod loadbalancer;
 pub mod naming;
+pub mod netpol;
 pub mod network;
 pub mod ownership;
 pub mod project;
