@@ -633,12 +633,6 @@ rbd_flatten_volume_from_snapshot = false
 rbd_max_clone_depth = 5
 rbd_store_chunk_size = 4
 rados_connect_timeout = 5
-# An image Cinder cannot remove at once (still watched: a client closing it a moment late) goes
-# to the RBD trash; without these it stays there for ever, and with it every snapshot it was
-# cloned from ("snapshot busy"). Deferred deletion purges the trash.
-enable_deferred_deletion = true
-deferred_deletion_delay = 0
-deferred_deletion_purge_interval = 15
 EOF
   install -d -o cinder -g cinder /var/lib/cinder /var/lib/cinder/lock /var/log/cinder
   if ! marker cinder-db; then
