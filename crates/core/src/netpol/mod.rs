@@ -7,6 +7,7 @@
 //! with `except` becomes the CIDRs that cover exactly what it allows ([`cidr::minus`]).
 
 pub mod cidr;
+pub mod plan;
 pub mod selector;
 
 use std::collections::BTreeMap;
