@@ -343,12 +343,7 @@ pub(super) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// What is mounted at `path`, if anything.
 fn mounted_at(path: &Path) -> anyhow::Result<Option<String>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
-    Ok(mountinfo::parse(&text)
-        .into_iter()
-        .rev()
-        .find(|m| Path::new(&m.target) == path)
-        .map(|m| m.source))
+    mountinfo::source_at(path).context("reading mountinfo")
 }
 
 async fn command(program: &str, args: &[&str]) -> anyhow::Result<()> {

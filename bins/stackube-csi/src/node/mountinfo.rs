@@ -11,6 +11,16 @@ pub(crate) struct Mount {
     pub(crate) source: String,
 }
 
+/// What this process's mount namespace has mounted at `path` (the topmost mount), if anything.
+pub(crate) fn source_at(path: &std::path::Path) -> std::io::Result<Option<String>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(parse(&text)
+        .into_iter()
+        .rev()
+        .find(|m| std::path::Path::new(&m.target) == path)
+        .map(|m| m.source))
+}
+
 /// The mounts of a `mountinfo` text (lines it cannot read are skipped).
 pub(crate) fn parse(text: &str) -> Vec<Mount> {
     text.lines().filter_map(parse_line).collect()

@@ -119,13 +119,7 @@ fn access(capability: Option<&VolumeCapability>) -> Result<Access, Status> {
 
 /// What is mounted at `path`, if anything.
 fn mounted_at(path: &Path) -> Result<Option<String>, Status> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| Status::internal(format!("reading mountinfo: {e}")))?;
-    Ok(mountinfo::parse(&text)
-        .into_iter()
-        .rev()
-        .find(|m| Path::new(&m.target) == path)
-        .map(|m| m.source))
+    mountinfo::source_at(path).map_err(|e| Status::internal(format!("reading mountinfo: {e}")))
 }
 
 async fn command(program: &str, args: &[&str]) -> Result<String, Status> {
