@@ -83,6 +83,14 @@ clusterDomain: cluster.local
 resolvConf: /etc/resolv.conf
 podLogsDir: $NODE_DIR/pod-logs
 volumePluginDir: $NODE_FLEX_DIR
+# A volume that needs attaching (stackube-csi's) is mounted only once the kubelet has reported it
+# in use (node.status.volumesInUse), and the kubelet computes that status every
+# nodeStatusUpdateFrequency: upstream's 10 s made a pod with a new volume wait up to 10 s for
+# nothing (docs/csi.md). 1 s costs a status computation a second from the kubelet's cache; the
+# status is still posted only when it changes, or every nodeStatusReportFrequency (upstream's 5 min,
+# said explicitly: set alone, the update frequency would become the report frequency too).
+nodeStatusUpdateFrequency: 1s
+nodeStatusReportFrequency: 5m
 staticPodPath: ""
 # One small disk for everything: evict only when it is really full, never collect images (they
 # would be pulled back from the local registry, but a test's pod would pay for it).

@@ -9,6 +9,7 @@
 //! cloud's `OS_*` variables must never point the tests (which create and delete resources) at it.
 
 pub mod bench;
+pub mod devbox;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

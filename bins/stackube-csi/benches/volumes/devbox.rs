@@ -32,18 +32,6 @@ use crate::cinder;
 pub(crate) const TENANT_PREFIX: &str = "st-bench-vol-";
 /// Failure bound for a tenant to be made or gone, and for what it holds to be gone.
 const BOUND: Duration = Duration::from_secs(600);
-/// `hack/devbox`'s `WORKLOADS` (and `bins/stackube/tests/cluster/mod.rs`'), in the order the
-/// end-to-end tests delete them: the snapshot controller's pod-network pod first.
-const WORKLOADS: [&str; 8] = [
-    "deployment/snapshot-controller",
-    "deployment/stackube-controller",
-    "daemonset/stackube-auth",
-    "daemonset/kubestack",
-    "daemonset/stackube-proxy",
-    "daemonset/stackube-dns",
-    "deployment/stackube-csi-controller",
-    "daemonset/stackube-csi-node",
-];
 
 /// The deployed devbox and the benchmark's tenant.
 pub(crate) struct Setup {
@@ -223,7 +211,7 @@ impl Setup {
             eprintln!("removing tenant {tenant} failed: {e:#}");
         }
         if !self.was_up {
-            take_workloads_down(env)?;
+            stackube_testenv::devbox::take_workloads_down(env).map_err(anyhow::Error::msg)?;
         }
         removed
     }
@@ -255,47 +243,5 @@ async fn devbox_up() -> anyhow::Result<()> {
         );
     }
     eprintln!("hack/devbox up: {:.0} s", started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-/// Deletes the devbox's workloads and waits until their pods are gone: the snapshot
-/// controller first, while kubestack still tears its pod network down.
-fn take_workloads_down(env: &TestEnv) -> anyhow::Result<()> {
-    let kubectl = |args: &[&str]| -> (bool, String) {
-        let mut command = env.kubectl();
-        command.args(args);
-        run_command(command, None)
-    };
-    let delete = [
-        "-n",
-        "kube-system",
-        "delete",
-        "--ignore-not-found",
-        "--wait=true",
-        "--timeout=180s",
-    ];
-    let (first, rest) = WORKLOADS.split_at(1);
-    for workloads in [first, rest] {
-        let args: Vec<&str> = delete.iter().chain(workloads).copied().collect();
-        let (ok, out) = kubectl(&args);
-        ensure!(ok, "kubectl {}: {out}", args.join(" "));
-    }
-    let wait = [
-        "-n",
-        "kube-system",
-        "wait",
-        "--for=delete",
-        "pod",
-        "-l",
-        "app.kubernetes.io/part-of=stackube",
-        "--timeout=120s",
-    ];
-    let (ok, out) = kubectl(&wait);
-    // With no pod left to wait for, `wait` says so and fails.
-    ensure!(
-        ok || out.contains("no matching resources"),
-        "kubectl {}: {out}",
-        wait.join(" ")
-    );
     Ok(())
 }

@@ -10,18 +10,6 @@ use stackube_testenv::{TestEnv, workspace_root};
 
 use crate::common::kubectl_admin;
 
-/// deploy/'s workloads, which the other tests' own controller and daemons must not meet.
-pub const WORKLOADS: [&str; 8] = [
-    "deployment/stackube-controller",
-    "daemonset/stackube-auth",
-    "daemonset/kubestack",
-    "daemonset/stackube-proxy",
-    "daemonset/stackube-dns",
-    "deployment/stackube-csi-controller",
-    "daemonset/stackube-csi-node",
-    "deployment/snapshot-controller",
-];
-
 /// The devbox, up for one test. When the test ends, however it ends: its pods (`namespace`,
 /// `name`) and its tenants deleted (while the devbox's controllers still run to clean them up),
 /// then the devbox's workloads.
@@ -91,46 +79,10 @@ impl Drop for Devbox<'_> {
         if !self.tenants.is_empty() {
             let _ = kubectl_admin(self.env, &args, None);
         }
-        // The pod-network pods first, while kubestack still tears their networks down: with
-        // kubestack gone they would stay Terminating and be counted by the next test.
-        let _ = kubectl_admin(
-            self.env,
-            &[
-                "-n",
-                "kube-system",
-                "delete",
-                "--ignore-not-found",
-                "--wait=true",
-                "--timeout=120s",
-                "deployment/snapshot-controller",
-            ],
-            None,
-        );
-        let mut args = vec![
-            "-n",
-            "kube-system",
-            "delete",
-            "--ignore-not-found",
-            "--wait=true",
-        ];
-        args.extend(WORKLOADS);
-        let _ = kubectl_admin(self.env, &args, None);
-        // Their pods too: a stackube-dns or stackube-proxy still in a router would hold the
-        // DNS address and the nftables table the next tests' own daemons take.
-        let _ = kubectl_admin(
-            self.env,
-            &[
-                "-n",
-                "kube-system",
-                "wait",
-                "--for=delete",
-                "pod",
-                "-l",
-                "app.kubernetes.io/part-of=stackube",
-                "--timeout=120s",
-            ],
-            None,
-        );
+        // deploy/'s workloads, which the other tests' own controller and daemons must not meet.
+        if let Err(e) = stackube_testenv::devbox::take_workloads_down(self.env) {
+            eprintln!("taking the devbox's workloads down: {e}");
+        }
     }
 }
 
