@@ -178,7 +178,11 @@ phase_kubernetes() {
     --authentication-token-webhook-config-file "$K8S_DIR/auth-webhook.kubeconfig" \
     --authentication-token-webhook-version v1 \
     --authentication-token-webhook-cache-ttl 10s \
+    --feature-gates MutatingAdmissionPolicy=true \
+    --runtime-config admissionregistration.k8s.io/v1beta1=true \
     --allow-privileged=true || true
+  # (MutatingAdmissionPolicy, beta in 1.34 and off by default: deploy/admission.yaml gives a
+  # tenant's pods its RuntimeClass with one.)
   # (--authentication-token-webhook-*: bearer tokens that are neither ServiceAccount nor bootstrap
   # tokens go to stackube-auth, which caches reviews itself; kube-apiserver's own cache is kept
   # short so that a revoked token is noticed soon after stackube-auth's cache lets go of it.)

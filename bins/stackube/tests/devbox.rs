@@ -396,39 +396,7 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
     assert!(port_forward_page(env, None, &nginx).contains("Welcome to nginx!"));
 
     // The same as the tenant, with its Keystone credentials; and nothing outside its namespace.
-    let dir = std::env::temp_dir().join(unique_name("devbox"));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let kubeconfig = dir.join("test.kubeconfig");
-    let vars: Vec<(String, String)> = [
-        ("OS_AUTH_URL", env.os_auth_url.as_str()),
-        ("OS_USERNAME", "test"),
-        ("OS_PASSWORD", "password"),
-        ("OS_PROJECT_NAME", "test"),
-        ("OS_USER_DOMAIN_NAME", "Default"),
-        ("OS_PROJECT_DOMAIN_NAME", "Default"),
-    ]
-    .into_iter()
-    .map(|(a, b)| (a.to_owned(), b.to_owned()))
-    .collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_stackube"))
-        .envs(vars.iter().map(|(a, b)| (a, b)))
-        .args([
-            "kubeconfig",
-            "--kubeconfig",
-            &kubeconfig.display().to_string(),
-            "--server=https://127.0.0.1:6443",
-        ])
-        .arg(format!(
-            "--certificate-authority={}",
-            env.k8s_ca_file.display()
-        ))
-        .output()
-        .expect("stackube kubeconfig");
-    assert!(
-        out.status.success(),
-        "stackube kubeconfig: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (kubeconfig, vars) = cluster::tenant_kubeconfig(env, "test", "password");
     let tenant = |args: &[&str]| kubectl_as(env, &kubeconfig, &vars, args);
     let (ok, out) = tenant(&["-n", "test", "logs", &nginx]);
     assert!(

@@ -12,6 +12,7 @@ pub mod dns;
 pub mod identity;
 pub mod kubestack;
 pub mod loadbalancer;
+pub mod namespace;
 pub mod naming;
 pub mod netpol;
 pub mod network;

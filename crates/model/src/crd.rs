@@ -6,8 +6,8 @@
 //! kube-apiserver), so a bad spec is refused at `kubectl create` with a message that names the
 //! field, before the controller ever sees it.
 //!
-//! Room for later fields: new spec fields (quotas, a runtime class, Pod Security levels) are
-//! added as optional fields of `v1`, which keeps existing objects valid.
+//! New spec fields (a runtime class, the Pod Security level; later quotas) are optional fields of
+//! `v1`, which keeps existing objects valid.
 
 // False positive: KubeSchema expands each struct into a private shadow copy.
 #![allow(unreachable_pub)]
@@ -31,6 +31,10 @@ pub const TENANT_LABEL: &str = "stackube.kubernetes.io/tenant";
 /// Label on a namespace whose Networks Stackube makes in Neutron: the Keystone project that owns
 /// them (a tenant's, or the cloud admin's for the cluster network's namespace).
 pub const PROJECT_LABEL: &str = "stackube.kubernetes.io/project-id";
+
+/// Label on a tenant's namespace: the RuntimeClass its pods run in (deploy/admission.yaml gives it
+/// to pods that name none and refuses pods that name another).
+pub const RUNTIME_CLASS_LABEL: &str = "stackube.kubernetes.io/runtime-class";
 
 /// Names the apiserver reserves or the cluster itself uses: no tenant may take them.
 pub const RESERVED_NAMESPACES: [&str; 4] =
@@ -107,6 +111,46 @@ pub struct TenantSpec {
         .message("spec.tenantID must be a Keystone project id (letters, digits, '_' or '-', at most 64 characters)"))]
     #[schemars(length(max = 64))]
     pub tenant_id: Option<String>,
+
+    /// The RuntimeClass every pod of the tenant's namespace runs in: given to a pod that names
+    /// none, and a pod that names another is refused (deploy/admission.yaml). Default: the
+    /// controller's `default-runtime-class`, the sandbox (`gvisor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("size(self) <= 253 && self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')")
+        .message("spec.runtimeClassName must be a RuntimeClass name (lowercase letters, digits, '-' and '.', at most 253 characters)"))]
+    #[schemars(length(max = 253))]
+    pub runtime_class_name: Option<String>,
+
+    /// The Pod Security Standard enforced in the tenant's namespace (Pod Security Admission):
+    /// `privileged`, `baseline` (the default) or `restricted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security: Option<PodSecurityLevel>,
+}
+
+/// A Pod Security Standard level.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurityLevel {
+    /// Unrestricted.
+    Privileged,
+    /// No known privilege escalation: no host namespaces, privileged containers or hostPath.
+    #[default]
+    Baseline,
+    /// Hardened: baseline, and non-root, no privilege escalation, a restricted set of volumes.
+    Restricted,
+}
+
+impl PodSecurityLevel {
+    /// The level's name, as Pod Security Admission's labels take it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodSecurityLevel::Privileged => "privileged",
+            PodSecurityLevel::Baseline => "baseline",
+            PodSecurityLevel::Restricted => "restricted",
+        }
+    }
 }
 
 /// A key of a Secret.

@@ -26,7 +26,7 @@ use super::observe::{
     password_is_current, remember_password,
 };
 use super::report::report;
-use super::{TENANT_LABEL, VerifiedTenant, labels, owner};
+use super::{TENANT_LABEL, VerifiedTenant, labels, namespace_labels, owner};
 use crate::{Context, Error, FIELD_MANAGER};
 
 /// One condition per part, filled in as the reconciliation goes.
@@ -485,7 +485,7 @@ async fn apply_namespace(tenant: &Tenant, project: &ProjectId, ctx: &Context) ->
     let namespace = Namespace {
         metadata: ObjectMeta {
             name: Some(name.clone()),
-            labels: Some(labels(&name, project.as_str())),
+            labels: Some(namespace_labels(tenant, project, ctx)),
             owner_references: tenant.controller_owner_ref(&()).map(|r| vec![r]),
             ..Default::default()
         },

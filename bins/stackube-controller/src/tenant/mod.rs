@@ -40,8 +40,10 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use stackube_core::namespace::PodPolicy;
 use stackube_core::ownership::{Owner, OwnerKind};
 use stackube_core::tenant::ProjectState;
+use stackube_model::ProjectId;
 use stackube_model::crd::{Network, Tenant};
 
 pub use apply::apply;
@@ -118,6 +120,16 @@ fn labels(tenant: &str, project_id: &str) -> BTreeMap<String, String> {
         (TENANT_LABEL.to_owned(), tenant.to_owned()),
         (PROJECT_LABEL.to_owned(), project_id.to_owned()),
     ])
+}
+
+/// The labels of `tenant`'s namespace: [`labels`], and what its pods may be and run in.
+fn namespace_labels(
+    tenant: &Tenant,
+    project: &ProjectId,
+    ctx: &Context,
+) -> BTreeMap<String, String> {
+    let policy = PodPolicy::of(&tenant.spec, &ctx.config.default_runtime_class);
+    stackube_core::namespace::tenant_labels(&tenant.name_any(), project.as_str(), &policy)
 }
 
 /// The Keystone parts of a Tenant as last verified: its project, its user (holding the

@@ -9,6 +9,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use secrecy::SecretString;
 use stackube_core::identity::tenant_role_bindings;
+use stackube_core::namespace::is_current;
 use stackube_core::ownership::Owner;
 use stackube_core::tenant::{ObjectState, Observation, ProjectState, UserState};
 use stackube_model::ProjectId;
@@ -193,9 +194,11 @@ pub(super) async fn observe_kubernetes(
                 ObjectState::Foreign
             } else if ns.metadata.deletion_timestamp.is_some() {
                 ObjectState::Terminating
-            } else if project_id.map(|p| p.as_str())
-                != ns_labels.get(PROJECT_LABEL).map(String::as_str)
-            {
+            } else if match project_id {
+                // Its labels: project, runtime and Pod Security level, as the Tenant asks.
+                Some(p) => !is_current(ns_labels, &super::namespace_labels(tenant, p, ctx)),
+                None => ns_labels.contains_key(PROJECT_LABEL),
+            } {
                 ObjectState::Stale
             } else {
                 ObjectState::Current

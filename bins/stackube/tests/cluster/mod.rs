@@ -161,3 +161,48 @@ pub fn k_create_tenant(env: &TestEnv, name: &str) {
     let (ok, out) = kubectl_admin(env, &["create", "-f", "-"], Some(&yaml));
     assert!(ok, "tenant {name}: {out}");
 }
+
+/// A kubeconfig for tenant `tenant`'s Keystone user (`stackube kubeconfig`, in a scratch
+/// directory), with the `OS_*` variables its shell holds: what [`kubectl_as`] takes.
+///
+/// [`kubectl_as`]: crate::common::kubectl_as
+pub fn tenant_kubeconfig(
+    env: &TestEnv,
+    tenant: &str,
+    password: &str,
+) -> (std::path::PathBuf, Vec<(String, String)>) {
+    let dir = std::env::temp_dir().join(stackube_testenv::unique_name("kubeconfig"));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let kubeconfig = dir.join(format!("{tenant}.kubeconfig"));
+    let vars: Vec<(String, String)> = [
+        ("OS_AUTH_URL", env.os_auth_url.as_str()),
+        ("OS_USERNAME", tenant),
+        ("OS_PASSWORD", password),
+        ("OS_PROJECT_NAME", tenant),
+        ("OS_USER_DOMAIN_NAME", "Default"),
+        ("OS_PROJECT_DOMAIN_NAME", "Default"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_stackube"))
+        .envs(vars.iter().map(|(a, b)| (a, b)))
+        .args([
+            "kubeconfig",
+            "--kubeconfig",
+            &kubeconfig.display().to_string(),
+            "--server=https://127.0.0.1:6443",
+        ])
+        .arg(format!(
+            "--certificate-authority={}",
+            env.k8s_ca_file.display()
+        ))
+        .output()
+        .expect("stackube kubeconfig");
+    assert!(
+        out.status.success(),
+        "stackube kubeconfig: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (kubeconfig, vars)
+}

@@ -32,7 +32,14 @@ pub struct ControllerConfig {
     pub cluster_name: String,
     /// `gc-interval` (default `10m`): how often the garbage collector sweeps OpenStack.
     pub gc_interval: Duration,
+    /// `default-runtime-class` (default `gvisor`, the sandbox): the RuntimeClass of the pods of
+    /// tenants whose Tenant names none.
+    pub default_runtime_class: String,
 }
+
+/// The RuntimeClass of tenants' pods when neither the Tenant nor the configuration names one:
+/// deploy/runtime-classes.yaml's sandbox.
+pub const DEFAULT_RUNTIME_CLASS: &str = "gvisor";
 
 impl FromKeys for ControllerConfig {
     fn from_map(map: &BTreeMap<String, String>) -> Result<ControllerConfig, ConfigError> {
@@ -60,6 +67,18 @@ impl FromKeys for ControllerConfig {
             Some(v) => parse_positive_duration(v).map_err(|why| invalid("gc-interval", why))?,
             None => Duration::from_secs(600),
         };
+        let default_runtime_class = match keys.get("default-runtime-class") {
+            Some(v) if is_dns_subdomain(v) => v.to_owned(),
+            Some(v) => {
+                return Err(invalid(
+                    "default-runtime-class",
+                    format!(
+                        "`{v}` is not a RuntimeClass name (lowercase letters, digits, '-' and '.', at most 253 characters)"
+                    ),
+                ));
+            }
+            None => DEFAULT_RUNTIME_CLASS.to_owned(),
+        };
         Ok(ControllerConfig {
             cloud,
             ext_net_id: NetworkId::new(keys.required("ext-net-id")?),
@@ -68,8 +87,20 @@ impl FromKeys for ControllerConfig {
             cluster_network: ClusterNetworkConfig::from_keys(&keys)?,
             cluster_name: keys.cluster_name()?,
             gc_interval,
+            default_runtime_class,
         })
     }
+}
+
+/// Whether `name` is a DNS subdomain, as object names such as a RuntimeClass's are.
+fn is_dns_subdomain(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let edge = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !bytes.is_empty()
+        && bytes.len() <= 253
+        && bytes.first().is_some_and(edge)
+        && bytes.last().is_some_and(edge)
+        && bytes.iter().all(|b| edge(b) || *b == b'-' || *b == b'.')
 }
 
 #[cfg(test)]
@@ -85,6 +116,7 @@ mod tests {
         assert_eq!(config.user_gateway, Ipv4Addr::new(10, 244, 0, 1));
         assert_eq!(config.cluster_name, "stackube");
         assert_eq!(config.gc_interval, Duration::from_secs(600));
+        assert_eq!(config.default_runtime_class, "gvisor");
         assert_eq!(
             config.cluster_network.mode,
             super::super::ClusterNetworkMode::Cluster
@@ -116,6 +148,16 @@ mod tests {
             ("cluster-name", Some("Prod_Cluster"), "`cluster-name`"),
             ("gc-interval", Some("5 parsecs"), "`gc-interval`"),
             ("gc-interval", Some("0s"), "longer than zero"),
+            (
+                "default-runtime-class",
+                Some("gVisor"),
+                "`default-runtime-class`",
+            ),
+            (
+                "default-runtime-class",
+                Some("-runc"),
+                "`default-runtime-class`",
+            ),
             ("cluster-network", Some("off"), "`cluster-network`"),
             (
                 "cluster-network-cidr",

@@ -33,14 +33,14 @@ use std::time::Duration;
 pub use cinder_conf::{CINDER_CONF_PATH, CinderConf, CinderConfError, RbdKeyring};
 pub use cloud::CloudConfig;
 pub use cluster_network::{ClusterNetworkConfig, ClusterNetworkMode};
-pub use controller::ControllerConfig;
+pub use controller::{ControllerConfig, DEFAULT_RUNTIME_CLASS};
 pub use csi::CsiConfig;
 pub use dns::{DEFAULT_CLUSTER_DNS, DEFAULT_CLUSTER_DOMAIN, DnsConfig};
 pub use kubestack::KubestackConfig;
 pub use proxy::{ProxyConfig, ServiceName};
 
 /// Every key of the shared ConfigMap: the seed's, and Stackube's additions.
-pub const KNOWN_KEYS: [&str; 26] = [
+pub const KNOWN_KEYS: [&str; 27] = [
     "auth-url",
     "username",
     "password",
@@ -53,6 +53,7 @@ pub const KNOWN_KEYS: [&str; 26] = [
     "user-gateway",
     "cluster-name",
     "gc-interval",
+    "default-runtime-class",
     "cluster-network",
     "cluster-network-cidr",
     "cluster-network-id",
