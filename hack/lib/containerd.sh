@@ -30,24 +30,25 @@ phase_node_build() {
 CRICTL_CONFIG=$TESTENV_ROOT/crictl.yaml
 crictl_() { CRI_CONFIG_FILE=$CRICTL_CONFIG "$NODE_BIN/crictl" "$@"; }
 
-# containerd_config FILE ROOT STATE SOCK CNI_CONF_DIR SHIM_CGROUP [RUNSC]: the configuration of one
+# containerd_config FILE ROOT STATE SOCK CNI_CONF_DIR SHIM_CGROUP [GVISOR_BIN RUNSC_CONFIG]: the
+# configuration of one
 # containerd. Its shims move to SHIM_CGROUP (runc's ShimCgroup option; it must exist in every
 # hierarchy: cgroups_make), out of containerd's own: stopping containerd (an outage, an upgrade)
 # then leaves them, and their containers, running, and the restarted containerd takes them back.
-# RUNSC, when given: the command (a wrapper of runsc) behind a second runtime handler, `runsc`.
+# GVISOR_BIN and RUNSC_CONFIG, when given: gVisor's runsc and shim, behind a second runtime
+# handler, `runsc`.
 containerd_config() {
-  local file=$1 root=$2 state=$3 sock=$4 conf_dir=$5 shim_cgroup=$6 runsc=${7:-}
+  local file=$1 root=$2 state=$3 sock=$4 conf_dir=$5 shim_cgroup=$6 runsc=${7:-} runsc_config=${8:-}
   local sandboxed=""
   if [ -n "$runsc" ]; then
-    # gVisor through containerd's runc shim: runsc speaks runc's command line, and groups a
-    # pod's containers into one sandbox from the CRI's annotations.
+    # gVisor, through its own shim (hack/lib/gvisor-build.sh), configured by RUNSC_CONFIG. containerd
+    # 1.6 takes a shim's absolute path as its runtime type (it ignores runtime_path).
     sandboxed="
     [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runsc]
-      runtime_type = \"io.containerd.runc.v2\"
+      runtime_type = \"$runsc/containerd-shim-runsc-v1\"
       [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runsc.options]
-        BinaryName = \"$runsc\"
-        SystemdCgroup = false
-        ShimCgroup = \"$shim_cgroup\""
+        TypeUrl = \"io.containerd.runsc.v1.options\"
+        ConfigPath = \"$runsc_config\""
   fi
   put_file "$file" 644 root:root <<EOF || true
 # Written by hack/testenv: one of the test environment's containerd instances.

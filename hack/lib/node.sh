@@ -124,15 +124,20 @@ phase_node() {
   node_pki
   node_cgroups
   node_netns_shared
-  # gVisor, the handler of RuntimeClass gvisor (deploy/runtime-classes.yaml). Debian's runsc (a
-  # 2022 build) has no systrap platform; ptrace works on this machine.
-  put_file "$NODE_DIR/runsc" 755 root:root <<'EOF' || true
-#!/bin/sh
-exec /usr/bin/runsc --platform=ptrace "$@"
+  # gVisor, the handler of RuntimeClass gvisor (deploy/runtime-classes.yaml): runsc on the
+  # systrap platform (no /dev/kvm needed), its sandboxes' state under the node's run directory.
+  [ -n "${GVISOR_BUILD_PID:-}" ] && { wait "$GVISOR_BUILD_PID" || die "building gVisor failed: see $TESTENV_LOGS/gvisor-build.log"; }
+  GVISOR_BIN=$("$HACK_DIR/lib/gvisor-build.sh" 2>>"$TESTENV_LOGS/gvisor-build.log") ||
+    die "building gVisor failed: see $TESTENV_LOGS/gvisor-build.log"
+  put_file "$NODE_DIR/runsc.toml" 644 root:root <<EOF || true
+binary_name = "$GVISOR_BIN/runsc"
+root = "/run/stackube-testenv/node/runsc"
+[runsc_config]
+  platform = "systrap"
 EOF
   containerd_config "$NODE_DIR/containerd/config.toml" "$NODE_DIR/containerd/root" \
     /run/stackube-testenv/node/containerd "$NODE_CONTAINERD_SOCK" "$NODE_CNI_CONF_DIR" "$NODE_CGROUP_ROOT/shims" \
-    "$NODE_DIR/runsc"
+    "$GVISOR_BIN" "$NODE_DIR/runsc.toml"
   # kubestack is the node's only network. A test (or hack/devbox) that runs its own daemon puts
   # a configuration that sorts first beside it.
   put_file "$NODE_CNI_CONF_DIR/90-kubestack.conflist" 644 root:root <<EOF || true

@@ -32,7 +32,6 @@ TESTENV_PACKAGES=(
   sudo uuid-runtime curl iproute2 iputils-ping ethtool busybox jq openssl bc nftables
   conntrack # stackube-proxy deletes stale UDP entries with it (and its image carries it)
   containerd runc # the node's container runtime (hack/lib/containerd.sh)
-  runsc # gVisor: the node's sandboxed runtime (RuntimeClass gvisor)
   docker-registry umoci skopeo # the local registry and the image tools (hack/lib/images.sh)
   shellcheck # not a service: the test suite lints hack/ with it
 )

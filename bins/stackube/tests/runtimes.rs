@@ -5,8 +5,9 @@
 //! hostPath pods, and the user cannot relabel the namespace.
 //!
 //! The sandbox is checked from inside the pod: gVisor's kernel answers `/proc/version` with its
-//! own text, not the host's. The positive control is a second tenant whose Tenant names `runc`:
-//! its pod, on the same node, read the same way, sees the host's kernel. Each refusal has its
+//! own text, not the host's. The positive control is a second tenant that takes the
+//! configuration's default RuntimeClass (`runc` on the devbox): its pod, on the same node, read
+//! the same way, sees the host's kernel. Each refusal has its
 //! control too: the same user, the same command, a pod that asks for nothing forbidden.
 
 mod cluster;
@@ -85,14 +86,16 @@ fn a_tenants_pods_run_in_its_runtime_and_within_its_pod_security() {
         Vec::new(),
         vec![sandboxed.clone(), plain.clone()],
     );
-    k_create_tenant(env, &sandboxed);
+    // The devbox's default-runtime-class is runc (hack/devbox says why): the gVisor tenant names
+    // its class, the control tenant takes the default.
     k_in(
         env,
         &["create", "-f", "-"],
         &format!(
-            "apiVersion: stackube.kubernetes.io/v1\nkind: Tenant\nmetadata:\n  name: {plain}\nspec:\n  runtimeClassName: runc\n"
+            "apiVersion: stackube.kubernetes.io/v1\nkind: Tenant\nmetadata:\n  name: {sandboxed}\nspec:\n  username: {sandboxed}\n  password: pw-{sandboxed}\n  runtimeClassName: gvisor\n"
         ),
     );
+    k_create_tenant(env, &plain);
     network_active(env, &sandboxed);
     network_active(env, &plain);
     let labels = k(
