@@ -543,6 +543,88 @@ async fn a_foreign_project_of_the_same_name_is_not_taken_over() {
     identity.delete_project(&project.id).await.expect("cleanup");
 }
 
+/// A tenant's project deleted in Keystone behind Stackube's back is reported on the Tenant
+/// (ProjectReady False, ProjectDeleted, and a Warning Event) and never made again, even when the
+/// Tenant's spec changes; the Tenant can still be deleted.
+#[tokio::test]
+async fn a_project_deleted_in_keystone_is_reported_and_not_made_again() {
+    let _serial = serial().await;
+    let Env { env, client, os } = env().await;
+    let controller = Controller::start(env, "lifecycle", &[]);
+    controller.wait_leading().await;
+    let identity = os.identity();
+    let name = unique_name("deleted");
+    create_tenant(&client, &tenant(&name, TenantSpec::default())).await;
+    let ready = wait_ready(&client, &name, READY).await;
+    let project = ready
+        .status
+        .and_then(|s| s.project_id)
+        .expect("status.projectID");
+    identity
+        .delete_project(&ProjectId::new(project.clone()))
+        .await
+        .expect("the project deleted by hand");
+
+    // A spec change makes the controller look at Keystone again at once (it would at its next
+    // resync otherwise).
+    let api = Api::<Tenant>::all(client.clone());
+    let patch = serde_json::json!({"spec": {"podSecurity": "restricted"}});
+    api.patch(
+        &name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .expect("spec changed");
+    let blocked = wait_for("ProjectDeleted", READY, || async {
+        let t = api.get_opt(&name).await.ok()??;
+        (condition(&t, "ProjectReady")?.1 == "ProjectDeleted").then_some(t)
+    })
+    .await;
+    let (status, reason, message) = condition(&blocked, "Ready").expect("Ready condition");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ProjectDeleted")
+    );
+    assert!(
+        message.contains(&project),
+        "the message names the project: {message}"
+    );
+    let (ok, events) = kubectl(
+        env,
+        &[
+            "get",
+            "events",
+            "-A",
+            "--field-selector",
+            &format!("involvedObject.name={name},reason=ProjectDeleted"),
+            "-o",
+            "jsonpath={.items[*].type}",
+        ],
+        None,
+    );
+    assert!(
+        ok && events.contains("Warning"),
+        "a Warning Event: {events}"
+    );
+    // Never made again: still no project of the tenant's name a while after.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let projects = identity
+        .list_projects(&ProjectFilter {
+            name: Some(name.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("projects");
+    assert!(
+        projects.is_empty(),
+        "a project was made again: {projects:?}"
+    );
+
+    delete_tenant(&client, &name, GONE).await;
+    assert!(!namespace_exists(&client, &name).await, "namespace left");
+}
+
 /// A password from a Secret: the user logs in with it, a changed Secret is applied, and the
 /// password never shows up in the Tenant, its Events or the controller's log.
 #[tokio::test]

@@ -102,6 +102,8 @@ pub enum Reason {
     ProjectNotFound,
     /// A project of the Tenant's name is not the Tenant's.
     ProjectConflict,
+    /// The Tenant's project was deleted in Keystone, not by Stackube.
+    ProjectDeleted,
     /// The namespace of a deleted Tenant is still terminating.
     NamespaceTerminating,
     /// A namespace of the Tenant's name is not the Tenant's.

@@ -21,6 +21,11 @@ pub enum ProjectState {
     AdoptedMissing(String),
     /// A project of that name that is not ours.
     Foreign(String),
+    /// The project `status.projectID` names, made for this Tenant, gone from Keystone: deleted
+    /// behind Stackube's back. Never made again: a new project would silently change the
+    /// tenant's identity (its users' role assignments, its quotas) and orphan what was the old
+    /// one's.
+    Deleted(String),
 }
 
 /// The Keystone user as observed.
@@ -124,6 +129,16 @@ pub fn plan(name: &str, observed: &Observation) -> Plan {
             true
         }
         ProjectState::Ours(_) | ProjectState::Adopted(_) => true,
+        ProjectState::Deleted(id) => {
+            plan.blocked.push(Blocked {
+                condition: Type::ProjectReady,
+                reason: Reason::ProjectDeleted,
+                message: format!(
+                    "Keystone project {id} was deleted outside Stackube; it is not made again: delete the Tenant, and create it again for a new project"
+                ),
+            });
+            false
+        }
         ProjectState::AdoptedMissing(id) => {
             plan.blocked.push(Blocked {
                 condition: Type::ProjectReady,
@@ -332,6 +347,18 @@ mod tests {
                 },
                 vec![],
                 vec![Reason::ProjectConflict],
+            ),
+            (
+                "our project deleted in Keystone by someone else: reported, never made again",
+                Observation {
+                    project: ProjectState::Deleted("p".into()),
+                    namespace: ObjectState::Missing,
+                    role_bindings: ObjectState::Missing,
+                    network: ObjectState::Missing,
+                    ..ready()
+                },
+                vec![],
+                vec![Reason::ProjectDeleted],
             ),
             (
                 "adopting a project that does not exist",

@@ -86,7 +86,10 @@ pub(super) async fn observe_project(
                 return Ok(ProjectState::Ours(p.id.to_string()));
             }
             Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            // Ours once (its id is in the status only after we made it): deleted by someone else.
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Ok(ProjectState::Deleted(id.clone()));
+            }
             Err(e) => return Err(e.into()),
         }
     }
