@@ -142,6 +142,16 @@ impl Endpoints {
         }
     }
 
+    /// Adds every endpoint of `other`, keeping the better conditions of an endpoint in both
+    /// (as [`Endpoints::from_slices`] does for an endpoint in two slices).
+    pub fn merge(&mut self, other: &Endpoints) {
+        for ((name, protocol), endpoints) in &other.ports {
+            for (addr, conditions) in endpoints {
+                self.insert(name, *protocol, *addr, *conditions);
+            }
+        }
+    }
+
     /// All endpoints of `port`, sorted by address.
     pub fn of(&self, port: &ServicePort) -> Vec<Endpoint> {
         self.ports
@@ -158,6 +168,29 @@ impl Endpoints {
     /// The endpoints of `port` that get traffic ([`select`]).
     pub fn usable(&self, port: &ServicePort) -> Vec<SocketAddrV4> {
         select(&self.of(port))
+    }
+}
+
+/// An EndpointSlice as stackube-proxy keeps it: its Service's name and its endpoints, nothing
+/// else (memory per object is what limits a proxy at scale).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceInfo {
+    /// The Service it belongs to, in its namespace (its `kubernetes.io/service-name`).
+    pub service: String,
+    /// Its endpoints.
+    pub endpoints: Endpoints,
+}
+
+impl SliceInfo {
+    /// `slice` converted, or `None` when it belongs to no Service (no
+    /// `kubernetes.io/service-name` label).
+    pub fn from_slice(slice: &EndpointSlice) -> Option<SliceInfo> {
+        let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+        let namespace = slice.metadata.namespace.as_deref().unwrap_or_default();
+        Some(SliceInfo {
+            service: service.clone(),
+            endpoints: Endpoints::from_slices(namespace, service, [slice]),
+        })
     }
 }
 

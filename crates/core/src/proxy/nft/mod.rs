@@ -20,7 +20,7 @@ mod update;
 
 pub use full::full;
 pub use names::{affinity_chain, affinity_set, bucket, endpoint_chain};
-pub use update::update;
+pub use update::{update, update_frontends};
 
 /// The nftables family of every table: IPv4 and IPv6 hooks (IPv6 is left alone).
 pub const FAMILY: &str = "inet";

@@ -1,0 +1,503 @@
+//! Every router's desired table, kept up to date object by object: the watches feed converted
+//! objects in ([`Desired::set_service`], [`Desired::set_slice`], [`Desired::set_network`],
+//! [`Desired::set_namespace`]), [`Desired::refresh`] brings the tables up to date, and
+//! [`Desired::take_changes`] says which frontends of which routers changed since it was last
+//! called, for the sync to apply only those. The decisions are those of [`tables`]
+//! (which is this, fed everything at once): where a namespace's Services go, the exposed
+//! Services, the older of two Services keeping a contested frontend.
+//!
+//! # Guarantees
+//! - After [`Desired::refresh`], [`Desired::tables`] is what [`tables`] makes of the same
+//!   objects, whatever order and however many steps they came in.
+//! - A change of a Service or of one of its EndpointSlices costs O(that Service) (and the
+//!   frontends it claims), not O(every Service): only its frontends are recomputed, and only
+//!   those whose entry changed are reported. A namespace's labels recompute that namespace's
+//!   Services; a Network (which changes which routers exist) recomputes everything and reports
+//!   every router [`Changed::Whole`].
+//! - Nothing is lost between two [`Desired::take_changes`]: every frontend whose entry differs
+//!   from what it was at the last call is in the changes (or its router is `Whole`).
+//! - After a relist ([`Desired::relist_started`], [`Desired::relist_done`]), objects not listed
+//!   again are gone, as if deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use stackube_model::config::{ClusterNetworkMode, ServiceName};
+use stackube_model::crd::{Network, NetworkState};
+use stackube_model::net::Ipv4Cidr;
+
+use super::endpoints::{Endpoints, SliceInfo};
+use super::routers::RouterTable;
+#[cfg(doc)]
+use super::routers::tables;
+use super::service::ServiceInfo;
+use super::table::{Conflict, Frontend, FrontendSpec, ServiceRef, TableSpec, service_frontends};
+use crate::cluster;
+use crate::kubestack::placement::{self, Observed, Placement};
+
+/// The configuration the tables depend on.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `cluster-network`.
+    pub mode: ClusterNetworkMode,
+    /// `exposed-services`.
+    pub exposed: Vec<ServiceName>,
+    /// `service-cidr`.
+    pub service_cidrs: Vec<Ipv4Cidr>,
+}
+
+/// The kinds of objects fed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// Services.
+    Services,
+    /// EndpointSlices.
+    EndpointSlices,
+    /// Networks.
+    Networks,
+    /// Namespaces.
+    Namespaces,
+}
+
+/// What changed in one router's table since the last [`Desired::take_changes`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// Anything may have: compare the whole table.
+    Whole,
+    /// Only these frontends' entries.
+    Frontends(BTreeSet<Frontend>),
+}
+
+/// A namespace and a name.
+type Key = (String, String);
+
+/// A Service's claim on a frontend; the least (oldest, then by namespace and name) keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Claim {
+    created: Option<i64>,
+    service: Key,
+}
+
+/// What a Service puts in tables, and in which.
+#[derive(Debug)]
+struct Programmed {
+    created: Option<i64>,
+    frontends: Vec<(Frontend, FrontendSpec)>,
+    routers: Vec<String>,
+}
+
+/// Every router's desired table, from the objects fed in.
+#[derive(Debug)]
+pub struct Desired {
+    settings: Settings,
+    services: BTreeMap<Key, ServiceInfo>,
+    slices: BTreeMap<Key, SliceInfo>,
+    /// The slices (by name) of each Service.
+    slices_of: BTreeMap<Key, BTreeSet<String>>,
+    networks: BTreeMap<Key, Network>,
+    namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    listed: BTreeSet<Kind>,
+    relisting: BTreeMap<Kind, BTreeSet<Key>>,
+    /// Services to recompute.
+    dirty: BTreeSet<Key>,
+    /// Networks changed: recompute everything.
+    rebuild: bool,
+    tables: BTreeMap<String, RouterTable>,
+    claims: BTreeMap<String, BTreeMap<Frontend, Vec<Claim>>>,
+    /// The router of each Active Network, by `namespace/name`.
+    router_of_network: BTreeMap<String, String>,
+    /// The router serving each namespace's Services, once looked up.
+    router_of_namespace: BTreeMap<String, Option<String>>,
+    programmed: BTreeMap<Key, Programmed>,
+    changes: BTreeMap<String, Changed>,
+}
+
+impl Desired {
+    /// No objects yet.
+    pub fn new(settings: Settings) -> Desired {
+        Desired {
+            settings,
+            services: BTreeMap::new(),
+            slices: BTreeMap::new(),
+            slices_of: BTreeMap::new(),
+            networks: BTreeMap::new(),
+            namespaces: BTreeMap::new(),
+            listed: BTreeSet::new(),
+            relisting: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            rebuild: true,
+            tables: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            router_of_network: BTreeMap::new(),
+            router_of_namespace: BTreeMap::new(),
+            programmed: BTreeMap::new(),
+            changes: BTreeMap::new(),
+        }
+    }
+
+    /// A (re)list of `kind` starts: what it does not list again is gone at [`Self::relist_done`].
+    pub fn relist_started(&mut self, kind: Kind) {
+        self.relisting.insert(kind, BTreeSet::new());
+    }
+
+    /// The list of `kind` is done: objects of that kind it did not list are removed.
+    pub fn relist_done(&mut self, kind: Kind) {
+        let seen = self.relisting.remove(&kind).unwrap_or_default();
+        let known: Vec<Key> = match kind {
+            Kind::Services => self.services.keys().cloned().collect(),
+            Kind::EndpointSlices => self.slices.keys().cloned().collect(),
+            Kind::Networks => self.networks.keys().cloned().collect(),
+            Kind::Namespaces => self
+                .namespaces
+                .keys()
+                .map(|n| (String::new(), n.clone()))
+                .collect(),
+        };
+        for (namespace, name) in known.into_iter().filter(|k| !seen.contains(k)) {
+            match kind {
+                Kind::Services => self.set_service(&namespace, &name, None),
+                Kind::EndpointSlices => self.set_slice(&namespace, &name, None),
+                Kind::Networks => self.set_network(&namespace, &name, None),
+                Kind::Namespaces => self.set_namespace(&name, None),
+            }
+        }
+        self.listed.insert(kind);
+    }
+
+    /// Whether every kind has been listed once.
+    pub fn is_listed(&self) -> bool {
+        self.listed.len() == 4
+    }
+
+    fn seen(&mut self, kind: Kind, key: &Key) {
+        if let Some(seen) = self.relisting.get_mut(&kind) {
+            seen.insert(key.clone());
+        }
+    }
+
+    /// Service `namespace/name` is `service` (`None`: deleted, or not the proxy's to program).
+    pub fn set_service(&mut self, namespace: &str, name: &str, service: Option<ServiceInfo>) {
+        let key = (namespace.to_owned(), name.to_owned());
+        self.seen(Kind::Services, &key);
+        if self.services.get(&key) == service.as_ref() {
+            return;
+        }
+        match service {
+            Some(service) => self.services.insert(key.clone(), service),
+            None => self.services.remove(&key),
+        };
+        self.dirty.insert(key);
+    }
+
+    /// EndpointSlice `namespace/name` is `slice` (`None`: deleted, or of no Service).
+    pub fn set_slice(&mut self, namespace: &str, name: &str, slice: Option<SliceInfo>) {
+        let key = (namespace.to_owned(), name.to_owned());
+        self.seen(Kind::EndpointSlices, &key);
+        if self.slices.get(&key) == slice.as_ref() {
+            return;
+        }
+        let old = match slice {
+            Some(slice) => self.slices.insert(key.clone(), slice),
+            None => self.slices.remove(&key),
+        };
+        if let Some(old) = old {
+            let service = (key.0.clone(), old.service);
+            if let Some(names) = self.slices_of.get_mut(&service) {
+                names.remove(name);
+                if names.is_empty() {
+                    self.slices_of.remove(&service);
+                }
+            }
+            self.dirty.insert(service);
+        }
+        if let Some(new) = self.slices.get(&key) {
+            let service = (key.0.clone(), new.service.clone());
+            self.slices_of
+                .entry(service.clone())
+                .or_default()
+                .insert(name.to_owned());
+            self.dirty.insert(service);
+        }
+    }
+
+    /// Network `namespace/name` is `network` (`None`: deleted).
+    pub fn set_network(&mut self, namespace: &str, name: &str, network: Option<Network>) {
+        let key = (namespace.to_owned(), name.to_owned());
+        self.seen(Kind::Networks, &key);
+        let same = |a: &Network, b: &Network| a.spec == b.spec && a.status == b.status;
+        match (self.networks.get(&key), &network) {
+            (None, None) => return,
+            (Some(a), Some(b)) if same(a, b) => return,
+            _ => {}
+        }
+        match network {
+            Some(network) => self.networks.insert(key, network),
+            None => self.networks.remove(&key),
+        };
+        self.rebuild = true;
+    }
+
+    /// Namespace `name` has `labels` (`None`: deleted).
+    pub fn set_namespace(&mut self, name: &str, labels: Option<BTreeMap<String, String>>) {
+        self.seen(Kind::Namespaces, &(String::new(), name.to_owned()));
+        if self.namespaces.get(name) == labels.as_ref() {
+            return;
+        }
+        match labels {
+            Some(labels) => self.namespaces.insert(name.to_owned(), labels),
+            None => self.namespaces.remove(name),
+        };
+        // Where its Services go may have changed; nobody else's.
+        self.router_of_namespace.remove(name);
+        let of_it = self
+            .services
+            .range((name.to_owned(), String::new())..)
+            .take_while(|((namespace, _), _)| namespace == name)
+            .map(|(key, _)| key.clone());
+        self.dirty.extend(of_it.collect::<Vec<_>>());
+    }
+
+    /// Brings the tables up to date with what was fed in.
+    pub fn refresh(&mut self) {
+        if self.rebuild {
+            self.rebuild_all();
+            return;
+        }
+        for key in std::mem::take(&mut self.dirty) {
+            self.reprogram(&key);
+        }
+    }
+
+    /// Every router's table, by router id, as of the last [`Self::refresh`].
+    pub fn tables(&self) -> &BTreeMap<String, RouterTable> {
+        &self.tables
+    }
+
+    /// The tables, consumed.
+    pub fn into_tables(self) -> BTreeMap<String, RouterTable> {
+        self.tables
+    }
+
+    /// What changed in each router's table since the last call (routers that did not change
+    /// are not there; a router that is new or gone may be).
+    pub fn take_changes(&mut self) -> BTreeMap<String, Changed> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Recomputes the routers and every Service in them.
+    fn rebuild_all(&mut self) {
+        self.rebuild = false;
+        self.dirty.clear();
+        self.router_of_namespace.clear();
+        self.programmed.clear();
+        self.claims.clear();
+        self.router_of_network = self
+            .networks
+            .values()
+            .filter_map(|n| {
+                let status = n.status.as_ref()?;
+                if status.state != Some(NetworkState::Active) {
+                    return None;
+                }
+                let reference = format!(
+                    "{}/{}",
+                    n.metadata.namespace.as_deref()?,
+                    n.metadata.name.as_deref()?
+                );
+                Some((reference, status.router_id.clone()?))
+            })
+            .collect();
+        self.tables.clear();
+        for (network, router) in &self.router_of_network {
+            self.tables
+                .entry(router.clone())
+                .or_insert_with(|| RouterTable {
+                    network: network.clone(),
+                    spec: TableSpec::new(self.settings.service_cidrs.iter().copied()),
+                    conflicts: BTreeSet::new(),
+                });
+            self.claims.entry(router.clone()).or_default();
+            self.changes.insert(router.clone(), Changed::Whole);
+        }
+        let tables = &self.tables;
+        self.changes.retain(|router, _| tables.contains_key(router));
+        let keys: Vec<Key> = self.services.keys().cloned().collect();
+        for key in keys {
+            self.reprogram(&key);
+        }
+    }
+
+    /// The router serving namespace `namespace`'s Services, if any.
+    fn namespace_router(&mut self, namespace: &str) -> Option<String> {
+        if let Some(router) = self.router_of_namespace.get(namespace) {
+            return router.clone();
+        }
+        let network_of =
+            |ns: &str, name: &str| self.networks.get(&(ns.to_owned(), name.to_owned()));
+        let placement = placement::place(&Observed {
+            namespace,
+            own: network_of(namespace, namespace),
+            labels: self.namespaces.get(namespace),
+            mode: self.settings.mode,
+            cluster: network_of(cluster::NAMESPACE, cluster::NETWORK),
+        });
+        let router = match placement {
+            Placement::Use { network, .. } => self.router_of_network.get(&network).cloned(),
+            Placement::Wait(_) | Placement::Refuse(_) => None,
+        };
+        self.router_of_namespace
+            .insert(namespace.to_owned(), router.clone());
+        router
+    }
+
+    /// What Service `key` puts in which tables now.
+    fn program(&mut self, key: &Key) -> Option<Programmed> {
+        let own = self.namespace_router(&key.0);
+        let service = self.services.get(key)?;
+        let mut endpoints = Endpoints::default();
+        for name in self.slices_of.get(key).into_iter().flatten() {
+            if let Some(slice) = self.slices.get(&(key.0.clone(), name.clone())) {
+                endpoints.merge(&slice.endpoints);
+            }
+        }
+        let mut routers: Vec<String> = own.into_iter().collect();
+        let exposed = self
+            .settings
+            .exposed
+            .iter()
+            .any(|e| e.namespace == key.0 && e.name == key.1);
+        if exposed {
+            for router in self.tables.keys() {
+                if !routers.contains(router) {
+                    routers.push(router.clone());
+                }
+            }
+        }
+        Some(Programmed {
+            created: service.created,
+            frontends: service_frontends(service, &endpoints),
+            routers,
+        })
+    }
+
+    /// Recomputes Service `key`: withdraws its old claims, makes its new ones, and settles
+    /// every frontend either touched.
+    fn reprogram(&mut self, key: &Key) {
+        let old = self.programmed.remove(key);
+        let new = self.program(key);
+        let mut touched: Vec<(String, Frontend)> = Vec::new();
+        if let Some(old) = &old {
+            for router in &old.routers {
+                let Some(claims) = self.claims.get_mut(router) else {
+                    continue;
+                };
+                for (frontend, _) in &old.frontends {
+                    if let Some(list) = claims.get_mut(frontend) {
+                        list.retain(|c| c.service != *key);
+                    }
+                    touched.push((router.clone(), *frontend));
+                }
+            }
+        }
+        if let Some(new) = new {
+            for router in &new.routers {
+                let Some(claims) = self.claims.get_mut(router) else {
+                    continue;
+                };
+                for (frontend, _) in &new.frontends {
+                    let claim = Claim {
+                        created: new.created,
+                        service: key.clone(),
+                    };
+                    let list = claims.entry(*frontend).or_default();
+                    let at = list.partition_point(|c| *c < claim);
+                    list.insert(at, claim);
+                    touched.push((router.clone(), *frontend));
+                }
+            }
+            self.programmed.insert(key.clone(), new);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for (router, frontend) in touched {
+            self.settle(&router, frontend);
+        }
+    }
+
+    /// Sets `frontend`'s entry and conflicts in `router`'s table from its claims; records the
+    /// change if the entry changed.
+    fn settle(&mut self, router: &str, frontend: Frontend) {
+        let (Some(claims), Some(table)) =
+            (self.claims.get_mut(router), self.tables.get_mut(router))
+        else {
+            return;
+        };
+        let stale: Vec<Conflict> = table
+            .conflicts
+            .range(conflict_floor(frontend)..)
+            .take_while(|c| c.frontend == frontend)
+            .cloned()
+            .collect();
+        for conflict in &stale {
+            table.conflicts.remove(conflict);
+        }
+        let wanted = match claims.get(&frontend).map(Vec::as_slice) {
+            None | Some([]) => {
+                claims.remove(&frontend);
+                None
+            }
+            Some([kept, dropped @ ..]) => {
+                for other in dropped {
+                    table.conflicts.insert(Conflict {
+                        frontend,
+                        kept: service_ref(&kept.service),
+                        dropped: service_ref(&other.service),
+                    });
+                }
+                self.programmed
+                    .get(&kept.service)
+                    .and_then(|p| p.frontends.iter().find(|(f, _)| *f == frontend))
+                    .map(|(_, spec)| spec.clone())
+            }
+        };
+        if table.spec.get(&frontend) == wanted.as_ref() {
+            return;
+        }
+        match wanted {
+            Some(spec) => table.spec.insert(frontend, spec),
+            None => table.spec.remove(&frontend),
+        };
+        match self
+            .changes
+            .entry(router.to_owned())
+            .or_insert_with(|| Changed::Frontends(BTreeSet::new()))
+        {
+            Changed::Whole => {}
+            Changed::Frontends(frontends) => {
+                frontends.insert(frontend);
+            }
+        }
+    }
+}
+
+fn service_ref((namespace, name): &Key) -> ServiceRef {
+    ServiceRef {
+        namespace: namespace.clone(),
+        name: name.clone(),
+    }
+}
+
+/// The least conflict of `frontend`.
+fn conflict_floor(frontend: Frontend) -> Conflict {
+    let nobody = || ServiceRef {
+        namespace: String::new(),
+        name: String::new(),
+    };
+    Conflict {
+        frontend,
+        kept: nobody(),
+        dropped: nobody(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
