@@ -103,22 +103,31 @@ impl Proxy {
                 continue;
             }
             let started = Instant::now();
-            let (kind, commands, frontends) = match (self.applied.get(router), changes.get(router))
-            {
-                (None, _) => ("full", nft::full(&self.table, &table.spec), None),
-                (Some(_), None) => continue,
-                (Some(old), Some(Changed::Whole)) => {
-                    ("partial", nft::update(&self.table, old, &table.spec), None)
+            let (kind, result, frontends) = match (self.applied.get(router), changes.get(router)) {
+                (None, _) => {
+                    // Made as nft reads it: at 10,000 Services its text is megabytes.
+                    let mut commands = nft::full_lazy(&self.table, &table.spec);
+                    let result = self.ruleset.apply_streamed(&netns, &mut commands).await;
+                    ("full", result, None)
                 }
-                (Some(old), Some(Changed::Frontends(frontends))) => {
-                    let commands = nft::update_frontends(&self.table, old, &table.spec, frontends);
-                    ("partial", commands, Some(frontends))
+                (Some(_), None) => continue,
+                (Some(old), Some(changed)) => {
+                    let (commands, frontends) = match changed {
+                        Changed::Whole => (nft::update(&self.table, old, &table.spec), None),
+                        Changed::Frontends(frontends) => {
+                            let commands =
+                                nft::update_frontends(&self.table, old, &table.spec, frontends);
+                            (commands, Some(frontends))
+                        }
+                    };
+                    if commands.is_empty() {
+                        continue;
+                    }
+                    tracing::debug!(%router, commands = commands.len(), "updating the router's table");
+                    let result = self.ruleset.apply(&netns, &commands).await;
+                    ("partial", result, frontends)
                 }
             };
-            if commands.is_empty() {
-                continue;
-            }
-            let result = self.ruleset.apply(&netns, &commands).await;
             let outcome_label = if result.is_ok() { "ok" } else { "error" };
             self.metrics
                 .syncs
@@ -133,7 +142,7 @@ impl Proxy {
                         .sync_duration
                         .get_or_create(&KindLabels { kind })
                         .observe(started.elapsed().as_secs_f64());
-                    tracing::debug!(%router, network = %table.network, kind, commands = commands.len(), "table synced");
+                    tracing::debug!(%router, network = %table.network, kind, "table synced");
                     self.applied_now(router, &netns, &table.spec, frontends)
                         .await;
                     match kind {

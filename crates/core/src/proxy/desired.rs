@@ -91,8 +91,8 @@ pub struct Desired {
     settings: Settings,
     services: BTreeMap<Key, ServiceInfo>,
     slices: BTreeMap<Key, SliceInfo>,
-    /// The slices (by name) of each Service.
-    slices_of: BTreeMap<Key, BTreeSet<String>>,
+    /// The slices (by name) of each Service (most have one).
+    slices_of: BTreeMap<Key, Vec<String>>,
     networks: BTreeMap<Key, Network>,
     namespaces: BTreeMap<String, BTreeMap<String, String>>,
     listed: BTreeSet<Kind>,
@@ -202,7 +202,7 @@ impl Desired {
         if let Some(old) = old {
             let service = (key.0.clone(), old.service);
             if let Some(names) = self.slices_of.get_mut(&service) {
-                names.remove(name);
+                names.retain(|n| n != name);
                 if names.is_empty() {
                     self.slices_of.remove(&service);
                 }
@@ -211,10 +211,10 @@ impl Desired {
         }
         if let Some(new) = self.slices.get(&key) {
             let service = (key.0.clone(), new.service.clone());
-            self.slices_of
-                .entry(service.clone())
-                .or_default()
-                .insert(name.to_owned());
+            let names = self.slices_of.entry(service.clone()).or_default();
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_owned());
+            }
             self.dirty.insert(service);
         }
     }
@@ -356,7 +356,7 @@ impl Desired {
         let mut endpoints = Endpoints::default();
         for name in self.slices_of.get(key).into_iter().flatten() {
             if let Some(slice) = self.slices.get(&(key.0.clone(), name.clone())) {
-                endpoints.merge(&slice.endpoints);
+                endpoints.merge(slice);
             }
         }
         let mut routers: Vec<String> = own.into_iter().collect();
@@ -408,7 +408,10 @@ impl Desired {
                         created: new.created,
                         service: key.clone(),
                     };
-                    let list = claims.entry(*frontend).or_default();
+                    // Most frontends have one claim.
+                    let list = claims
+                        .entry(*frontend)
+                        .or_insert_with(|| Vec::with_capacity(1));
                     let at = list.partition_point(|c| *c < claim);
                     list.insert(at, claim);
                     touched.push((router.clone(), *frontend));

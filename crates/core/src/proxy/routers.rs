@@ -81,11 +81,7 @@ pub fn tables(cluster: &Cluster<'_>) -> BTreeMap<String, RouterTable> {
         let (namespace, name) = (service.namespace.as_str(), service.name.as_str());
         desired.set_service(namespace, name, Some(service.clone()));
         // One slice per Service, named after it (unique in the namespace).
-        let slice = SliceInfo {
-            service: name.to_owned(),
-            endpoints: endpoints.clone(),
-        };
-        desired.set_slice(namespace, name, Some(slice));
+        desired.set_slice(namespace, name, Some(SliceInfo::new(name, endpoints)));
     }
     desired.refresh();
     desired.into_tables()

@@ -55,10 +55,7 @@ fn slice(service: &str, endpoints: &[u8]) -> SliceInfo {
         let addr = SocketAddrV4::new(Ipv4Addr::new(10, 244, 0, *last), 8080);
         all.insert("http", Protocol::Tcp, addr, Conditions::READY);
     }
-    SliceInfo {
-        service: service.into(),
-        endpoints: all,
-    }
+    SliceInfo::new(service, &all)
 }
 
 fn frontend(ip: u8) -> Frontend {

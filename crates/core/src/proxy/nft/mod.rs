@@ -18,7 +18,7 @@ mod parts;
 mod render;
 mod update;
 
-pub use full::full;
+pub use full::{ELEMENT_BATCH, full, full_lazy};
 pub use names::{affinity_chain, affinity_set, bucket, endpoint_chain};
 pub use update::{update, update_frontends};
 
