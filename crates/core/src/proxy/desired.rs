@@ -77,6 +77,22 @@ struct Claim {
     service: Key,
 }
 
+/// What is kept of a Service: one entry per name, for its object, its slices (which may come
+/// first) and what it put in tables.
+#[derive(Debug, Default)]
+struct ServiceState {
+    info: Option<ServiceInfo>,
+    /// Its slices, by name (most have one).
+    slices: Vec<String>,
+    programmed: Option<Programmed>,
+}
+
+impl ServiceState {
+    fn is_empty(&self) -> bool {
+        self.info.is_none() && self.slices.is_empty() && self.programmed.is_none()
+    }
+}
+
 /// What a Service puts in tables, and in which.
 #[derive(Debug)]
 struct Programmed {
@@ -89,10 +105,9 @@ struct Programmed {
 #[derive(Debug)]
 pub struct Desired {
     settings: Settings,
-    services: BTreeMap<Key, ServiceInfo>,
+    /// Boxed: a B-tree node holds eleven values inline, mostly empty slots.
+    services: BTreeMap<Key, Box<ServiceState>>,
     slices: BTreeMap<Key, SliceInfo>,
-    /// The slices (by name) of each Service (most have one).
-    slices_of: BTreeMap<Key, Vec<String>>,
     networks: BTreeMap<Key, Network>,
     namespaces: BTreeMap<String, BTreeMap<String, String>>,
     listed: BTreeSet<Kind>,
@@ -107,7 +122,6 @@ pub struct Desired {
     router_of_network: BTreeMap<String, String>,
     /// The router serving each namespace's Services, once looked up.
     router_of_namespace: BTreeMap<String, Option<String>>,
-    programmed: BTreeMap<Key, Programmed>,
     changes: BTreeMap<String, Changed>,
 }
 
@@ -118,7 +132,6 @@ impl Desired {
             settings,
             services: BTreeMap::new(),
             slices: BTreeMap::new(),
-            slices_of: BTreeMap::new(),
             networks: BTreeMap::new(),
             namespaces: BTreeMap::new(),
             listed: BTreeSet::new(),
@@ -129,7 +142,6 @@ impl Desired {
             claims: BTreeMap::new(),
             router_of_network: BTreeMap::new(),
             router_of_namespace: BTreeMap::new(),
-            programmed: BTreeMap::new(),
             changes: BTreeMap::new(),
         }
     }
@@ -143,7 +155,12 @@ impl Desired {
     pub fn relist_done(&mut self, kind: Kind) {
         let seen = self.relisting.remove(&kind).unwrap_or_default();
         let known: Vec<Key> = match kind {
-            Kind::Services => self.services.keys().cloned().collect(),
+            Kind::Services => self
+                .services
+                .iter()
+                .filter(|(_, state)| state.info.is_some())
+                .map(|(key, _)| key.clone())
+                .collect(),
             Kind::EndpointSlices => self.slices.keys().cloned().collect(),
             Kind::Networks => self.networks.keys().cloned().collect(),
             Kind::Namespaces => self
@@ -174,18 +191,27 @@ impl Desired {
         }
     }
 
+    /// Service `key` is to be recomputed (unless everything is: then nothing is kept for it,
+    /// which matters during the first list of 10,000 Services).
+    fn mark(&mut self, key: Key) {
+        if !self.rebuild {
+            self.dirty.insert(key);
+        }
+    }
+
     /// Service `namespace/name` is `service` (`None`: deleted, or not the proxy's to program).
     pub fn set_service(&mut self, namespace: &str, name: &str, service: Option<ServiceInfo>) {
         let key = (namespace.to_owned(), name.to_owned());
         self.seen(Kind::Services, &key);
-        if self.services.get(&key) == service.as_ref() {
+        let state = self.services.entry(key.clone()).or_default();
+        if state.info == service {
+            if state.is_empty() {
+                self.services.remove(&key);
+            }
             return;
         }
-        match service {
-            Some(service) => self.services.insert(key.clone(), service),
-            None => self.services.remove(&key),
-        };
-        self.dirty.insert(key);
+        state.info = service;
+        self.mark(key);
     }
 
     /// EndpointSlice `namespace/name` is `slice` (`None`: deleted, or of no Service).
@@ -201,21 +227,18 @@ impl Desired {
         };
         if let Some(old) = old {
             let service = (key.0.clone(), old.service);
-            if let Some(names) = self.slices_of.get_mut(&service) {
-                names.retain(|n| n != name);
-                if names.is_empty() {
-                    self.slices_of.remove(&service);
-                }
+            if let Some(state) = self.services.get_mut(&service) {
+                state.slices.retain(|n| n != name);
             }
-            self.dirty.insert(service);
+            self.mark(service);
         }
         if let Some(new) = self.slices.get(&key) {
             let service = (key.0.clone(), new.service.clone());
-            let names = self.slices_of.entry(service.clone()).or_default();
+            let names = &mut self.services.entry(service.clone()).or_default().slices;
             if !names.iter().any(|n| n == name) {
                 names.push(name.to_owned());
             }
-            self.dirty.insert(service);
+            self.mark(service);
         }
     }
 
@@ -253,7 +276,9 @@ impl Desired {
             .range((name.to_owned(), String::new())..)
             .take_while(|((namespace, _), _)| namespace == name)
             .map(|(key, _)| key.clone());
-        self.dirty.extend(of_it.collect::<Vec<_>>());
+        for key in of_it.collect::<Vec<_>>() {
+            self.mark(key);
+        }
     }
 
     /// Brings the tables up to date with what was fed in.
@@ -288,7 +313,10 @@ impl Desired {
         self.rebuild = false;
         self.dirty.clear();
         self.router_of_namespace.clear();
-        self.programmed.clear();
+        for state in self.services.values_mut() {
+            state.programmed = None;
+        }
+        self.services.retain(|_, state| !state.is_empty());
         self.claims.clear();
         self.router_of_network = self
             .networks
@@ -320,7 +348,12 @@ impl Desired {
         }
         let tables = &self.tables;
         self.changes.retain(|router, _| tables.contains_key(router));
-        let keys: Vec<Key> = self.services.keys().cloned().collect();
+        let keys: Vec<Key> = self
+            .services
+            .iter()
+            .filter(|(_, state)| state.info.is_some())
+            .map(|(key, _)| key.clone())
+            .collect();
         for key in keys {
             self.reprogram(&key);
         }
@@ -352,9 +385,10 @@ impl Desired {
     /// What Service `key` puts in which tables now.
     fn program(&mut self, key: &Key) -> Option<Programmed> {
         let own = self.namespace_router(&key.0);
-        let service = self.services.get(key)?;
+        let state = self.services.get(key)?;
+        let service = state.info.as_ref()?;
         let mut endpoints = Endpoints::default();
-        for name in self.slices_of.get(key).into_iter().flatten() {
+        for name in &state.slices {
             if let Some(slice) = self.slices.get(&(key.0.clone(), name.clone())) {
                 endpoints.merge(slice);
             }
@@ -382,7 +416,10 @@ impl Desired {
     /// Recomputes Service `key`: withdraws its old claims, makes its new ones, and settles
     /// every frontend either touched.
     fn reprogram(&mut self, key: &Key) {
-        let old = self.programmed.remove(key);
+        let old = self
+            .services
+            .get_mut(key)
+            .and_then(|state| state.programmed.take());
         let new = self.program(key);
         let mut touched: Vec<(String, Frontend)> = Vec::new();
         if let Some(old) = &old {
@@ -417,7 +454,10 @@ impl Desired {
                     touched.push((router.clone(), *frontend));
                 }
             }
-            self.programmed.insert(key.clone(), new);
+            self.services.entry(key.clone()).or_default().programmed = Some(new);
+        }
+        if self.services.get(key).is_some_and(|state| state.is_empty()) {
+            self.services.remove(key);
         }
         touched.sort_unstable();
         touched.dedup();
@@ -456,8 +496,9 @@ impl Desired {
                         dropped: service_ref(&other.service),
                     });
                 }
-                self.programmed
+                self.services
                     .get(&kept.service)
+                    .and_then(|state| state.programmed.as_ref())
                     .and_then(|p| p.frontends.iter().find(|(f, _)| *f == frontend))
                     .map(|(_, spec)| spec.clone())
             }

@@ -124,8 +124,8 @@ fn from_scratch(d: &Desired) -> BTreeMap<String, RouterTable> {
     for (name, labels) in &d.namespaces {
         fresh.set_namespace(name, Some(labels.clone()));
     }
-    for ((ns, name), s) in &d.services {
-        fresh.set_service(ns, name, Some(s.clone()));
+    for ((ns, name), state) in &d.services {
+        fresh.set_service(ns, name, state.info.clone());
     }
     for ((ns, name), s) in &d.slices {
         fresh.set_slice(ns, name, Some(s.clone()));
@@ -190,6 +190,16 @@ fn each_change_updates_the_tables_as_a_fresh_start_would_and_reports_only_what_i
             "a slice unchanged",
             |d| d.set_slice("b", "web-1", Some(slice("web", &[3]))),
             Some(&[]),
+        ),
+        (
+            "a slice that comes before its Service",
+            |d| d.set_slice("a", "api-1", Some(slice("api", &[4]))),
+            Some(&[]),
+        ),
+        (
+            "a slice relabelled to another Service",
+            |d| d.set_slice("a", "web-1", Some(slice("other", &[1, 2]))),
+            Some(&[("ra", &[10])]),
         ),
         (
             "a new Service",
