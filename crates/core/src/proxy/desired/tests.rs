@@ -1,9 +1,9 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use stackube_model::crd::{NetworkSpec, NetworkStatus, PROJECT_LABEL, TENANT_LABEL};
+use stackube_model::crd::{NetworkSpec, NetworkState, NetworkStatus, PROJECT_LABEL, TENANT_LABEL};
 
 use super::*;
-use crate::proxy::endpoints::Conditions;
+use crate::proxy::endpoints::{Conditions, Endpoints};
 use crate::proxy::service::{Protocol, ServicePort};
 
 fn network(ns: &str, state: NetworkState, router: &str) -> Network {
