@@ -5,8 +5,9 @@
 //!
 //! The loop: every change wakes it; a change that comes within [`Args::min_sync_interval`] of
 //! the last sync waits out the rest of it, so that a burst is one sync (a change after a quiet
-//! spell is synced at once); it computes every router's table (each Service converted once per
-//! change) and applies what changed. Every [`Args::drift_check_interval`] it checks that the tables are
+//! spell is synced at once); the changes update the routers' desired tables in place
+//! ([`Desired`]: only the changed Services' frontends are recomputed) and only the frontends
+//! they changed are applied. Every [`Args::drift_check_interval`] it checks that the tables are
 //! still there (a flush by hand is repaired), and that routers that appeared on this node get
 //! theirs; every [`Args::full_sync_interval`] it replaces them all. `/healthz` fails while a
 //! change has waited longer than [`Args::stall_timeout`] for a successful sync, as kube-proxy's
@@ -24,8 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::Parser;
 use prometheus_client::registry::Registry;
+use stackube_core::proxy::desired::{Desired, Settings};
 use stackube_core::proxy::nft::DEFAULT_TABLE;
-use stackube_core::proxy::routers::{Cluster, tables};
 use stackube_model::config::ProxyConfig;
 use stackube_net::nft::Nft;
 use stackube_telemetry::{Health, LogFormat};
@@ -103,15 +104,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 async fn serve(
     args: &Args,
     config: &ProxyConfig,
-    inputs: watch::Inputs,
+    mut inputs: watch::Inputs,
     mut proxy: sync::Proxy,
     metrics: &metrics::Metrics,
     health: &Health,
 ) -> anyhow::Result<()> {
-    inputs
-        .wait_ready()
-        .await
-        .context("the watches of Services, EndpointSlices, Networks and namespaces ended")?;
+    let mut desired = Desired::new(Settings {
+        mode: config.cluster_network.mode,
+        exposed: config.exposed_services.clone(),
+        service_cidrs: config.service_cidrs.clone(),
+    });
+    let ended = || {
+        anyhow::anyhow!("the watches of Services, EndpointSlices, Networks and namespaces ended")
+    };
+    while !desired.is_listed() {
+        if !inputs.feed(&mut desired).await {
+            return Err(ended());
+        }
+    }
     tracing::info!(
         service_cidrs = ?config.service_cidrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
         exposed = ?config.exposed_services.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -123,29 +133,21 @@ async fn serve(
     full.tick().await;
     loop {
         stall.pending();
-        let desired = {
-            let services = inputs.services();
-            let (networks, namespaces) = (inputs.networks(), inputs.namespaces());
-            tables(&Cluster {
-                namespaces: &namespaces,
-                networks: &networks,
-                services: &services,
-                mode: config.cluster_network.mode,
-                exposed: &config.exposed_services,
-                service_cidrs: &config.service_cidrs,
-            })
-        };
-        let outcome = proxy.sync(&desired).await;
+        desired.refresh();
+        let changes = desired.take_changes();
+        let outcome = proxy.sync(desired.tables(), &changes).await;
         let synced_at = Instant::now();
         let retry = !outcome.failed.is_empty();
-        if !retry && proxy.is_synced(&desired) {
+        if !retry && proxy.is_synced(desired.tables()) {
             stall.synced();
             metrics.last_sync.set(unix_now());
             health.set_ready(true);
         }
         let retry_after = tokio::time::sleep(Duration::from_secs(1));
         tokio::select! {
-            () = inputs.changed.notified() => {}
+            alive = inputs.feed(&mut desired) => if !alive {
+                return Err(ended());
+            },
             _ = drift.tick() => {
                 proxy.check_drift().await;
             }
@@ -155,6 +157,7 @@ async fn serve(
         // At once after a quiet spell; a change that comes sooner waits out the interval, with
         // whatever else comes meanwhile (a burst is one sync).
         tokio::time::sleep(args.min_sync_interval.saturating_sub(synced_at.elapsed())).await;
+        inputs.drain(&mut desired);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Bringing the router tables on this node to their desired state: a full sync the first time
-//! (and after a failure, a drift or the periodic resync), an update of what changed otherwise,
-//! then the connection tracking entries the change left stale.
+//! (and after a failure, a drift or the periodic resync), an update of what changed otherwise
+//! (only the frontends [`Changed`] names: O(the change), not O(the table)), then the connection
+//! tracking entries the change left stale. What each table holds is kept (`applied`) and
+//! patched frontend by frontend, never rebuilt for a change.
 //!
 //! # Guarantees
 //! - Only routers whose namespace (`qrouter-<id>`) exists on this node are programmed; a router
@@ -17,10 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use stackube_core::proxy::conntrack::stale_entries;
+use stackube_core::proxy::conntrack::{StaleEntries, stale_entries, stale_entries_of};
+use stackube_core::proxy::desired::Changed;
 use stackube_core::proxy::nft::{self, Command};
 use stackube_core::proxy::routers::RouterTable;
-use stackube_core::proxy::{Conflict, TableSpec};
+use stackube_core::proxy::{Conflict, Frontend, TableSpec};
 use stackube_net::nft::Ruleset;
 
 use crate::metrics::{KindLabels, Metrics, SyncLabels};
@@ -75,33 +78,56 @@ impl Proxy {
         self.netns_dir.join(format!("qrouter-{router}"))
     }
 
-    /// Whether every router of `desired` hosted here is as desired.
-    pub fn is_synced(&self, desired: &BTreeMap<String, RouterTable>) -> bool {
-        desired.iter().all(|(router, table)| {
-            self.applied.get(router) == Some(&table.spec)
-                || !self.ruleset.netns_exists(&self.netns(router))
+    /// Whether every router of `tables` hosted here is as desired (every sync leaves a router
+    /// either as desired or unknown, to be replaced whole).
+    pub fn is_synced(&self, tables: &BTreeMap<String, RouterTable>) -> bool {
+        tables.keys().all(|router| {
+            self.applied.contains_key(router) || !self.ruleset.netns_exists(&self.netns(router))
         })
     }
 
-    /// Brings this node's routers to `desired`.
-    pub async fn sync(&mut self, desired: &BTreeMap<String, RouterTable>) -> Outcome {
+    /// Brings this node's routers to `tables`, given what changed in them since the last sync
+    /// (`changes`: a router not there did not change, unless the proxy does not know its
+    /// table, which is then replaced whole).
+    pub async fn sync(
+        &mut self,
+        tables: &BTreeMap<String, RouterTable>,
+        changes: &BTreeMap<String, Changed>,
+    ) -> Outcome {
         let mut outcome = Outcome::default();
-        self.report_conflicts(desired);
-        for (router, table) in desired {
+        self.report_conflicts(tables);
+        for (router, table) in tables {
             let netns = self.netns(router);
             if !self.ruleset.netns_exists(&netns) {
                 self.applied.remove(router);
                 continue;
             }
-            if self.applied.get(router) == Some(&table.spec) {
-                continue;
-            }
             let started = Instant::now();
-            let (kind, commands) = match self.applied.get(router) {
-                Some(old) => ("partial", nft::update(&self.table, old, &table.spec)),
-                None => ("full", nft::full(&self.table, &table.spec)),
+            let (kind, result, frontends) = match (self.applied.get(router), changes.get(router)) {
+                (None, _) => {
+                    // Made as nft reads it: at 10,000 Services its text is megabytes.
+                    let mut commands = nft::full_lazy(&self.table, &table.spec);
+                    let result = self.ruleset.apply_streamed(&netns, &mut commands).await;
+                    ("full", result, None)
+                }
+                (Some(_), None) => continue,
+                (Some(old), Some(changed)) => {
+                    let (commands, frontends) = match changed {
+                        Changed::Whole => (nft::update(&self.table, old, &table.spec), None),
+                        Changed::Frontends(frontends) => {
+                            let commands =
+                                nft::update_frontends(&self.table, old, &table.spec, frontends);
+                            (commands, Some(frontends))
+                        }
+                    };
+                    if commands.is_empty() {
+                        continue;
+                    }
+                    tracing::debug!(%router, commands = commands.len(), "updating the router's table");
+                    let result = self.ruleset.apply(&netns, &commands).await;
+                    ("partial", result, frontends)
+                }
             };
-            let result = self.ruleset.apply(&netns, &commands).await;
             let outcome_label = if result.is_ok() { "ok" } else { "error" };
             self.metrics
                 .syncs
@@ -116,11 +142,9 @@ impl Proxy {
                         .sync_duration
                         .get_or_create(&KindLabels { kind })
                         .observe(started.elapsed().as_secs_f64());
-                    let old = self.applied.insert(router.clone(), table.spec.clone());
-                    tracing::debug!(%router, network = %table.network, kind, commands = commands.len(), "table synced");
-                    if let Some(old) = old {
-                        self.clear_stale(router, &netns, &old, &table.spec).await;
-                    }
+                    tracing::debug!(%router, network = %table.network, kind, "table synced");
+                    self.applied_now(router, &netns, &table.spec, frontends)
+                        .await;
                     match kind {
                         "full" => outcome.full.push(router.clone()),
                         _ => outcome.partial.push(router.clone()),
@@ -133,18 +157,49 @@ impl Proxy {
                 }
             }
         }
-        self.forget_routers_not_in(desired).await;
+        self.forget_routers_not_in(tables).await;
         self.update_gauges();
         outcome
     }
 
+    /// Records that `router`'s table is now `spec` (only `frontends` changed, when known), and
+    /// deletes the connection tracking entries the change left stale.
+    async fn applied_now(
+        &mut self,
+        router: &str,
+        netns: &Path,
+        spec: &TableSpec,
+        frontends: Option<&BTreeSet<Frontend>>,
+    ) {
+        let Some(old) = self.applied.get_mut(router) else {
+            self.applied.insert(router.to_owned(), spec.clone());
+            return;
+        };
+        let stale = match frontends {
+            Some(frontends) => stale_entries_of(old, spec, frontends),
+            None => stale_entries(old, spec),
+        };
+        match frontends {
+            Some(frontends) => {
+                for frontend in frontends {
+                    match spec.get(frontend) {
+                        Some(entry) => old.insert(*frontend, entry.clone()),
+                        None => old.remove(frontend),
+                    };
+                }
+            }
+            None => *old = spec.clone(),
+        }
+        self.clear_stale(router, netns, &stale).await;
+    }
+
     /// Forgets the tables of routers no Network has any more, deleting the table where the
     /// router's namespace is still here.
-    async fn forget_routers_not_in(&mut self, desired: &BTreeMap<String, RouterTable>) {
+    async fn forget_routers_not_in(&mut self, tables: &BTreeMap<String, RouterTable>) {
         let gone: Vec<String> = self
             .applied
             .keys()
-            .filter(|r| !desired.contains_key(*r))
+            .filter(|r| !tables.contains_key(*r))
             .cloned()
             .collect();
         for router in gone {
@@ -173,14 +228,13 @@ impl Proxy {
         }
     }
 
-    /// Deletes the connection tracking entries going from `old` to `new` left stale. Best
-    /// effort: a failure is logged (the entries time out on their own).
-    async fn clear_stale(&self, router: &str, netns: &Path, old: &TableSpec, new: &TableSpec) {
-        let stale = stale_entries(old, new);
+    /// Deletes the connection tracking entries `stale`. Best effort: a failure is logged (the
+    /// entries time out on their own).
+    async fn clear_stale(&self, router: &str, netns: &Path, stale: &[StaleEntries]) {
         if stale.is_empty() {
             return;
         }
-        match self.ruleset.delete_entries(netns, &stale).await {
+        match self.ruleset.delete_entries(netns, stale).await {
             Ok(deleted) => {
                 self.metrics.conntrack_deleted.inc_by(deleted as u64);
                 tracing::debug!(%router, deleted, "stale conntrack entries deleted");
@@ -221,10 +275,10 @@ impl Proxy {
         self.applied.clear();
     }
 
-    /// Logs the conflicts of `desired` not seen before; keeps those of `desired` only.
-    fn report_conflicts(&mut self, desired: &BTreeMap<String, RouterTable>) {
+    /// Logs the conflicts of `tables` not seen before; keeps those of `tables` only.
+    fn report_conflicts(&mut self, tables: &BTreeMap<String, RouterTable>) {
         let mut now = BTreeSet::new();
-        for (router, table) in desired {
+        for (router, table) in tables {
             for conflict in &table.conflicts {
                 if !self.conflicts.contains(conflict) {
                     tracing::warn!(%router, frontend = %conflict.frontend, kept = %conflict.kept, dropped = %conflict.dropped, "two Services claim one address and port; the older keeps it");
@@ -237,12 +291,7 @@ impl Proxy {
 
     fn update_gauges(&self) {
         let frontends: usize = self.applied.values().map(|t| t.frontends().len()).sum();
-        let endpoints: usize = self
-            .applied
-            .values()
-            .flat_map(|t| t.frontends().values())
-            .map(|f| f.backend.endpoints().len())
-            .sum();
+        let endpoints: usize = self.applied.values().map(TableSpec::endpoint_count).sum();
         self.metrics.routers.set(self.applied.len() as i64);
         self.metrics.frontends.set(frontends as i64);
         self.metrics.endpoints.set(endpoints as i64);

@@ -19,7 +19,10 @@ struct Netns(String);
 
 impl Netns {
     fn new() -> Netns {
-        let name = format!("stackube-nft-{}", std::process::id());
+        // Unique per test of this process, which run in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("stackube-nft-{}-{n}", std::process::id());
         let status = Command::new("ip")
             .args(["netns", "add", &name])
             .status()
@@ -159,4 +162,44 @@ async fn rulesets_apply_on_the_real_nft_and_a_flush_by_hand_is_seen() {
         endpoint: SocketAddrV4::new(Ipv4Addr::new(10, 244, 0, 5), 8080),
     }];
     assert_eq!(real.delete_entries(&ns.path(), &stale).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_full_sync_of_thousands_of_elements_streams_in_one_transaction() {
+    let ns = Netns::new();
+    let real = Real::default();
+    // 1,500 frontends × 2 endpoints: several `add element` batches per map.
+    let mut big = TableSpec::new(["10.96.0.0/12".parse().expect("cidr")]);
+    for n in 0..1_500u32 {
+        let endpoints =
+            (0..2u32).map(|e| SocketAddrV4::new(Ipv4Addr::from(0x0af4_0000 + n * 2 + e), 8080));
+        big.insert(
+            Frontend {
+                ip: Ipv4Addr::from(0x0a60_0000 + n),
+                protocol: Protocol::Tcp,
+                port: 80,
+            },
+            FrontendSpec {
+                comment: format!("test/s{n}"),
+                backend: Backend::new(endpoints, None),
+            },
+        );
+    }
+    real.apply_streamed(&ns.path(), &mut nft::full_lazy(TABLE, &big))
+        .await
+        .expect("a streamed full sync");
+    let listed = ns.nft(&["list", "map", "inet", TABLE, "endpoints-2"]);
+    assert_eq!(listed.matches(". 8080").count(), 3_000, "every slot");
+    // A streamed transaction that nft refuses at its end changes nothing either.
+    let small = spec(&[5], None);
+    let mut refused = nft::full_lazy(TABLE, &small).chain([Nft::DeleteElements {
+        table: TABLE.into(),
+        set: "no-such-map".into(),
+        keys: vec!["10.96.0.10 . tcp . 80".into()],
+    }]);
+    real.apply_streamed(&ns.path(), &mut refused)
+        .await
+        .expect_err("refused");
+    let after = ns.nft(&["list", "map", "inet", TABLE, "endpoints-2"]);
+    assert_eq!(after, listed);
 }

@@ -28,6 +28,10 @@
 //! ([`report`], [`prose`]) gives medians with the range of the runs, judges the goals on
 //! the medians and replaces this benchmark's section of `docs/benchmarks.md`, for a full run
 //! only. `STACKUBE_BENCH_QUICK=1` makes one round at 200 Services that only prints its section.
+//! For measuring one proxy while changing it: `STACKUBE_BENCH_SIZES=10000` (comma-separated
+//! Service counts), `STACKUBE_BENCH_ONLY=stackube-proxy` (or `kube-proxy`) and
+//! `STACKUBE_BENCH_PROXY_BIN=<path>` (another build of stackube-proxy, e.g. a baseline's); any of
+//! them makes the run print its section only, never write it.
 //! A full run should take about an hour on the 2-CPU test machine, more than half of it
 //! kube-proxy at 10,000 Services (an estimate from its figures on kind: a 190 s full sync and
 //! 6.6 s per change make each of its runs at that size about 11 minutes).
@@ -89,13 +93,18 @@ pub(crate) struct Plan {
     pub(crate) load_phases: usize,
     /// Concurrent connection loops in the client.
     pub(crate) clients: usize,
+    /// Only this proxy runs (`STACKUBE_BENCH_ONLY`).
+    pub(crate) only: Option<Contender>,
+    /// Set when an environment variable changed what a full run measures (sizes, proxies, the
+    /// binary): such a run is never recorded.
+    pub(crate) custom: bool,
 }
 
 impl Plan {
     fn from_env() -> anyhow::Result<Plan> {
         let quick = quick();
         let runs = runs_from_env(if quick { 1 } else { RUNS }).map_err(anyhow::Error::msg)?;
-        Ok(if quick {
+        let mut plan = if quick {
             Plan {
                 quick,
                 runs,
@@ -104,6 +113,8 @@ impl Plan {
                 load: Duration::from_secs(2),
                 load_phases: 1,
                 clients: 4,
+                only: None,
+                custom: false,
             }
         } else {
             Plan {
@@ -114,13 +125,39 @@ impl Plan {
                 load: Duration::from_secs(5),
                 load_phases: 4,
                 clients: 4,
+                only: None,
+                custom: false,
             }
-        })
+        };
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if let Some(list) = var("STACKUBE_BENCH_SIZES") {
+            plan.sizes = list
+                .split(',')
+                .map(|s| s.trim().parse().ok().filter(|n| *n >= 2))
+                .collect::<Option<_>>()
+                .context(
+                    "STACKUBE_BENCH_SIZES must be a comma-separated list of Service counts ≥ 2",
+                )?;
+            plan.custom = true;
+        }
+        if let Some(only) = var("STACKUBE_BENCH_ONLY") {
+            plan.only = Some(
+                [Contender::Stackube, Contender::KubeProxy]
+                    .into_iter()
+                    .find(|c| c.name() == only.trim())
+                    .with_context(|| {
+                        format!("STACKUBE_BENCH_ONLY={only}: not stackube-proxy or kube-proxy")
+                    })?,
+            );
+            plan.custom = true;
+        }
+        plan.custom |= var(stackube_proxy::BIN_VAR).is_some();
+        Ok(plan)
     }
 
     /// Whether this run is recorded in docs/benchmarks.md.
     pub(crate) fn record(&self) -> bool {
-        !self.quick && self.runs >= RUNS
+        !self.quick && !self.custom && self.runs >= RUNS
     }
 }
 
@@ -190,7 +227,11 @@ async fn run_all(bench: &Bench, objects: &mut Objects) -> anyhow::Result<Vec<Mea
                 objects::ENDPOINTS,
                 took.as_secs_f64()
             );
-            for contender in pair.map(|i| [Contender::Stackube, Contender::KubeProxy][i]) {
+            let contenders = pair.map(|i| [Contender::Stackube, Contender::KubeProxy][i]);
+            for contender in contenders
+                .into_iter()
+                .filter(|c| bench.plan.only.is_none_or(|only| only == *c))
+            {
                 eprintln!(
                     "[round {}] {} at {size} Services",
                     round + 1,
@@ -290,7 +331,9 @@ async fn main() -> anyhow::Result<()> {
         let path = stackube_testenv::write_benchmark_section(SECTION, &section)?;
         eprintln!("written to {}", path.display());
     } else {
-        eprintln!("not a full run ({RUNS} rounds): docs/benchmarks.md left as it is");
+        eprintln!(
+            "not a full run ({RUNS} rounds, default sizes and proxies): docs/benchmarks.md left as it is"
+        );
     }
     Ok(())
 }

@@ -16,14 +16,21 @@ use crate::topology::Topology;
 /// exposed Services as by default.
 const CONFIG: &str = "service-cidr: \"10.96.0.0/12\"\nexposed-services: \"default/kubernetes\"\n";
 
-/// Starts stackube-proxy for the router of `topology`.
+/// The variable naming another stackube-proxy binary to run (a baseline build, say).
+pub(crate) const BIN_VAR: &str = "STACKUBE_BENCH_PROXY_BIN";
+
+/// Starts stackube-proxy for the router of `topology`: this workspace's build, or the binary
+/// [`BIN_VAR`] names.
 pub(crate) fn start(bench: &Bench, topology: &Topology) -> anyhow::Result<Process> {
     let config = topology.dir.join("stackube-config.yaml");
     std::fs::write(&config, CONFIG)?;
     let metrics = free_port()?;
     let (log, file) = log_file(&topology.dir, Contender::Stackube)?;
     let started = (Instant::now(), SystemTime::now());
-    let child = Command::new(env!("CARGO_BIN_EXE_stackube-proxy"))
+    let binary = std::env::var_os(BIN_VAR)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_stackube-proxy").into());
+    let child = Command::new(&binary)
         .arg("--kubeconfig")
         .arg(&bench.env.kubeconfig)
         .arg("--config")

@@ -15,6 +15,7 @@
 //!   cleared: original destination the frontend.
 //! - The result is sorted, and empty when nothing changed.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddrV4;
 
 use super::table::{Backend, Frontend, TableSpec};
@@ -36,39 +37,48 @@ pub enum StaleEntries {
 
 /// The entries going from `old` to `new` leaves stale.
 pub fn stale_entries(old: &TableSpec, new: &TableSpec) -> Vec<StaleEntries> {
+    let frontends: BTreeSet<&Frontend> = old
+        .frontends()
+        .keys()
+        .chain(new.frontends().keys())
+        .collect();
+    stale_entries_of(old, new, frontends)
+}
+
+/// [`stale_entries`], looking only at `frontends` (those that may differ between `old` and
+/// `new`): O(those frontends).
+pub fn stale_entries_of<'a>(
+    old: &TableSpec,
+    new: &TableSpec,
+    frontends: impl IntoIterator<Item = &'a Frontend>,
+) -> Vec<StaleEntries> {
     let mut stale = Vec::new();
-    for (frontend, before) in old.frontends() {
+    for frontend in frontends {
         if !frontend.protocol.needs_conntrack_cleanup() {
             continue;
         }
-        let after = new
-            .get(frontend)
-            .map(|s| s.backend.endpoints())
-            .unwrap_or_default();
+        let before = old.get(frontend).map(|s| &s.backend);
+        let after = new.get(frontend).map(|s| &s.backend);
+        let after_endpoints = after.map(Backend::endpoints).unwrap_or_default();
         stale.extend(
             before
-                .backend
-                .endpoints()
+                .map(Backend::endpoints)
+                .unwrap_or_default()
                 .iter()
-                .filter(|e| !after.contains(e))
+                .filter(|e| !after_endpoints.contains(e))
                 .map(|endpoint| StaleEntries::Endpoint {
                     frontend: *frontend,
                     endpoint: *endpoint,
                 }),
         );
-    }
-    for (frontend, after) in new.frontends() {
-        if !frontend.protocol.needs_conntrack_cleanup() || after.backend == Backend::Reject {
-            continue;
-        }
-        let served_before = old
-            .get(frontend)
-            .is_some_and(|s| s.backend != Backend::Reject);
-        if !served_before {
+        let serves = after.is_some_and(|b| *b != Backend::Reject);
+        let served_before = before.is_some_and(|b| *b != Backend::Reject);
+        if serves && !served_before {
             stale.push(StaleEntries::Frontend(*frontend));
         }
     }
     stale.sort_unstable();
+    stale.dedup();
     stale
 }
 

@@ -12,7 +12,9 @@
 //!   rendered as one `nft -f -` transaction, and [`nft::model`], an in-memory nftables that
 //!   applies them the way the kernel does, for tests and fakes;
 //! - [`conntrack`]: the UDP and SCTP connection tracking entries a change leaves stale;
-//! - [`routers`]: which router serves which Services (its tenant's, and the exposed ones).
+//! - [`routers`]: which router serves which Services (its tenant's, and the exposed ones);
+//! - [`desired`]: every router's table kept up to date object by object, and which frontends
+//!   of which routers each change touched (what a sync applies).
 //!
 //! IPv4 only: tenant networks are IPv4, so IPv6 cluster IPs and endpoints are ignored.
 //!
@@ -64,12 +66,13 @@
 //! - The same inputs render the same text: everything is sorted.
 
 pub mod conntrack;
+pub mod desired;
 pub mod endpoints;
 pub mod nft;
 pub mod routers;
 pub mod service;
 pub mod table;
 
-pub use endpoints::{Conditions, Endpoint, Endpoints};
+pub use endpoints::{Conditions, Endpoint, Endpoints, SliceInfo};
 pub use service::{Ignored, Protocol, ServiceInfo, ServicePort};
 pub use table::{Backend, Conflict, Frontend, FrontendSpec, ServiceRef, TableSpec};

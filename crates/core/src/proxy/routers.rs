@@ -20,7 +20,8 @@ use stackube_model::config::{ClusterNetworkMode, ServiceName};
 use stackube_model::crd::{Network, NetworkState};
 use stackube_model::net::Ipv4Cidr;
 
-use super::endpoints::Endpoints;
+use super::desired::{Desired, Settings};
+use super::endpoints::{Endpoints, SliceInfo};
 use super::service::ServiceInfo;
 use super::table::{Conflict, TableSpec};
 use crate::cluster;
@@ -51,85 +52,39 @@ pub struct RouterTable {
     /// Its desired table.
     pub spec: TableSpec,
     /// Frontends two of its Services claim.
-    pub conflicts: Vec<Conflict>,
+    pub conflicts: BTreeSet<Conflict>,
 }
 
-/// The table of every router, by router id.
+/// The table of every router, by router id: a [`Desired`] fed every object at once.
+///
+/// Networks sharing one router give it one table, with the Services of all their namespaces
+/// (named after the first Network).
 pub fn tables(cluster: &Cluster<'_>) -> BTreeMap<String, RouterTable> {
-    let network_of = |namespace: &str, name: &str| {
-        cluster.networks.iter().find(|n| {
-            n.metadata.namespace.as_deref() == Some(namespace)
-                && n.metadata.name.as_deref() == Some(name)
-        })
-    };
-    // Routers of Active Networks, by `namespace/name` of their Network.
-    let routers: BTreeMap<String, String> = cluster
-        .networks
-        .iter()
-        .filter_map(|n| {
-            let status = n.status.as_ref()?;
-            if status.state != Some(NetworkState::Active) {
-                return None;
-            }
-            let reference = format!(
-                "{}/{}",
-                n.metadata.namespace.as_deref()?,
-                n.metadata.name.as_deref()?
-            );
-            Some((reference, status.router_id.clone()?))
-        })
-        .collect();
-    let cluster_network = network_of(cluster::NAMESPACE, cluster::NETWORK);
-    let mut services: BTreeMap<&str, Vec<(ServiceInfo, Endpoints)>> = routers
-        .values()
-        .map(|router| (router.as_str(), Vec::new()))
-        .collect();
-    let mut placed: BTreeMap<&str, Option<&str>> = BTreeMap::new();
-    for entry in cluster.services {
-        let namespace = entry.0.namespace.as_str();
-        let router = *placed.entry(namespace).or_insert_with(|| {
-            let placement = placement::place(&Observed {
-                namespace,
-                own: network_of(namespace, namespace),
-                labels: cluster.namespaces.get(namespace),
-                mode: cluster.mode,
-                cluster: cluster_network,
-            });
-            match placement {
-                Placement::Use { network, .. } => routers.get(&network).map(String::as_str),
-                Placement::Wait(_) | Placement::Refuse(_) => None,
-            }
-        });
-        if let Some(list) = router.and_then(|r| services.get_mut(r)) {
-            list.push(entry.clone());
-        }
-        let exposed = cluster
-            .exposed
-            .iter()
-            .any(|e| e.namespace == entry.0.namespace && e.name == entry.0.name);
-        if exposed {
-            for (other, list) in services.iter_mut() {
-                if Some(*other) != router {
-                    list.push(entry.clone());
-                }
-            }
-        }
+    let mut desired = Desired::new(Settings {
+        mode: cluster.mode,
+        exposed: cluster.exposed.to_vec(),
+        service_cidrs: cluster.service_cidrs.to_vec(),
+    });
+    for network in cluster.networks {
+        let (Some(namespace), Some(name)) = (
+            network.metadata.namespace.as_deref(),
+            network.metadata.name.as_deref(),
+        ) else {
+            continue;
+        };
+        desired.set_network(namespace, name, Some(network.clone()));
     }
-    routers
-        .iter()
-        .map(|(network, router)| {
-            let list = services.remove(router.as_str()).unwrap_or_default();
-            let (spec, conflicts) = TableSpec::build(&list, cluster.service_cidrs.iter().copied());
-            (
-                router.clone(),
-                RouterTable {
-                    network: network.clone(),
-                    spec,
-                    conflicts,
-                },
-            )
-        })
-        .collect()
+    for (name, labels) in cluster.namespaces {
+        desired.set_namespace(name, Some(labels.clone()));
+    }
+    for (service, endpoints) in cluster.services {
+        let (namespace, name) = (service.namespace.as_str(), service.name.as_str());
+        desired.set_service(namespace, name, Some(service.clone()));
+        // One slice per Service, named after it (unique in the namespace).
+        desired.set_slice(namespace, name, Some(SliceInfo::new(name, endpoints)));
+    }
+    desired.refresh();
+    desired.into_tables()
 }
 
 /// The namespaces whose pods use one router, and the Networks it is the router of.

@@ -105,6 +105,16 @@ pub struct ServiceRef {
     pub name: String,
 }
 
+impl ServiceRef {
+    /// The reference of `service`.
+    pub fn of(service: &ServiceInfo) -> ServiceRef {
+        ServiceRef {
+            namespace: service.namespace.clone(),
+            name: service.name.clone(),
+        }
+    }
+}
+
 impl fmt::Display for ServiceRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
@@ -122,11 +132,55 @@ pub struct Conflict {
     pub dropped: ServiceRef,
 }
 
+/// The frontends of one Service, each once (of two ports or addresses making the same
+/// frontend, the first keeps it), in the order its ports and addresses come: each port's
+/// backend for its cluster IPs, then its load balancer IPs.
+pub fn service_frontends(
+    service: &ServiceInfo,
+    endpoints: &Endpoints,
+) -> Vec<(Frontend, FrontendSpec)> {
+    let owner = ServiceRef::of(service);
+    let mut out: Vec<(Frontend, FrontendSpec)> = Vec::new();
+    for port in &service.ports {
+        let backend = Backend::new(endpoints.usable(port), service.affinity_timeout);
+        let comment = match port.name.as_str() {
+            "" => owner.to_string(),
+            name => format!("{owner}:{name}"),
+        };
+        for ip in service.cluster_ips.iter().chain(&service.load_balancer_ips) {
+            let frontend = Frontend {
+                ip: *ip,
+                protocol: port.protocol,
+                port: port.port,
+            };
+            if out.iter().all(|(f, _)| *f != frontend) {
+                let entry = FrontendSpec {
+                    comment: comment.clone(),
+                    backend: backend.clone(),
+                };
+                out.push((frontend, entry));
+            }
+        }
+    }
+    out
+}
+
 /// The desired state of one router's table.
+///
+/// Beside the frontends it keeps counts that [`nft::update_frontends`](super::nft::update_frontends)
+/// reads to decide what a change of a few frontends adds or removes, without looking at the
+/// others: how many frontends each address has, and how many random backends have each number
+/// of endpoints.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableSpec {
     frontends: BTreeMap<Frontend, FrontendSpec>,
     service_cidrs: Vec<Ipv4Cidr>,
+    /// Frontends per address.
+    addresses: BTreeMap<Ipv4Addr, usize>,
+    /// [`Backend::Random`] frontends per number of endpoints.
+    random_sizes: BTreeMap<usize, usize>,
+    /// Endpoints of every frontend, summed.
+    endpoints: usize,
 }
 
 impl TableSpec {
@@ -136,8 +190,8 @@ impl TableSpec {
         cidrs.sort_unstable_by_key(|c| (c.network(), c.prefix()));
         cidrs.dedup();
         TableSpec {
-            frontends: BTreeMap::new(),
             service_cidrs: cidrs,
+            ..TableSpec::default()
         }
     }
 
@@ -154,40 +208,17 @@ impl TableSpec {
         let mut owners: BTreeMap<Frontend, ServiceRef> = BTreeMap::new();
         let mut conflicts = Vec::new();
         for (service, endpoints) in order {
-            let owner = ServiceRef {
-                namespace: service.namespace.clone(),
-                name: service.name.clone(),
-            };
-            for port in &service.ports {
-                let backend = Backend::new(endpoints.usable(port), service.affinity_timeout);
-                let comment = match port.name.as_str() {
-                    "" => owner.to_string(),
-                    name => format!("{owner}:{name}"),
-                };
-                let ips = service.cluster_ips.iter().chain(&service.load_balancer_ips);
-                for ip in ips {
-                    let frontend = Frontend {
-                        ip: *ip,
-                        protocol: port.protocol,
-                        port: port.port,
-                    };
-                    match owners.get(&frontend) {
-                        Some(kept) if *kept == owner => {}
-                        Some(kept) => conflicts.push(Conflict {
-                            frontend,
-                            kept: kept.clone(),
-                            dropped: owner.clone(),
-                        }),
-                        None => {
-                            owners.insert(frontend, owner.clone());
-                            spec.insert(
-                                frontend,
-                                FrontendSpec {
-                                    comment: comment.clone(),
-                                    backend: backend.clone(),
-                                },
-                            );
-                        }
+            let owner = ServiceRef::of(service);
+            for (frontend, entry) in service_frontends(service, endpoints) {
+                match owners.get(&frontend) {
+                    Some(kept) => conflicts.push(Conflict {
+                        frontend,
+                        kept: kept.clone(),
+                        dropped: owner.clone(),
+                    }),
+                    None => {
+                        owners.insert(frontend, owner.clone());
+                        spec.insert(frontend, entry);
                     }
                 }
             }
@@ -202,12 +233,70 @@ impl TableSpec {
             comment: spec.comment,
             backend: spec.backend.normalized(),
         };
-        self.frontends.insert(frontend, spec)
+        self.count(frontend, &spec, true);
+        let old = self.frontends.insert(frontend, spec);
+        if let Some(old) = &old {
+            self.count(frontend, old, false);
+        }
+        old
     }
 
     /// Removes `frontend`.
     pub fn remove(&mut self, frontend: &Frontend) -> Option<FrontendSpec> {
-        self.frontends.remove(frontend)
+        let old = self.frontends.remove(frontend);
+        if let Some(old) = &old {
+            self.count(*frontend, old, false);
+        }
+        old
+    }
+
+    /// Counts `spec` of `frontend` in (`added`) or out.
+    fn count(&mut self, frontend: Frontend, spec: &FrontendSpec, added: bool) {
+        fn bump<K: Ord>(map: &mut BTreeMap<K, usize>, key: K, added: bool) {
+            if added {
+                *map.entry(key).or_default() += 1;
+            } else if let std::collections::btree_map::Entry::Occupied(mut e) = map.entry(key) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+        bump(&mut self.addresses, frontend.ip, added);
+        if let Backend::Random(endpoints) = &spec.backend {
+            bump(&mut self.random_sizes, endpoints.len(), added);
+        }
+        let n = spec.backend.endpoints().len();
+        self.endpoints = if added {
+            self.endpoints + n
+        } else {
+            self.endpoints - n
+        };
+    }
+
+    /// Whether some frontend has address `ip`.
+    pub fn has_address(&self, ip: Ipv4Addr) -> bool {
+        self.addresses.contains_key(&ip)
+    }
+
+    /// Every frontend address, sorted.
+    pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.addresses.keys().copied()
+    }
+
+    /// Whether some frontend has a [`Backend::Random`] of `n` endpoints.
+    pub fn has_random_size(&self, n: usize) -> bool {
+        self.random_sizes.contains_key(&n)
+    }
+
+    /// The numbers of endpoints of the [`Backend::Random`] frontends, sorted.
+    pub fn random_sizes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.random_sizes.keys().copied()
+    }
+
+    /// The endpoints of every frontend, summed.
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints
     }
 
     /// The frontends, sorted.

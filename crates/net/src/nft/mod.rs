@@ -6,13 +6,15 @@
 //! started on a thread that joined the namespace (a process inherits its creator thread's
 //! network namespace), and [`FakeRuleset`](crate::fake::FakeRuleset) in memory.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 
 use async_trait::async_trait;
 use stackube_core::proxy::conntrack::StaleEntries;
-use stackube_core::proxy::nft::{Command, transaction};
+use stackube_core::proxy::nft::Command;
+use tokio::sync::mpsc;
 
 use crate::{NetError, Result, netns};
 
@@ -26,6 +28,17 @@ pub trait Ruleset: Send + Sync {
     /// Applies `commands` as one transaction in the namespace at `netns`: all of them or, on an
     /// error, none.
     async fn apply(&self, netns: &Path, commands: &[Command]) -> Result<()>;
+    /// [`Ruleset::apply`] of the commands `commands` yields, read as they are sent (a full
+    /// sync's at 10,000 Services are over 100 commands of 1,000 elements: they are never all
+    /// held at once). By default, collected and applied.
+    async fn apply_streamed(
+        &self,
+        netns: &Path,
+        commands: &mut (dyn Iterator<Item = Command> + Send),
+    ) -> Result<()> {
+        let commands: Vec<Command> = commands.collect();
+        self.apply(netns, &commands).await
+    }
     /// How many rules chain `chain` of table `inet table` has (0 when the table or the chain does
     /// not exist).
     async fn count_rules(&self, netns: &Path, table: &str, chain: &str) -> Result<usize>;
@@ -59,6 +72,24 @@ struct Output {
 
 /// Runs `program args` in the namespace at `netns` with `input` on its standard input.
 async fn run_in(netns: &Path, program: &Path, args: Vec<String>, input: String) -> Result<Output> {
+    let (tx, rx) = mpsc::channel(1);
+    // The receiver is waiting or gone (the program could not start): either way, nothing to do.
+    let _ = tx.send(input).await;
+    drop(tx);
+    run_streamed(netns, program, args, rx).await
+}
+
+/// Text sent to a program at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// Runs `program args` in the namespace at `netns`, writing what `input` receives on its
+/// standard input until the sender is dropped.
+async fn run_streamed(
+    netns: &Path,
+    program: &Path,
+    args: Vec<String>,
+    mut input: mpsc::Receiver<String>,
+) -> Result<Output> {
     let (path, program) = (netns.to_owned(), program.to_owned());
     tokio::task::spawn_blocking(move || {
         netns::run_in(&path, move || {
@@ -75,8 +106,14 @@ async fn run_in(netns: &Path, program: &Path, args: Vec<String>, input: String) 
                 .spawn()
                 .map_err(failed)?;
             if let Some(mut stdin) = child.stdin.take() {
-                stdin.write_all(input.as_bytes()).map_err(failed)?;
+                while let Some(text) = input.blocking_recv() {
+                    // A program that stopped reading has failed: its output says why.
+                    if stdin.write_all(text.as_bytes()).is_err() {
+                        break;
+                    }
+                }
             }
+            drop(input);
             let output = child.wait_with_output().map_err(failed)?;
             Ok(Output {
                 success: output.status.success(),
@@ -86,6 +123,23 @@ async fn run_in(netns: &Path, program: &Path, args: Vec<String>, input: String) 
     })
     .await
     .map_err(|e| NetError::Other(format!("namespace task: {e}")))?
+}
+
+/// Sends the text of `commands` to `tx` in chunks of about [`CHUNK`] bytes, as it is made.
+async fn send_text(commands: &mut (dyn Iterator<Item = Command> + Send), tx: mpsc::Sender<String>) {
+    let mut chunk = String::with_capacity(CHUNK);
+    for command in commands {
+        let _ = writeln!(chunk, "{command}");
+        if chunk.len() >= CHUNK {
+            let full = std::mem::replace(&mut chunk, String::with_capacity(CHUNK));
+            if tx.send(full).await.is_err() {
+                return;
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.send(chunk).await;
+    }
 }
 
 /// The `conntrack -D` arguments of `entries`.
@@ -132,8 +186,22 @@ impl Ruleset for Nft {
         if commands.is_empty() {
             return Ok(());
         }
-        let text = transaction(commands);
-        let output = run_in(netns, &self.nft, vec!["-f".into(), "-".into()], text).await?;
+        self.apply_streamed(netns, &mut commands.iter().cloned())
+            .await
+    }
+
+    async fn apply_streamed(
+        &self,
+        netns: &Path,
+        commands: &mut (dyn Iterator<Item = Command> + Send),
+    ) -> Result<()> {
+        let (tx, rx) = mpsc::channel(2);
+        let args = vec!["-f".into(), "-".into()];
+        let (output, ()) = tokio::join!(
+            run_streamed(netns, &self.nft, args, rx),
+            send_text(commands, tx)
+        );
+        let output = output?;
         if output.success {
             return Ok(());
         }

@@ -1,6 +1,6 @@
 //! The elements of the table's sets and maps: which set each goes to, and what a frontend has.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::names::{
     NO_ENDPOINTS, REJECT_CHAIN, SERVICE_ADDRESSES, SERVICES, affinity_chain, bucket, comment,
@@ -44,36 +44,42 @@ pub(super) fn bucket_of(spec: &FrontendSpec) -> Option<usize> {
 /// A frontend's elements in `services` or `no-endpoints`, and in its bucket (not its address:
 /// several frontends share that element of `service-addresses`).
 pub(super) fn elements(frontend: &Frontend, spec: &FrontendSpec) -> Vec<(SetId, Element)> {
-    let key = frontend_key(frontend);
-    let verdict = |set: SetId, chain: String| {
-        (
-            set,
-            Element {
-                key: key.clone(),
-                value: Some(Value::Goto(chain)),
-                comment: Some(comment(&spec.comment)),
-            },
-        )
-    };
-    match &spec.backend {
-        Backend::Reject => vec![verdict(SetId::NoEndpoints, REJECT_CHAIN.to_owned())],
-        Backend::Affinity { .. } => vec![verdict(SetId::Services, affinity_chain(frontend))],
-        Backend::Random(endpoints) => {
-            let n = endpoints.len();
-            let mut elements = vec![verdict(SetId::Services, bucket(n))];
-            elements.extend(endpoints.iter().enumerate().map(|(slot, endpoint)| {
-                (
-                    SetId::Bucket(n),
-                    Element {
-                        key: slot_key(frontend, slot),
-                        value: Some(Value::Data(endpoint_value(endpoint))),
-                        comment: None,
-                    },
-                )
-            }));
-            elements
-        }
+    let mut elements = vec![verdict(frontend, spec)];
+    if let Backend::Random(endpoints) = &spec.backend {
+        let n = endpoints.len();
+        elements.extend(slots(frontend, endpoints).map(|e| (SetId::Bucket(n), e)));
     }
+    elements
+}
+
+/// A frontend's element in `services` (it has endpoints) or `no-endpoints`.
+pub(super) fn verdict(frontend: &Frontend, spec: &FrontendSpec) -> (SetId, Element) {
+    let (set, chain) = match &spec.backend {
+        Backend::Reject => (SetId::NoEndpoints, REJECT_CHAIN.to_owned()),
+        Backend::Affinity { .. } => (SetId::Services, affinity_chain(frontend)),
+        Backend::Random(endpoints) => (SetId::Services, bucket(endpoints.len())),
+    };
+    let element = Element {
+        key: frontend_key(frontend),
+        value: Some(Value::Goto(chain)),
+        comment: Some(comment(&spec.comment)),
+    };
+    (set, element)
+}
+
+/// A random backend's elements in its bucket: slot → endpoint.
+pub(super) fn slots<'a>(
+    frontend: &'a Frontend,
+    endpoints: &'a [SocketAddrV4],
+) -> impl Iterator<Item = Element> + 'a {
+    endpoints
+        .iter()
+        .enumerate()
+        .map(move |(slot, endpoint)| Element {
+            key: slot_key(frontend, slot),
+            value: Some(Value::Data(endpoint_value(endpoint))),
+            comment: None,
+        })
 }
 
 /// A `service-addresses` element.

@@ -18,9 +18,9 @@ mod parts;
 mod render;
 mod update;
 
-pub use full::full;
+pub use full::{ELEMENT_BATCH, full, full_lazy};
 pub use names::{affinity_chain, affinity_set, bucket, endpoint_chain};
-pub use update::update;
+pub use update::{update, update_frontends};
 
 /// The nftables family of every table: IPv4 and IPv6 hooks (IPv6 is left alone).
 pub const FAMILY: &str = "inet";

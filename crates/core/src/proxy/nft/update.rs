@@ -12,7 +12,7 @@
 //!    longer with affinity, and buckets no frontend uses.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 
 use super::elements::{SetId, address_element, bucket_of, elements};
 use super::names::{FILTER_FORWARD, affinity_chain};
@@ -21,30 +21,56 @@ use super::{Command, Element};
 use crate::proxy::table::{Backend, Frontend, FrontendSpec, TableSpec};
 
 /// The commands that take table `table` from `old` (what it holds) to `new`; empty when they
-/// are equal.
+/// are equal. O(frontends): compares every frontend ([`update_frontends`] is told which).
 pub fn update(table: &str, old: &TableSpec, new: &TableSpec) -> Vec<Command> {
+    update_frontends(table, old, new, &changed(old, new))
+}
+
+/// [`update`], told which frontends may differ between `old` and `new` (every other one must
+/// be the same in both): O(those frontends), however many the table has.
+pub fn update_frontends(
+    table: &str,
+    old: &TableSpec,
+    new: &TableSpec,
+    frontends: &BTreeSet<Frontend>,
+) -> Vec<Command> {
     let parts = Parts { table };
     let mut plan = Plan::default();
 
-    let old_buckets = buckets(old);
-    let new_buckets = buckets(new);
-    for n in new_buckets.difference(&old_buckets) {
-        plan.create.extend(parts.bucket(*n));
+    // Buckets and addresses only change where a changed frontend used or uses them.
+    let mut sizes = BTreeSet::new();
+    let mut ips = BTreeSet::new();
+    for frontend in frontends {
+        ips.insert(frontend.ip);
+        for spec in [old.get(frontend), new.get(frontend)].into_iter().flatten() {
+            sizes.extend(bucket_of(spec));
+        }
     }
-    let gone_buckets: BTreeSet<usize> = old_buckets.difference(&new_buckets).copied().collect();
+    for n in &sizes {
+        if new.has_random_size(*n) && !old.has_random_size(*n) {
+            plan.create.extend(parts.bucket(*n));
+        }
+    }
+    let gone_buckets: BTreeSet<usize> = sizes
+        .into_iter()
+        .filter(|n| old.has_random_size(*n) && !new.has_random_size(*n))
+        .collect();
 
-    for (frontend, before, after) in changed(old, new) {
+    for frontend in frontends {
+        let (before, after) = (old.get(frontend), new.get(frontend));
+        if before == after {
+            continue;
+        }
         plan.elements(frontend, before, after, &gone_buckets);
         plan.affinity(parts, frontend, before, after);
     }
 
-    let old_ips = addresses(old);
-    let new_ips = addresses(new);
-    for ip in old_ips.difference(&new_ips) {
-        plan.push_delete(SetId::ServiceAddresses, ip.to_string());
-    }
-    for ip in new_ips.difference(&old_ips) {
-        plan.push_add(SetId::ServiceAddresses, address_element(*ip));
+    for ip in &ips {
+        match (old.has_address(*ip), new.has_address(*ip)) {
+            (true, false) => plan.push_delete(SetId::ServiceAddresses, ip.to_string()),
+            (false, true) => plan.push_add(SetId::ServiceAddresses, address_element(*ip)),
+            _ => {}
+        }
     }
 
     if old.service_cidrs() != new.service_cidrs() {
@@ -173,31 +199,19 @@ impl Plan {
     }
 }
 
-/// The frontends whose spec differs, sorted, with their old and new spec.
-fn changed<'a>(
-    old: &'a TableSpec,
-    new: &'a TableSpec,
-) -> Vec<(
-    &'a Frontend,
-    Option<&'a FrontendSpec>,
-    Option<&'a FrontendSpec>,
-)> {
-    let mut changed: Vec<_> = old
+/// The frontends whose spec differs.
+fn changed(old: &TableSpec, new: &TableSpec) -> BTreeSet<Frontend> {
+    let gone_or_changed = old
         .frontends()
         .iter()
-        .filter_map(|(frontend, before)| {
-            let after = new.get(frontend);
-            (after != Some(before)).then_some((frontend, Some(before), after))
-        })
-        .collect();
-    changed.extend(
-        new.frontends()
-            .iter()
-            .filter(|(frontend, _)| old.get(frontend).is_none())
-            .map(|(frontend, after)| (frontend, None, Some(after))),
-    );
-    changed.sort_by_key(|(frontend, _, _)| **frontend);
-    changed
+        .filter(|(frontend, before)| new.get(frontend) != Some(*before))
+        .map(|(frontend, _)| *frontend);
+    let added = new
+        .frontends()
+        .keys()
+        .filter(|frontend| old.get(frontend).is_none())
+        .copied();
+    gone_or_changed.chain(added).collect()
 }
 
 fn affinity(spec: Option<&FrontendSpec>) -> Option<(u32, &[SocketAddrV4])> {
@@ -205,12 +219,4 @@ fn affinity(spec: Option<&FrontendSpec>) -> Option<(u32, &[SocketAddrV4])> {
         Backend::Affinity { timeout, endpoints } => Some((*timeout, endpoints)),
         Backend::Reject | Backend::Random(_) => None,
     }
-}
-
-fn buckets(spec: &TableSpec) -> BTreeSet<usize> {
-    spec.frontends().values().filter_map(bucket_of).collect()
-}
-
-fn addresses(spec: &TableSpec) -> BTreeSet<Ipv4Addr> {
-    spec.frontends().keys().map(|f| f.ip).collect()
 }

@@ -73,6 +73,14 @@ proptest! {
         prop_assert_eq!(model.dump(), model_of(last).dump());
     }
 
+    /// Told of frontends that did not change besides those that did, an update is the same.
+    #[test]
+    fn naming_unchanged_frontends_changes_nothing(old in specs(), new in specs()) {
+        let every: std::collections::BTreeSet<Frontend> =
+            old.frontends().keys().chain(new.frontends().keys()).copied().collect();
+        prop_assert_eq!(update_frontends(T, &old, &new, &every), update(T, &old, &new));
+    }
+
     /// A full sync over any table leaves the same as one on an empty ruleset.
     #[test]
     fn a_full_sync_replaces_whatever_was_there(old in specs(), new in specs()) {
