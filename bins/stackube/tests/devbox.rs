@@ -245,8 +245,15 @@ async fn devbox_runs_the_seeds_user_guide_with_stackube_deployed_as_pods() {
         "no Neutron port named after {nginx}: {ports:?}"
     );
 
-    // busybox, attached: the page.
-    let page = k(env, &busybox("test", "busybox", &["wget", "-qO-", &ip]));
+    // busybox, attached: the page. Tried again if the output is not there: `kubectl run -i`
+    // attaches once the pod runs, and a container done before that has its output missed (CI
+    // saw it once, the command succeeding with only kubectl's attach banner).
+    let page = k_until(
+        env,
+        &busybox("test", "busybox", &["wget", "-qO-", &ip]),
+        "run -i busybox wget",
+        |page| page.contains("Welcome to nginx!"),
+    );
     assert!(
         page.contains("Welcome to nginx!"),
         "run -i busybox wget: {page}"
