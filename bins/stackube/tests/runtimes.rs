@@ -16,7 +16,7 @@ mod common;
 
 use cluster::{Devbox, k, k_create_tenant, k_in, k_until, network_active, tenant_kubeconfig};
 use common::*;
-use stackube_testenv::{TestEnv, run_command, unique_name};
+use stackube_testenv::{TestEnv, unique_name};
 
 /// A pod of busybox that sleeps, with `extra` spliced into its spec (YAML, indented by 2).
 fn sleeper(namespace: &str, name: &str, extra: &str) -> String {
@@ -63,16 +63,7 @@ fn create_as(
     login: &(std::path::PathBuf, Vec<(String, String)>),
     yaml: &str,
 ) -> (bool, String) {
-    let (kubeconfig, vars) = login;
-    let mut command = env.kubectl();
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", kubeconfig.parent().expect("scratch dir"))
-        .envs(vars.iter().map(|(a, b)| (a, b)))
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .args(["create", "-f", "-"]);
-    run_command(command, Some(yaml))
+    kubectl_as_in(env, &login.0, &login.1, &["create", "-f", "-"], Some(yaml))
 }
 
 #[test]

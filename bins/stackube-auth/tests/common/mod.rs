@@ -202,6 +202,17 @@ pub fn kubectl_as(
     vars: &[(String, String)],
     args: &[&str],
 ) -> (bool, String) {
+    kubectl_as_in(env, kubeconfig, vars, args, None)
+}
+
+/// [`kubectl_as`] with `stdin` (`create -f -`).
+pub fn kubectl_as_in(
+    env: &TestEnv,
+    kubeconfig: &Path,
+    vars: &[(String, String)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String) {
     let mut command = env.kubectl();
     command
         .env_clear()
@@ -212,7 +223,7 @@ pub fn kubectl_as(
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .args(args);
-    run_command(command, None)
+    run_command(command, stdin)
 }
 
 /// The flags that run stackube-auth where the test environment's kube-apiserver calls it, with
