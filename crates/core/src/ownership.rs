@@ -39,6 +39,8 @@ pub enum OwnerKind {
     Pod,
     /// A LoadBalancer `Service` (its floating IP and VIP port; the owner uid is the Service's).
     Service,
+    /// The NetworkPolicy security groups of a `Network` (the owner uid is the Network's).
+    Policy,
 }
 
 impl OwnerKind {
@@ -49,6 +51,7 @@ impl OwnerKind {
             OwnerKind::Network => "network",
             OwnerKind::Pod => "pod",
             OwnerKind::Service => "service",
+            OwnerKind::Policy => "networkpolicy",
         }
     }
 }
@@ -87,6 +90,7 @@ impl Owner {
                 OwnerKind::Network => "Network",
                 OwnerKind::Pod => "Pod",
                 OwnerKind::Service => "Service",
+                OwnerKind::Policy => "NetworkPolicy groups of Network",
             },
             self.display,
             self.uid,
@@ -127,6 +131,7 @@ pub fn description_owner<'d>(description: &'d str, cluster: &str) -> Option<(Own
         "Network" => OwnerKind::Network,
         "Pod" => OwnerKind::Pod,
         "Service" => OwnerKind::Service,
+        "NetworkPolicy" => OwnerKind::Policy,
         _ => return None,
     };
     Some((kind, uid))

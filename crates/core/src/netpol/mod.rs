@@ -7,8 +7,10 @@
 //! with `except` becomes the CIDRs that cover exactly what it allows ([`cidr::minus`]).
 
 pub mod cidr;
+pub mod desired;
 pub mod plan;
 pub mod selector;
+pub mod sync;
 
 use std::collections::BTreeMap;
 

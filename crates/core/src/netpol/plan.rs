@@ -29,6 +29,10 @@ pub enum GroupKey {
     OpenEgress,
     /// Membership in a peer: its rules are none; rules of policies name it as remote group.
     Peer(PeerKey),
+    /// Membership among the network's isolated pods (those that cannot carry the network's own
+    /// group, whose rules admit every pod of the network): no rules; the network's group and
+    /// the open ingress group admit it as a remote group.
+    Isolated,
 }
 
 /// A pod, as the plan needs it.

@@ -1,0 +1,274 @@
+//! Steps from what Neutron holds to what the policies want.
+
+use std::net::Ipv4Addr;
+
+use serde_json::json;
+
+use super::*;
+use crate::netpol::desired::{NetworkView, desired};
+use crate::netpol::plan::PodView;
+
+const NETWORK: &str = "test/test";
+
+fn policies() -> Vec<k8s_openapi::api::networking::v1::NetworkPolicy> {
+    vec![
+        serde_json::from_value(json!({
+            "metadata": {"name": "deny", "namespace": "test"},
+            "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"]},
+        }))
+        .unwrap(),
+    ]
+}
+
+fn wanted() -> Desired {
+    let namespaces = BTreeMap::from([("test".to_owned(), BTreeMap::new())]);
+    let pods = BTreeMap::from([
+        (
+            "web".to_owned(),
+            PodView {
+                namespace: "test".into(),
+                labels: BTreeMap::from([("app".to_owned(), "web".to_owned())]),
+                ..PodView::default()
+            },
+        ),
+        (
+            "client".to_owned(),
+            PodView {
+                namespace: "test".into(),
+                ..PodView::default()
+            },
+        ),
+    ]);
+    let policies = policies();
+    desired(
+        &pods,
+        NetworkView {
+            gateway: Ipv4Addr::new(10, 244, 0, 1),
+            policies: &policies,
+            namespaces: &namespaces,
+        },
+    )
+}
+
+fn egress_default(id: &str, ipv6: bool) -> ObservedRule {
+    ObservedRule {
+        id: id.into(),
+        rule: ConcreteRule {
+            direction: Direction::Egress,
+            ipv6,
+            protocol: None,
+            ports: None,
+            remote_cidr: if ipv6 { None } else { Some("0.0.0.0/0".into()) },
+            remote_group: None,
+        },
+    }
+}
+
+/// What Neutron holds after the groups were made: each with its two default egress rules.
+fn made(names: &[(&str, &str)]) -> Observed {
+    Observed {
+        network_group: "G".into(),
+        network_rule: None,
+        groups: names
+            .iter()
+            .map(|(name, id)| ObservedGroup {
+                id: (*id).into(),
+                name: group_name(NETWORK, &key_of(name)),
+                rules: vec![
+                    egress_default(&format!("{id}-e4"), false),
+                    egress_default(&format!("{id}-e6"), true),
+                ],
+            })
+            .collect(),
+        ports: BTreeMap::from([
+            (
+                "web".to_owned(),
+                ("p-web".to_owned(), BTreeSet::from(["G".to_owned()])),
+            ),
+            (
+                "client".to_owned(),
+                ("p-client".to_owned(), BTreeSet::from(["G".to_owned()])),
+            ),
+        ]),
+    }
+}
+
+fn key_of(name: &str) -> GroupKey {
+    match name {
+        "isolated" => GroupKey::Isolated,
+        "open-egress" => GroupKey::OpenEgress,
+        "deny" => GroupKey::Policy {
+            namespace: "test".into(),
+            name: "deny".into(),
+            ports: String::new(),
+        },
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn groups_are_made_first_and_alone() {
+    let steps = sync(
+        NETWORK,
+        &wanted(),
+        &Observed {
+            network_group: "G".into(),
+            ..Observed::default()
+        },
+    );
+    let names: Vec<&str> = steps
+        .iter()
+        .map(|s| match s {
+            Step::CreateGroup { name } => name.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "kube-np-test-test-isolated",
+            "kube-np-test-test-open-egress",
+            "kube-np-test-test-policy-test-deny",
+        ]
+    );
+}
+
+#[test]
+fn then_rules_are_added_ports_moved_defaults_removed_in_that_order() {
+    let observed = made(&[("deny", "D"), ("open-egress", "E"), ("isolated", "I")]);
+    let steps = sync(NETWORK, &wanted(), &observed);
+    let first_move = steps
+        .iter()
+        .position(|s| matches!(s, Step::SetPortGroups { .. }))
+        .expect("the web pod moves");
+    let first_removal = steps
+        .iter()
+        .position(|s| matches!(s, Step::RemoveRule { .. }))
+        .expect("defaults go");
+    assert!(
+        steps[..first_move]
+            .iter()
+            .all(|s| matches!(s, Step::AddRule { .. } | Step::AddNetworkRule { .. }))
+    );
+    assert!(first_move < first_removal);
+    assert!(steps.contains(&Step::AddNetworkRule {
+        remote_group: "I".into()
+    }));
+    assert!(steps.contains(&Step::SetPortGroups {
+        port: "p-web".into(),
+        groups: vec!["D".into(), "E".into(), "I".into()],
+    }));
+    // The client is not isolated: it stays in the network's group, untouched.
+    assert!(
+        !steps
+            .iter()
+            .any(|s| matches!(s, Step::SetPortGroups { port, .. } if port == "p-client"))
+    );
+    // The open egress group keeps its IPv4 default (it is the rule wanted) and loses IPv6's;
+    // the others lose both.
+    let removed: BTreeSet<&str> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::RemoveRule { id } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        removed,
+        BTreeSet::from(["D-e4", "D-e6", "E-e6", "I-e4", "I-e6"])
+    );
+    assert!(!steps.iter().any(|s| matches!(s, Step::DeleteGroup { .. })));
+}
+
+#[test]
+fn once_applied_nothing_is_left_to_do_and_a_deleted_policy_undoes_it_all() {
+    let observed = made(&[("deny", "D"), ("open-egress", "E"), ("isolated", "I")]);
+    let mut applied = observed.clone();
+    for step in sync(NETWORK, &wanted(), &observed) {
+        match step {
+            Step::AddRule { group, rule } => {
+                let g = applied.groups.iter_mut().find(|g| g.id == group).unwrap();
+                let id = format!("{group}-r{}", g.rules.len());
+                g.rules.push(ObservedRule { id, rule });
+            }
+            Step::AddNetworkRule { .. } => applied.network_rule = Some("G-i".into()),
+            Step::SetPortGroups { port, groups } => {
+                let entry = applied
+                    .ports
+                    .values_mut()
+                    .find(|(p, _)| *p == port)
+                    .unwrap();
+                entry.1 = groups.into_iter().collect();
+            }
+            Step::RemoveRule { id } => {
+                for g in &mut applied.groups {
+                    g.rules.retain(|r| r.id != id);
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(sync(NETWORK, &wanted(), &applied), vec![]);
+
+    // The policy deleted: every pod back in the network's group, then the groups go.
+    let mut none = wanted();
+    none.groups.clear();
+    for refs in none.ports.values_mut() {
+        *refs = BTreeSet::from([GroupRef::Network]);
+    }
+    let steps = sync(NETWORK, &none, &applied);
+    assert_eq!(
+        steps[0],
+        Step::SetPortGroups {
+            port: "p-web".into(),
+            groups: vec!["G".into()]
+        }
+    );
+    assert!(steps.contains(&Step::RemoveRule { id: "G-i".into() }));
+    let deleted: Vec<&Step> = steps
+        .iter()
+        .filter(|s| matches!(s, Step::DeleteGroup { .. }))
+        .collect();
+    assert_eq!(deleted.len(), 3);
+    assert!(matches!(steps.last(), Some(Step::DeleteGroup { .. })));
+}
+
+#[test]
+fn a_second_group_of_one_name_is_deleted_and_unknown_ports_are_left_alone() {
+    let mut observed = made(&[
+        ("deny", "D"),
+        ("open-egress", "E"),
+        ("isolated", "I"),
+        ("isolated", "I2"),
+    ]);
+    observed.ports.insert(
+        "pooled".into(),
+        ("p-pool".into(), BTreeSet::from(["G".to_owned()])),
+    );
+    let steps = sync(NETWORK, &wanted(), &observed);
+    assert!(steps.contains(&Step::DeleteGroup { id: "I2".into() }));
+    assert!(!steps.contains(&Step::DeleteGroup { id: "I".into() }));
+    assert!(
+        !steps
+            .iter()
+            .any(|s| matches!(s, Step::SetPortGroups { port, .. } if port == "p-pool"))
+    );
+}
+
+#[test]
+fn names_are_stable_and_fit_neutron() {
+    let long = GroupKey::Policy {
+        namespace: "n".repeat(63),
+        name: "p".repeat(253),
+        ports: "http=tcp/80".into(),
+    };
+    let name = group_name(NETWORK, &long);
+    assert!(name.len() <= 255, "{}", name.len());
+    assert_eq!(name, group_name(NETWORK, &long));
+    let other = GroupKey::Policy {
+        namespace: "n".repeat(63),
+        name: "p".repeat(253),
+        ports: "http=tcp/8080".into(),
+    };
+    assert_ne!(name, group_name(NETWORK, &other));
+}
