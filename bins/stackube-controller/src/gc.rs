@@ -115,6 +115,12 @@ pub async fn sweep(ctx: &Context) -> Result<Swept, Error> {
             ..Default::default()
         })
         .await?;
+    let policy_groups = neutron
+        .list_security_groups(&SecurityGroupFilter {
+            tags: vec![cluster_tag.clone(), kind_tag(OwnerKind::Policy)],
+            ..Default::default()
+        })
+        .await?;
     let tenant_tags = vec![cluster_tag.clone(), kind_tag(OwnerKind::Tenant)];
     let projects = identity
         .list_projects(&ProjectFilter {
@@ -234,6 +240,18 @@ pub async fn sweep(ctx: &Context) -> Result<Swept, Error> {
         count(ctx, "router", observation.router.is_some());
         count(ctx, "security_group", observation.security_group.is_some());
         swept.networks.push(uid.clone());
+    }
+
+    // NetworkPolicy groups of Networks that are gone (their ports went with the network).
+    for g in &policy_groups {
+        if let Some(uid) = orphan_uid(&g.tags) {
+            tracing::info!(group = %g.id, owner = %uid, "deleting a NetworkPolicy security group of a Network that no longer exists");
+            neutron.delete_security_group(&g.id).await?;
+            count(ctx, "policy_security_group", true);
+            if !swept.networks.contains(&uid) {
+                swept.networks.push(uid);
+            }
+        }
     }
 
     // LoadBalancer Services': floating IPs first, then the VIP ports they were associated with.

@@ -10,6 +10,8 @@
 //! - [`loadbalancer`]: a Neutron floating IP on the external network for each Service of type
 //!   `LoadBalancer`, associated with a VIP port on its namespace's network, in
 //!   `status.loadBalancer.ingress`; released on deletion.
+//! - [`netpol`]: NetworkPolicy as Neutron security groups, per Network: the groups its
+//!   policies need and the groups of each of its pods' ports;
 //! - [`cluster`]: the cluster network, one Network of the cloud admin's project for the
 //!   namespaces that are no tenant's (`cluster-network: cluster`), or none;
 //! - [`gc`]: a periodic sweep that deletes Stackube-tagged OpenStack resources whose owner is
@@ -24,6 +26,7 @@ mod fixtures;
 pub mod gc;
 pub mod loadbalancer;
 pub mod metrics;
+pub mod netpol;
 pub mod network;
 pub mod purge;
 pub mod tenant;
@@ -449,6 +452,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 async fn run_controllers(ctx: Arc<Context>, concurrency: u16) {
     let tenants = tenant::controller(ctx.clone(), concurrency).for_each(|_| async {});
     let networks = network::controller(ctx.clone(), concurrency).for_each(|_| async {});
-    let load_balancers = loadbalancer::controller(ctx, concurrency).for_each(|_| async {});
-    tokio::join!(tenants, networks, load_balancers);
+    let load_balancers = loadbalancer::controller(ctx.clone(), concurrency).for_each(|_| async {});
+    let policies = netpol::controller(ctx, concurrency).for_each(|_| async {});
+    tokio::join!(tenants, networks, load_balancers, policies);
 }

@@ -33,9 +33,17 @@ pub struct ErrorLabels {
 /// Labels of garbage collection deletions.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GcLabels {
-    /// `network`, `subnet`, `router`, `security_group`, `project_networking`, `project`,
+    /// `network`, `subnet`, `router`, `security_group`, `policy_security_group`,
+    /// `project_networking`, `project`,
     /// `user`, and a LoadBalancer Service's `floating_ip` and `port`.
     pub resource: &'static str,
+}
+
+/// Labels of NetworkPolicy changes made in Neutron.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyStepLabels {
+    /// `create_group`, `add_rule`, `set_port_groups`, `remove_rule`, `delete_group`.
+    pub step: &'static str,
 }
 
 fn duration_histogram() -> Histogram {
@@ -57,6 +65,11 @@ pub struct Metrics {
     pub leader: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Garbage collection sweeps completed.
     pub gc_sweeps: Counter<u64, AtomicU64>,
+    /// NetworkPolicy changes made in Neutron, by step.
+    pub netpol_steps: Family<PolicyStepLabels, Counter>,
+    /// Reconciliations that found a NetworkPolicy that cannot be applied (its pods are
+    /// isolated and allowed nothing; a Warning Event on the policy says why).
+    pub netpol_unapplied: Counter<u64, AtomicU64>,
 }
 
 impl Metrics {
@@ -69,6 +82,8 @@ impl Metrics {
             gc_deleted: Family::default(),
             leader: Gauge::default(),
             gc_sweeps: Counter::default(),
+            netpol_steps: Family::default(),
+            netpol_unapplied: Counter::default(),
         };
         registry.register(
             "reconcile_duration_seconds",
@@ -89,6 +104,16 @@ impl Metrics {
             "gc_sweeps",
             "Garbage collection sweeps completed",
             metrics.gc_sweeps.clone(),
+        );
+        registry.register(
+            "netpol_steps",
+            "NetworkPolicy changes made in Neutron: groups, rules, ports' groups",
+            metrics.netpol_steps.clone(),
+        );
+        registry.register(
+            "netpol_unapplied",
+            "NetworkPolicies found that cannot be applied, per reconciliation (see their Events)",
+            metrics.netpol_unapplied.clone(),
         );
         registry.register(
             "leader",

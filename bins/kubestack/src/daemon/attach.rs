@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use stackube_core::kubestack::handover::pod_port;
 use stackube_core::kubestack::{Mark, PodName};
 use stackube_core::naming;
-use stackube_model::PortId;
+use stackube_model::{PortId, SecurityGroupId};
 use stackube_net::veth::{self, PodLink};
 use stackube_openstack::ErrorKind;
 use stackube_openstack::network::{NewPort, Port};
@@ -125,6 +125,14 @@ impl Daemon {
             return Ok(result);
         }
         let pod = PodName::from(pod);
+        let groups = self.policy_groups(&pod, &net).await?;
+        if groups.is_some() {
+            // Pooled ports are in the network's group: NetworkPolicy's pods get a port of
+            // their own, made in their groups.
+            return self
+                .add_new_port(invocation, &pod, &net, &netns, groups)
+                .await;
+        }
         if self.settings.pool_size > 0 {
             let taken = self.take_from_pool(invocation, &pod, &net, &netns).await;
             self.clone().refill(net.clone());
@@ -132,7 +140,8 @@ impl Daemon {
                 return Ok(result);
             }
         }
-        self.add_new_port(invocation, &pod, &net, &netns).await
+        self.add_new_port(invocation, &pod, &net, &netns, None)
+            .await
     }
 
     /// The attachment the container already has: its interface in the pod, with the MAC of its
@@ -187,13 +196,15 @@ impl Daemon {
         )))
     }
 
-    /// ADD without the pool: a port of the container's own (an earlier attempt's, or new).
+    /// ADD without the pool: a port of the container's own (an earlier attempt's, or new), in
+    /// `groups` (NetworkPolicy's) or else the network's group.
     async fn add_new_port(
         &self,
         invocation: &Invocation,
         pod: &PodName,
         net: &TenantNet,
         netns: &Path,
+        groups: Option<Vec<SecurityGroupId>>,
     ) -> Result<Value, CniError> {
         let networking = self.networking().await?;
         let container = &invocation.container_id;
@@ -211,7 +222,8 @@ impl Daemon {
                 new.device_id = Some(wanted.device_id);
                 new.device_owner = Some(super::DEVICE_OWNER.to_owned());
                 new.binding_host_id = Some(self.settings.node.clone());
-                new.security_group_ids = net.security_group.clone().map(|g| vec![g]);
+                new.security_group_ids =
+                    groups.or_else(|| net.security_group.clone().map(|g| vec![g]));
                 new.tags = wanted.owner.tags();
                 let port = networking.create_port(&new).await.map_err(|e| {
                     if e.kind() == ErrorKind::NotFound {

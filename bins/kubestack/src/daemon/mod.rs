@@ -19,6 +19,7 @@
 pub mod attach;
 pub mod gc;
 pub mod handover;
+pub mod policy;
 pub mod pool;
 pub mod serve;
 pub mod tenant;

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::StreamExt as _;
 use ipnet::Ipv4Net;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -46,6 +47,14 @@ pub trait Networks: Send + Sync {
         &self,
         name: &str,
     ) -> Result<Option<BTreeMap<String, String>>, String>;
+    /// The NetworkPolicies of `namespace` (none by default: a source without them).
+    async fn policies(&self, _namespace: &str) -> Result<Vec<NetworkPolicy>, String> {
+        Ok(Vec::new())
+    }
+    /// The pod `<namespace>/<name>`, if it exists.
+    async fn pod(&self, _namespace: &str, _name: &str) -> Result<Option<Pod>, String> {
+        Ok(None)
+    }
 }
 
 /// The real [`Networks`]: watches of all Networks and of the namespaces' metadata, with a read
@@ -101,6 +110,21 @@ impl KubeNetworks {
 
 #[async_trait]
 impl Networks for KubeNetworks {
+    async fn policies(&self, namespace: &str) -> Result<Vec<NetworkPolicy>, String> {
+        Api::<NetworkPolicy>::namespaced(self.client.clone(), namespace)
+            .list(&kube::api::ListParams::default())
+            .await
+            .map(|list| list.items)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, String> {
+        Api::<Pod>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     async fn get(&self, namespace: &str, name: &str) -> Result<Option<Network>, String> {
         let key = ObjectRef::<Network>::new(name).within(namespace);
         if let Some(network) = self.store.get(&key)

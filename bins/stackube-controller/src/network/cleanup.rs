@@ -43,7 +43,11 @@ async fn cleanup_inner(network: &Network, ctx: &Context) -> Result<Action, Error
     let neutron = ctx.cloud.networking().await?;
     let owner = owner(network, ctx);
     let observation = observe(network, &owner, neutron.as_ref(), true).await?;
-    if let Some(deleted) = remove(ctx, neutron.as_ref(), &observation).await? {
+    let deleted = remove(ctx, neutron.as_ref(), &observation).await?;
+    // The NetworkPolicy groups, once no port carries them.
+    let policy_owner = crate::netpol::owner(network, &ctx.config.cluster_name);
+    crate::netpol::delete_groups(neutron.as_ref(), &policy_owner, None).await?;
+    if let Some(deleted) = deleted {
         let reference = network.object_ref(&());
         ctx.event(
             &reference,

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -44,6 +45,37 @@ pub struct PodView {
     pub labels: BTreeMap<String, String>,
     /// Its named container ports: name → (protocol, port).
     pub named_ports: BTreeMap<String, (String, u16)>,
+}
+
+impl PodView {
+    /// A pod as the plans see it; `None` for a pod with no port of its own (host network, or
+    /// done).
+    pub fn of(pod: &Pod) -> Option<PodView> {
+        let spec = pod.spec.as_ref()?;
+        let done = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|phase| phase == "Succeeded" || phase == "Failed");
+        if spec.host_network == Some(true) || done {
+            return None;
+        }
+        let named_ports = spec
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .filter_map(|p| {
+                let port = u16::try_from(p.container_port).ok()?;
+                let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+                Some((p.name.clone()?, (protocol, port)))
+            })
+            .collect();
+        Some(PodView {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            named_ports,
+        })
+    }
 }
 
 /// The groups `pod` carries, given its tenant's `policies` and the labels of the tenant's
