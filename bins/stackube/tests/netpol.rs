@@ -59,12 +59,13 @@ fn ready_ip(env: &TestEnv, namespace: &str, name: &str) -> String {
     .to_owned()
 }
 
-/// Sends one request from pod `from` to `http://<to>/probe-<n>` (2 s timeout) and returns its
+/// Sends one request from pod `from` to `http://<to>/probe-<n>` (2 s at most) and returns its
 /// path; whether it arrived is for the server's log to say.
 fn send(env: &TestEnv, ns: &str, from: &str, to: &str) -> String {
     let path = format!("probe-{}", PROBES.fetch_add(1, Ordering::Relaxed));
     let url = format!("http://{to}/{path}");
-    // A 404 (the path does not exist) is an answer: only whether it arrived matters.
+    // A 404 (the path does not exist) is an answer: only whether it arrived matters. Not
+    // wget's -T: Debian's static busybox crashes on it.
     let _ = kubectl_admin(
         env,
         &[
@@ -73,9 +74,9 @@ fn send(env: &TestEnv, ns: &str, from: &str, to: &str) -> String {
             "exec",
             from,
             "--",
-            "wget",
-            "-T",
+            "timeout",
             "2",
+            "wget",
             "-q",
             "-O",
             "/dev/null",
@@ -126,6 +127,11 @@ fn until_verdict(
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// Sets pod `name`'s `app` label (`label`: `app=<value>`).
+fn relabel(env: &TestEnv, ns: &str, name: &str, label: &str) {
+    k(env, &["-n", ns, "label", "pod", name, label, "--overwrite"]);
 }
 
 fn apply(env: &TestEnv, yaml: &str) {
@@ -184,31 +190,9 @@ fn network_policies_become_security_groups_that_hold_at_the_receiver() {
     );
 
     // A label change moves a pod into the policy, and out again.
-    k(
-        env,
-        &[
-            "-n",
-            &ns,
-            "label",
-            "pod",
-            "other",
-            "app=client",
-            "--overwrite",
-        ],
-    );
+    relabel(env, &ns, "other", "app=client");
     until_verdict(env, &ns, web, other, None, "other labelled app=client");
-    k(
-        env,
-        &[
-            "-n",
-            &ns,
-            "label",
-            "pod",
-            "other",
-            "app=other",
-            "--overwrite",
-        ],
-    );
+    relabel(env, &ns, "other", "app=other");
     until_verdict(env, &ns, web, client, Some(other), "other labelled back");
 
     // Allow from a namespaceSelector inside the tenant: the tenant's namespace is labelled with
@@ -253,18 +237,7 @@ fn network_policies_become_security_groups_that_hold_at_the_receiver() {
         ),
     );
     // The other pod needs the web-from-client door as well to be the control: open it to it.
-    k(
-        env,
-        &[
-            "-n",
-            &ns,
-            "label",
-            "pod",
-            "other",
-            "app=client",
-            "--overwrite",
-        ],
-    );
+    relabel(env, &ns, "other", "app=client");
     until_verdict(env, &ns, web, other, Some(client), "egress denied but DNS");
     let (ok, lookup) = kubectl_admin(
         env,
@@ -284,18 +257,7 @@ fn network_policies_become_security_groups_that_hold_at_the_receiver() {
     // Every policy deleted: traffic as before, and every NetworkPolicy group gone from Neutron.
     k(env, &["-n", &ns, "delete", "networkpolicy", "--all"]);
     until_verdict(env, &ns, web, client, None, "policies deleted: client");
-    k(
-        env,
-        &[
-            "-n",
-            &ns,
-            "label",
-            "pod",
-            "other",
-            "app=other",
-            "--overwrite",
-        ],
-    );
+    relabel(env, &ns, "other", "app=other");
     until_verdict(env, &ns, web, other, None, "policies deleted: other");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let cloud = Cloud::new(&env.cloud_config(), ConnectOptions::default());

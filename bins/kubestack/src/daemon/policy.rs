@@ -12,7 +12,6 @@
 //!   controller once the pod exists: until then the pod is allowed less, never more.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 use stackube_core::cluster;
 use stackube_core::kubestack::PodName;
@@ -79,7 +78,7 @@ impl Daemon {
         let (refs, _) = port_groups(
             &view,
             NetworkView {
-                gateway: Ipv4Addr::from(gateway),
+                gateway,
                 policies: &policies,
                 namespaces: &namespaces,
             },

@@ -33,6 +33,8 @@ const NODE: &str = "node-1";
 struct FakeNetworks {
     networks: Mutex<BTreeMap<(String, String), Network>>,
     namespaces: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    policies: Mutex<Vec<k8s_openapi::api::networking::v1::NetworkPolicy>>,
+    pods: Mutex<Vec<k8s_openapi::api::core::v1::Pod>>,
 }
 
 impl FakeNetworks {
@@ -72,6 +74,33 @@ impl tenant::Networks for FakeNetworks {
         name: &str,
     ) -> Result<Option<BTreeMap<String, String>>, String> {
         Ok(self.namespaces.lock().expect("lock").get(name).cloned())
+    }
+
+    async fn policies(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<k8s_openapi::api::networking::v1::NetworkPolicy>, String> {
+        let policies = self.policies.lock().expect("lock");
+        Ok(policies
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+            .cloned()
+            .collect())
+    }
+
+    async fn pod(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<k8s_openapi::api::core::v1::Pod>, String> {
+        let pods = self.pods.lock().expect("lock");
+        Ok(pods
+            .iter()
+            .find(|p| {
+                p.metadata.namespace.as_deref() == Some(namespace)
+                    && p.metadata.name.as_deref() == Some(name)
+            })
+            .cloned())
     }
 }
 
@@ -803,4 +832,84 @@ async fn another_clusters_network_in_the_status_is_waited_out_not_used() {
         .expect("tags");
     daemon.handle(&add).await.expect("this cluster's network");
     assert_eq!(rig.ports_of("c-web").len(), 1);
+}
+
+#[tokio::test]
+async fn a_pod_a_policy_isolates_gets_its_policy_groups_at_add_never_the_networks() {
+    use stackube_core::netpol::plan::GroupKey;
+    use stackube_core::netpol::sync::group_name;
+    use stackube_core::ownership::{Owner, OwnerKind};
+
+    let rig = Rig::new().await;
+    let pod_object = |name: &str, app: &str| -> k8s_openapi::api::core::v1::Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": NS, "labels": {"app": app}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+        }))
+        .expect("a pod")
+    };
+    {
+        let mut pods = rig.networks.pods.lock().expect("lock");
+        pods.push(pod_object("web", "web"));
+        pods.push(pod_object("client", "client"));
+    }
+    rig.networks.policies.lock().expect("lock").push(
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "deny", "namespace": NS},
+            "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"]},
+        }))
+        .expect("a policy"),
+    );
+    let daemon = rig.daemon(2);
+    daemon.recover_pool().await.expect("recovery");
+
+    // The controller has not made the isolated pods' group yet: try again later, no port.
+    let web = rig.pod("web");
+    let err = daemon
+        .handle(&web)
+        .await
+        .expect_err("an isolated pod before its groups");
+    assert_eq!(err.code, crate::cni::code::TRY_AGAIN_LATER, "{err:?}");
+    assert!(rig.ports_of("c-web").is_empty());
+
+    // Once it has, the port is made in the pod's groups: not the network's.
+    let owner = Owner {
+        cluster: "test".into(),
+        kind: OwnerKind::Policy,
+        display: format!("{NS}/{NS}"),
+        uid: String::new(),
+    };
+    let mut made = Vec::new();
+    for key in [GroupKey::Isolated, GroupKey::OpenEgress] {
+        let group = rig
+            .cloud
+            .networking()
+            .create_security_group(&NewSecurityGroup {
+                name: group_name(&owner.display, &key),
+                tags: owner.tags(),
+                ..Default::default()
+            })
+            .await
+            .expect("a policy group");
+        made.push(group.id);
+    }
+    daemon.handle(&web).await.expect("the isolated pod's ADD");
+    let ports = rig.ports_of("c-web");
+    assert_eq!(ports.len(), 1);
+    let mut groups = ports[0].security_group_ids.clone();
+    groups.sort();
+    made.sort();
+    // The policy's own group is not made yet: the pod is allowed less until it is.
+    assert_eq!(groups, made, "{ports:?}");
+    assert!(!groups.contains(&rig.group));
+
+    // The control: a pod no policy selects gets the network's group, from the pool.
+    let client = rig.pod("client");
+    daemon.handle(&client).await.expect("the client's ADD");
+    let port = rig
+        .ports()
+        .into_iter()
+        .find(|p| p.name.contains("client"))
+        .expect("the client's port");
+    assert_eq!(port.security_group_ids, vec![rig.group.clone()]);
 }

@@ -192,6 +192,44 @@ pub fn rules(
     Ok(out)
 }
 
+/// The peers `policy`'s rules name (in the directions it isolates), whatever their ports: a pod
+/// is a peer by its labels, not by the ports the rule opens on the selected pods.
+pub fn peers(policy: &NetworkPolicy) -> Result<Vec<PeerKey>, PolicyError> {
+    let Some(spec) = policy.spec.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let namespace = policy.metadata.namespace.as_deref();
+    let (ingress, egress) = policy_types(policy);
+    let mut lists = Vec::new();
+    if ingress {
+        for (i, r) in spec.ingress.iter().flatten().enumerate() {
+            lists.push((
+                format!("spec.ingress[{i}]"),
+                r.from.clone().unwrap_or_default(),
+            ));
+        }
+    }
+    if egress {
+        for (i, r) in spec.egress.iter().flatten().enumerate() {
+            lists.push((
+                format!("spec.egress[{i}]"),
+                r.to.clone().unwrap_or_default(),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (field, list) in lists {
+        for remote in remotes(&list, namespace, &field)? {
+            if let Remote::Peers(peer) = remote {
+                out.push(peer);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 fn remotes(
     peers: &[NetworkPolicyPeer],
     namespace: Option<&str>,

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::{PeerKey, PolicyError, Remote, isolation, matches, rules};
+use super::{PeerKey, PolicyError, isolation, matches, peers};
 
 /// A security group Stackube makes for NetworkPolicy.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -104,7 +104,6 @@ pub fn pod_groups(
                     .unwrap_or_default(),
                 &pod.labels,
             )?;
-        let policy_rules = rules(policy, &pod.named_ports)?;
         if selects {
             groups.insert(GroupKey::Policy {
                 namespace: namespace.clone(),
@@ -112,10 +111,8 @@ pub fn pod_groups(
                 ports: used_named_ports(policy, &pod.named_ports),
             });
         }
-        for rule in policy_rules {
-            if let Remote::Peers(peer) = rule.remote
-                && chooses(&peer, pod, namespaces)?
-            {
+        for peer in peers(policy)? {
+            if chooses(&peer, pod, namespaces)? {
                 groups.insert(GroupKey::Peer(peer));
             }
         }
@@ -245,6 +242,33 @@ mod tests {
         assert!(
             !stranger.iter().any(|g| matches!(g, GroupKey::Peer(_))),
             "{stranger:?}"
+        );
+    }
+
+    #[test]
+    fn a_peer_is_a_peer_whatever_ports_the_rule_opens() {
+        let policies = [policy(
+            "web",
+            json!({
+                "podSelector": {"matchLabels": {"app": "web"}},
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "client"}}}],
+                    "ports": [{"port": "http"}]}],
+            }),
+        )];
+        // The client declares no port named http: it is a peer all the same.
+        let client = pod_groups(
+            &pod("team-a", &[("app", "client")]),
+            &policies,
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            client
+                .iter()
+                .filter(|g| matches!(g, GroupKey::Peer(_)))
+                .count(),
+            1,
+            "{client:?}"
         );
     }
 

@@ -220,7 +220,7 @@ pub fn sync(network: &str, desired: &Desired, observed: &Observed) -> Vec<Step> 
         let Some((port, have)) = observed.ports.get(uid) else {
             continue;
         };
-        let want: BTreeSet<String> = refs.iter().filter_map(|r| ids(r)).collect();
+        let want: BTreeSet<String> = refs.iter().filter_map(&ids).collect();
         if *have != want {
             moves.push(Step::SetPortGroups {
                 port: port.clone(),
