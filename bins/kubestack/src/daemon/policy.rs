@@ -81,6 +81,8 @@ impl Daemon {
                 gateway,
                 policies: &policies,
                 namespaces: &namespaces,
+                // Peers are other pods' addresses in rules: not needed for the pod's groups.
+                pods: &BTreeMap::new(),
             },
         );
         if refs.iter().all(|r| *r == GroupRef::Network) {

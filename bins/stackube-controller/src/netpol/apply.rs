@@ -37,12 +37,12 @@ pub(super) async fn apply(network: &Network, pctx: &PolicyContext) -> Result<(),
         ))
     })?;
     let facts = kube_facts(network, pctx).await?;
-    let view = NetworkView {
+    let wanted = desired(NetworkView {
         gateway,
         policies: &facts.policies,
         namespaces: &facts.namespaces,
-    };
-    let wanted = desired(&facts.pods, view);
+        pods: &facts.pods,
+    });
     for failure in &wanted.failures {
         ctx.metrics.netpol_unapplied.inc();
         if let Some(policy) = facts.policies.iter().find(|p| {

@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
-use super::plan::{GroupKey, PodView, pod_groups};
+use super::plan::{GroupKey, PodView, chooses, pod_groups};
 use super::{Direction, PolicyError, Remote, RuleSpec, matches, policy_types, rules};
 
 /// A group a port carries.
@@ -62,6 +62,8 @@ pub struct NetworkView<'a> {
     pub policies: &'a [NetworkPolicy],
     /// Those namespaces, with their labels.
     pub namespaces: &'a BTreeMap<String, BTreeMap<String, String>>,
+    /// The pods on the Network, by uid: the peers' addresses.
+    pub pods: &'a BTreeMap<String, PodView>,
 }
 
 /// A policy that cannot be applied, and why.
@@ -171,9 +173,16 @@ impl NetworkView<'_> {
                 self.anywhere_in_network(rule.direction, rule.protocol.clone(), rule.ports)
             }
             Remote::Cidr(cidr) => one(RemoteRef::Cidr(*cidr)),
-            Remote::Peers(peer) => one(RemoteRef::Group(GroupRef::Group(GroupKey::Peer(
-                peer.clone(),
-            )))),
+            // The addresses of the pods the peer chooses, not a remote group: Neutron's OVS
+            // agent (21.0) kept admitting a port that had left a remote group (seen on the
+            // devbox), while it follows rule changes.
+            Remote::Peers(peer) => self
+                .pods
+                .values()
+                .filter(|p| chooses(peer, p, self.namespaces).unwrap_or(false))
+                .filter_map(|p| p.ip)
+                .flat_map(|ip| one(RemoteRef::Cidr(Ipv4Net::from(ip))))
+                .collect(),
         }
     }
 }
@@ -247,7 +256,8 @@ fn groups_of(
     let open = keys.contains(&GroupKey::OpenIngress) && keys.contains(&GroupKey::OpenEgress);
     let mut refs: BTreeSet<GroupRef> = keys
         .into_iter()
-        .filter(|k| !open || matches!(k, GroupKey::Peer(_)))
+        // Peers are addresses in the rules, not groups (see `resolve`).
+        .filter(|k| !open && !matches!(k, GroupKey::Peer(_)))
         .map(GroupRef::Group)
         .collect();
     refs.insert(if open {
@@ -258,8 +268,9 @@ fn groups_of(
     refs
 }
 
-/// The Network's NetworkPolicy groups and its `pods`' ports (uid → pod).
-pub fn desired(pods: &BTreeMap<String, PodView>, view: NetworkView<'_>) -> Desired {
+/// The Network's NetworkPolicy groups and its pods' ports (`view.pods`).
+pub fn desired(view: NetworkView<'_>) -> Desired {
+    let pods = view.pods;
     let (good, failures) = view.split();
     let mut out = Desired {
         failures: failures.clone(),

@@ -3,7 +3,6 @@
 use serde_json::json;
 
 use super::*;
-use crate::netpol::PeerKey;
 
 const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
 
@@ -23,8 +22,11 @@ fn pod(labels: &[(&str, &str)]) -> PodView {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         named_ports: BTreeMap::new(),
+        ip: None,
     }
 }
+
+const NO_PODS: &BTreeMap<String, PodView> = &BTreeMap::new();
 
 fn namespaces() -> BTreeMap<String, BTreeMap<String, String>> {
     BTreeMap::from([(
@@ -39,11 +41,13 @@ fn namespaces() -> BTreeMap<String, BTreeMap<String, String>> {
 fn view<'a>(
     policies: &'a [NetworkPolicy],
     namespaces: &'a BTreeMap<String, BTreeMap<String, String>>,
+    pods: &'a BTreeMap<String, PodView>,
 ) -> NetworkView<'a> {
     NetworkView {
         gateway: GATEWAY,
         policies,
         namespaces,
+        pods,
     }
 }
 
@@ -104,11 +108,6 @@ fn each_pod_carries_the_groups_its_policies_make_it() {
         json!({"podSelector": {"matchLabels": {"app": "locked"}}, "policyTypes": ["Egress"],
             "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}]}),
     );
-    let client_peer = group(GroupKey::Peer(PeerKey {
-        namespace: Some("test".into()),
-        namespaces: None,
-        pods: Some(r#"{"matchLabels":{"app":"client"}}"#.into()),
-    }));
     let isolated = group(GroupKey::Isolated);
     let open_egress = group(GroupKey::OpenEgress);
     let open_ingress = group(GroupKey::OpenIngress);
@@ -127,10 +126,10 @@ fn each_pod_carries_the_groups_its_policies_make_it() {
             vec![policy_group("deny"), open_egress.clone(), isolated.clone()],
         ),
         (
-            "a policy of other pods isolates nothing, the client is only marked a peer",
+            "a policy of other pods isolates nothing: a peer is an address, not a group",
             vec![web_from_client.clone()],
             pod(&[("app", "client")]),
-            vec![GroupRef::Network, client_peer.clone()],
+            vec![GroupRef::Network],
         ),
         (
             "the web pod: its policy, open egress",
@@ -152,7 +151,7 @@ fn each_pod_carries_the_groups_its_policies_make_it() {
         ),
     ];
     for (case, policies, pod, want) in cases {
-        let (got, failures) = port_groups(&pod, view(&policies, &ns));
+        let (got, failures) = port_groups(&pod, view(&policies, &ns, NO_PODS));
         assert!(failures.is_empty(), "{case}: {failures:?}");
         assert_eq!(got, want.into_iter().collect(), "{case}");
     }
@@ -167,7 +166,7 @@ fn rules_with_no_peers_admit_the_network_and_its_router_not_the_world() {
             "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}], "policyTypes": ["Ingress", "Egress"]}),
     )];
     let pods = BTreeMap::from([("uid-1".to_owned(), pod(&[]))]);
-    let got = desired(&pods, view(&policies, &ns));
+    let got = desired(view(&policies, &ns, &pods));
     let mut want: BTreeSet<GroupRule> =
         the_network(Direction::Ingress, Some("tcp"), Some((80, 80)))
             .into_iter()
@@ -188,32 +187,59 @@ fn rules_with_no_peers_admit_the_network_and_its_router_not_the_world() {
 }
 
 #[test]
-fn the_open_groups_rules_and_peers_nobody_is_yet() {
+fn the_open_groups_rules_and_peers_as_their_addresses() {
     let ns = namespaces();
     let policies = [policy(
         "web",
         json!({"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Egress"],
             "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "db"}}}]}]}),
     )];
-    let pods = BTreeMap::from([("uid-web".to_owned(), pod(&[("app", "web")]))]);
-    let got = desired(&pods, view(&policies, &ns));
+    let db = |ip: Option<Ipv4Addr>| PodView {
+        ip,
+        ..pod(&[("app", "db")])
+    };
+    let mut pods = BTreeMap::from([
+        ("uid-web".to_owned(), pod(&[("app", "web")])),
+        (
+            "uid-db-1".to_owned(),
+            db(Some(Ipv4Addr::new(10, 244, 0, 7))),
+        ),
+        // No address yet: no rule for it yet.
+        ("uid-db-2".to_owned(), db(None)),
+    ]);
+    let got = desired(view(&policies, &ns, &pods));
     assert_eq!(
         got.groups[&GroupKey::OpenIngress],
         the_network(Direction::Ingress, None, None)
             .into_iter()
             .collect()
     );
-    let peer = GroupKey::Peer(PeerKey {
-        namespace: Some("test".into()),
-        namespaces: None,
-        pods: Some(r#"{"matchLabels":{"app":"db"}}"#.into()),
-    });
+    let GroupRef::Group(key) = policy_group("web") else {
+        unreachable!()
+    };
     assert_eq!(
-        got.groups.get(&peer),
-        Some(&BTreeSet::new()),
-        "no db pod yet: the group still exists"
+        got.groups[&key],
+        BTreeSet::from([rule(
+            Direction::Egress,
+            None,
+            None,
+            RemoteRef::Cidr("10.244.0.7/32".parse().unwrap())
+        )])
     );
+    assert!(!got.groups.keys().any(|k| matches!(k, GroupKey::Peer(_))));
     assert!(!got.groups.contains_key(&GroupKey::OpenEgress));
+    // The db pods carry no group for being peers: they keep the network's.
+    assert_eq!(got.ports["uid-db-1"], BTreeSet::from([GroupRef::Network]));
+    // A db pod relabelled is no peer any more: its address leaves the rule.
+    pods.insert(
+        "uid-db-1".into(),
+        PodView {
+            ip: Some(Ipv4Addr::new(10, 244, 0, 7)),
+            ..pod(&[("app", "cache")])
+        },
+    );
+    let got = desired(view(&policies, &ns, &pods));
+    assert_eq!(got.groups[&key], BTreeSet::new());
 }
 
 #[test]
@@ -225,7 +251,7 @@ fn a_policy_that_cannot_be_read_isolates_its_namespace_and_allows_nothing() {
             "policyTypes": ["Ingress"], "ingress": [{}]}),
     );
     let pods = BTreeMap::from([("uid-1".to_owned(), pod(&[("app", "web")]))]);
-    let got = desired(&pods, view(std::slice::from_ref(&bad), &ns));
+    let got = desired(view(std::slice::from_ref(&bad), &ns, &pods));
     assert_eq!(got.failures.len(), 1);
     assert_eq!(got.failures[0].name, "bad");
     assert!(

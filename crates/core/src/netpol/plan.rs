@@ -45,6 +45,8 @@ pub struct PodView {
     pub labels: BTreeMap<String, String>,
     /// Its named container ports: name → (protocol, port).
     pub named_ports: BTreeMap<String, (String, u16)>,
+    /// Its address, once it has one.
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 impl PodView {
@@ -74,6 +76,11 @@ impl PodView {
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             labels: pod.metadata.labels.clone().unwrap_or_default(),
             named_ports,
+            ip: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.as_deref())
+                .and_then(|ip| ip.parse().ok()),
         })
     }
 }
@@ -132,7 +139,7 @@ fn used_named_ports(policy: &NetworkPolicy, named: &BTreeMap<String, (String, u1
 }
 
 /// Whether a peer's selectors choose `pod`.
-fn chooses(
+pub(crate) fn chooses(
     peer: &PeerKey,
     pod: &PodView,
     namespaces: &BTreeMap<String, BTreeMap<String, String>>,
@@ -175,6 +182,7 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             named_ports: BTreeMap::new(),
+            ip: None,
         }
     }
 

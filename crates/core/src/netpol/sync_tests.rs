@@ -40,14 +40,12 @@ fn wanted() -> Desired {
         ),
     ]);
     let policies = policies();
-    desired(
-        &pods,
-        NetworkView {
-            gateway: Ipv4Addr::new(10, 244, 0, 1),
-            policies: &policies,
-            namespaces: &namespaces,
-        },
-    )
+    desired(NetworkView {
+        gateway: Ipv4Addr::new(10, 244, 0, 1),
+        policies: &policies,
+        namespaces: &namespaces,
+        pods: &pods,
+    })
 }
 
 fn egress_default(id: &str, ipv6: bool) -> ObservedRule {
