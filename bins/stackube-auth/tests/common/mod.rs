@@ -88,9 +88,12 @@ impl TenantUser {
         let mut docs = vec![serde_json::json!({
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.name},
         })];
-        for binding in
-            stackube_core::identity::tenant_role_bindings(&self.name, &self.project_id, &labels)
-        {
+        for binding in stackube_core::identity::tenant_role_bindings(
+            &self.name,
+            &self.project_id,
+            &labels,
+            stackube_core::tenant::Access::Granted,
+        ) {
             let mut value = serde_json::to_value(&binding).expect("binding serializes");
             value["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
             value["kind"] = "RoleBinding".into();
