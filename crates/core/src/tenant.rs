@@ -477,16 +477,6 @@ mod tests {
                 vec![Reason::ProjectDisabled, Reason::ProjectDisabled],
             ),
             (
-                "project enabled again: namespace and RoleBindings restored",
-                Observation {
-                    namespace: ObjectState::Stale,
-                    role_bindings: ObjectState::Stale,
-                    ..ready()
-                },
-                vec![ApplyNamespace, ApplyRoleBindings],
-                vec![],
-            ),
-            (
                 "adopting a project that does not exist",
                 Observation {
                     project: ProjectState::AdoptedMissing("p".into()),
@@ -527,7 +517,7 @@ mod tests {
                 vec![Reason::NamespaceTerminating],
             ),
             (
-                "namespace labels edited",
+                "namespace labels edited, or the project enabled again: both restored",
                 Observation {
                     namespace: ObjectState::Stale,
                     role_bindings: ObjectState::Stale,

@@ -68,6 +68,18 @@ async fn reconcile_network(world: &World, name: &str) {
         .expect("the Network applies");
 }
 
+/// Runs the Network reconciler, then the Tenant's, which is then Ready.
+async fn network_active_and_ready(world: &World, name: &str) {
+    reconcile_network(world, name).await;
+    apply(&stored(world, name), &world.ctx)
+        .await
+        .expect("apply");
+    assert_eq!(
+        conditions(world, name).last(),
+        Some(&row("Ready", "True", "Ready"))
+    );
+}
+
 fn row(t: &str, status: &str, reason: &str) -> (String, String, String) {
     (t.to_owned(), status.to_owned(), reason.to_owned())
 }
@@ -142,14 +154,7 @@ async fn a_new_tenant_gets_each_part_and_is_ready_once_its_network_is() {
     // The Network reconciler makes the Neutron side; the Tenant is then Ready, and the
     // project's default security group (made by Neutron with the network) is tagged as the
     // Tenant's, so that the garbage collector can find it.
-    reconcile_network(&world, "acme").await;
-    apply(&stored(&world, "acme"), &world.ctx)
-        .await
-        .expect("apply");
-    assert_eq!(
-        conditions(&world, "acme").last(),
-        Some(&row("Ready", "True", "Ready"))
-    );
+    network_active_and_ready(&world, "acme").await;
     let uid = stored(&world, "acme").metadata.uid.expect("uid");
     let state = world.cloud.state();
     let default_group = state
@@ -399,14 +404,7 @@ async fn a_project_disabled_in_keystone_locks_the_tenant_out_and_enabling_it_res
     let world = World::new();
     let tenant = seed_tenant(&world, "acme");
     apply(&tenant, &world.ctx).await.expect("apply");
-    reconcile_network(&world, "acme").await;
-    apply(&stored(&world, "acme"), &world.ctx)
-        .await
-        .expect("apply");
-    assert_eq!(
-        conditions(&world, "acme").last(),
-        Some(&row("Ready", "True", "Ready"))
-    );
+    network_active_and_ready(&world, "acme").await;
     let granted = bindings(&world, "acme");
     assert_eq!(granted.len(), 3);
     assert!(granted.iter().all(|(_, n)| *n == 1), "{granted:?}");
@@ -478,16 +476,10 @@ async fn a_project_disabled_in_keystone_locks_the_tenant_out_and_enabling_it_res
         .expect("apply");
     assert_eq!(bindings(&world, "acme"), granted);
     assert_eq!(suspended_label(&world, "acme"), None);
-    assert_eq!(
-        conditions(&world, "acme"),
-        vec![
-            row("ProjectReady", "True", "Ready"),
-            row("UserReady", "True", "Ready"),
-            row("NamespaceReady", "True", "Ready"),
-            row("RBACReady", "True", "Ready"),
-            row("NetworkReady", "True", "Ready"),
-            row("Ready", "True", "Ready"),
-        ]
+    let restored = conditions(&world, "acme");
+    assert!(
+        restored.iter().all(|(_, status, _)| status == "True"),
+        "{restored:?}"
     );
     assert_eq!(events_of(&world, "ProjectDisabled"), ["Warning"]);
 }
