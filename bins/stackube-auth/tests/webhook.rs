@@ -305,6 +305,28 @@ async fn keystone_tokens_become_kubernetes_users_and_others_do_not() {
     tenant.delete(env, &os).await;
 }
 
+/// `what`, a token Keystone has just let go of (its user deleted, its project disabled): the
+/// webhook still answers from its cache, then kube-apiserver refuses the token once the cache
+/// lets go. Returns the webhook's answer then.
+async fn refused_once_the_cache_lets_go(env: &TestEnv, token: &str, what: &str) -> Value {
+    let (_, answer) = review(env, token).await;
+    assert_eq!(
+        answer["status"]["authenticated"], true,
+        "{what}: not served from the cache: {answer}"
+    );
+    wait_until(&format!("{what} is refused by kube-apiserver"), || {
+        whoami(env, token).is_err_and(|out| unauthorized(&out))
+    })
+    .await;
+    let (status, answer) = review(env, token).await;
+    assert_eq!(
+        (status, &answer["status"]["authenticated"]),
+        (200, &json!(false)),
+        "{what}: {answer}"
+    );
+    answer
+}
+
 #[tokio::test]
 async fn a_deleted_users_token_stops_working_once_the_cache_lets_go() {
     let _serial = serial().await;
@@ -319,20 +341,58 @@ async fn a_deleted_users_token_stops_working_once_the_cache_lets_go() {
         .delete_user(&tenant.user_id.clone().into())
         .await
         .expect("user deleted");
-    // Keystone has let go of the token at once; the webhook's cache has not, yet.
-    let (_, answer) = review(env, &token).await;
-    assert_eq!(
-        answer["status"]["authenticated"], true,
-        "not served from the cache: {answer}"
+    refused_once_the_cache_lets_go(env, &token, "the deleted user's token").await;
+    drop(webhook);
+    tenant.delete(env, &os).await;
+}
+
+/// Issue 14: a tenant's project disabled in Keystone denies its user once the webhook's cache
+/// lets go (Keystone refuses tokens scoped to a disabled project, new and old), with a reason
+/// that says so; enabling the project lets the user in again.
+#[tokio::test]
+async fn a_disabled_projects_token_stops_working_once_the_cache_lets_go_and_enabling_restores_it() {
+    let _serial = serial().await;
+    let env = TestEnv::get();
+    let os = admin(env).await;
+    let tenant = TenantUser::create(env, &os, "auth-dis", "member").await;
+    let webhook = Webhook::start(env, &["--cache-max-ttl=20s"]).await;
+    let token = tenant.token(env).await;
+    whoami(env, &token).expect("the token authenticates");
+
+    let project = tenant.project_id.clone().into();
+    let identity = os.identity();
+    identity
+        .set_project_enabled(&project, false)
+        .await
+        .expect("project disabled");
+    let answer = refused_once_the_cache_lets_go(env, &token, "the disabled project's token").await;
+    let reason = answer["status"]["error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("project is gone or disabled"),
+        "the denial does not say why: {answer}"
+    );
+    // No new token for the project either: `stackube credential` says so.
+    let keystone = stackube_openstack::tokens::KeystoneTokens::new(
+        &env.os_auth_url,
+        Duration::from_secs(30),
+        None,
+    )
+    .expect("Keystone client");
+    let refused = keystone
+        .issue(&tenant.credentials())
+        .await
+        .expect_err("a token for a disabled project");
+    assert!(
+        refused.to_string().contains("disabled"),
+        "the refusal does not say why: {refused}"
     );
 
-    wait_until(
-        "the deleted user's token is refused by kube-apiserver",
-        || whoami(env, &token).is_err_and(|out| unauthorized(&out)),
-    )
-    .await;
-    let (_, answer) = review(env, &token).await;
-    assert_eq!(answer["status"]["authenticated"], false, "{answer}");
+    identity
+        .set_project_enabled(&project, true)
+        .await
+        .expect("project enabled");
+    let fresh = tenant.token(env).await;
+    whoami(env, &fresh).expect("a new token authenticates once the project is enabled");
     drop(webhook);
     tenant.delete(env, &os).await;
 }

@@ -543,6 +543,37 @@ async fn a_foreign_project_of_the_same_name_is_not_taken_over() {
     identity.delete_project(&project.id).await.expect("cleanup");
 }
 
+/// A new Tenant (default spec) named after `prefix`, once Ready: its name and project id.
+async fn ready_tenant(client: &kube::Client, prefix: &str) -> (String, String) {
+    let name = unique_name(prefix);
+    create_tenant(client, &tenant(&name, TenantSpec::default())).await;
+    let ready = wait_ready(client, &name, READY).await;
+    let project = ready
+        .status
+        .and_then(|s| s.project_id)
+        .expect("status.projectID");
+    (name, project)
+}
+
+/// The types of Tenant `name`'s Events with `reason`, as kubectl prints them (space-separated).
+fn event_types(env: &stackube_testenv::TestEnv, name: &str, reason: &str) -> String {
+    let (ok, events) = kubectl(
+        env,
+        &[
+            "get",
+            "events",
+            "-A",
+            "--field-selector",
+            &format!("involvedObject.name={name},reason={reason}"),
+            "-o",
+            "jsonpath={.items[*].type}",
+        ],
+        None,
+    );
+    assert!(ok, "kubectl get events: {events}");
+    events.trim().to_owned()
+}
+
 /// A tenant's project deleted in Keystone behind Stackube's back is reported on the Tenant
 /// (ProjectReady False, ProjectDeleted, and a Warning Event) and never made again, even when the
 /// Tenant's spec changes; the Tenant can still be deleted.
@@ -553,13 +584,7 @@ async fn a_project_deleted_in_keystone_is_reported_and_not_made_again() {
     let controller = Controller::start(env, "lifecycle", &[]);
     controller.wait_leading().await;
     let identity = os.identity();
-    let name = unique_name("deleted");
-    create_tenant(&client, &tenant(&name, TenantSpec::default())).await;
-    let ready = wait_ready(&client, &name, READY).await;
-    let project = ready
-        .status
-        .and_then(|s| s.project_id)
-        .expect("status.projectID");
+    let (name, project) = ready_tenant(&client, "deleted").await;
     identity
         .delete_project(&ProjectId::new(project.clone()))
         .await
@@ -590,23 +615,8 @@ async fn a_project_deleted_in_keystone_is_reported_and_not_made_again() {
         message.contains(&project),
         "the message names the project: {message}"
     );
-    let (ok, events) = kubectl(
-        env,
-        &[
-            "get",
-            "events",
-            "-A",
-            "--field-selector",
-            &format!("involvedObject.name={name},reason=ProjectDeleted"),
-            "-o",
-            "jsonpath={.items[*].type}",
-        ],
-        None,
-    );
-    assert!(
-        ok && events.contains("Warning"),
-        "a Warning Event: {events}"
-    );
+    let events = event_types(env, &name, "ProjectDeleted");
+    assert!(events.contains("Warning"), "a Warning Event: {events}");
     // Never made again: still no project of the tenant's name a while after.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let projects = identity
@@ -623,6 +633,217 @@ async fn a_project_deleted_in_keystone_is_reported_and_not_made_again() {
 
     delete_tenant(&client, &name, GONE).await;
     assert!(!namespace_exists(&client, &name).await, "namespace left");
+}
+
+/// deploy/admission.yaml's policy and binding named `stackube-tenant-suspended`, installed under
+/// `name` (so that the test removes exactly what it made, and a devbox's own copy, if any, is
+/// left alone); returns the YAML applied.
+fn suspended_policy_as(name: &str) -> String {
+    let text = std::fs::read_to_string(repo_root().join("deploy/admission.yaml"))
+        .expect("deploy/admission.yaml");
+    let docs: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|doc| doc.contains("name: stackube-tenant-suspended"))
+        .collect();
+    assert_eq!(
+        docs.len(),
+        2,
+        "the policy and its binding in deploy/admission.yaml"
+    );
+    docs.join("\n---\n")
+        .replace("name: stackube-tenant-suspended", &format!("name: {name}"))
+        .replace(
+            "policyName: stackube-tenant-suspended",
+            &format!("policyName: {name}"),
+        )
+}
+
+/// `kubectl run --dry-run=server` in `namespace`: whether admission lets a new pod in, and what
+/// kubectl said.
+fn pod_admitted(env: &stackube_testenv::TestEnv, namespace: &str) -> (bool, String) {
+    kubectl(
+        env,
+        &[
+            "-n",
+            namespace,
+            "run",
+            "probe",
+            "--image=busybox",
+            "--restart=Never",
+            "--dry-run=server",
+        ],
+        None,
+    )
+}
+
+/// `kubectl auth can-i` as a member of `project` (impersonating its Keystone group).
+fn member_can(env: &stackube_testenv::TestEnv, project: &str, verb: &str, namespace: &str) -> bool {
+    let group = format!("--as-group=stackube:project:{project}:role:member");
+    let (_, out) = kubectl(
+        env,
+        &[
+            "auth",
+            "can-i",
+            verb,
+            "pods",
+            "-n",
+            namespace,
+            "--as=lockout-test-user",
+            &group,
+        ],
+        None,
+    );
+    out.trim() == "yes"
+}
+
+/// Members of `project` may create pods in `namespace` (RBAC), and admission lets a new pod in
+/// (the admission policy may take a moment to notice a label's change).
+async fn members_may_work(
+    env: &stackube_testenv::TestEnv,
+    project: &str,
+    namespace: &str,
+    when: &str,
+) {
+    assert!(
+        member_can(env, project, "create", namespace),
+        "{when}: a member may not create pods"
+    );
+    wait_for(
+        &format!("{when}: a new pod to be admitted"),
+        READY,
+        || async { pod_admitted(env, namespace).0.then_some(()) },
+    )
+    .await;
+}
+
+/// Issue 14: a tenant whose project is disabled in Keystone is locked out — ProjectReady,
+/// RBACReady and Ready False with ProjectDisabled and one Warning Event, its RoleBindings bind
+/// nobody, its namespace is labelled and deploy/admission.yaml's policy refuses new pods there,
+/// while a pod already there stays — and enabling the project restores all of it. The
+/// controller never touches the flag.
+#[tokio::test]
+async fn a_project_disabled_in_keystone_locks_the_tenant_out_until_enabled() {
+    let _serial = serial().await;
+    let Env { env, client, os } = env().await;
+    let policy = unique_name("stackube-tenant-suspended");
+    let (ok, out) = kubectl(
+        env,
+        &["apply", "-f", "-"],
+        Some(&suspended_policy_as(&policy)),
+    );
+    assert!(ok, "the admission policy installed: {out}");
+    let mut controller = Controller::start(env, "lifecycle", &[]);
+    controller.wait_leading().await;
+    let identity = os.identity();
+    let (name, project) = ready_tenant(&client, "lockout").await;
+    let project_id = ProjectId::new(project.clone());
+
+    // Before: members may create pods, and admission lets one in; a pod that will never be
+    // scheduled stands for the running ones.
+    members_may_work(env, &project, &name, "before").await;
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "already-there", "namespace": name},
+        "spec": {"nodeSelector": {"stackube-test/no-such-node": "true"},
+                 "containers": [{"name": "c", "image": "busybox"}]}});
+    let (ok, out) = kubectl(env, &["create", "-f", "-"], Some(&pod.to_string()));
+    assert!(ok, "a pod before the lockout: {out}");
+
+    identity
+        .set_project_enabled(&project_id, false)
+        .await
+        .expect("the project disabled by hand");
+    // A Ready Tenant is looked at again in Keystone at its next resync (5 minutes) or at
+    // start-up: restart the controller rather than wait.
+    controller.restart(env);
+    controller.wait_leading().await;
+
+    let api = Api::<Tenant>::all(client.clone());
+    let locked = wait_for("ProjectDisabled", READY, || async {
+        let t = api.get_opt(&name).await.ok()??;
+        (condition(&t, "Ready")?.1 == "ProjectDisabled").then_some(t)
+    })
+    .await;
+    for part in ["ProjectReady", "RBACReady", "Ready"] {
+        let (status, reason, message) = condition(&locked, part).expect(part);
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "ProjectDisabled"),
+            "{part}"
+        );
+        assert!(
+            message.contains(&project),
+            "{part} names the project: {message}"
+        );
+    }
+    let label = || async {
+        Api::<Namespace>::all(client.clone())
+            .get(&name)
+            .await
+            .expect("namespace")
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("stackube.kubernetes.io/suspended")
+            .cloned()
+    };
+    assert_eq!(label().await.as_deref(), Some("true"));
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), &name);
+    let subjects = || async {
+        let mut all = Vec::new();
+        for role in ["admin", "member", "reader"] {
+            let rb = bindings
+                .get(&format!("stackube-keystone-{role}"))
+                .await
+                .expect("the RoleBinding stays");
+            all.push(rb.subjects.unwrap_or_default().len());
+        }
+        all
+    };
+    assert_eq!(subjects().await, [0, 0, 0], "the RoleBindings bind nobody");
+    assert!(
+        !member_can(env, &project, "create", &name) && !member_can(env, &project, "get", &name),
+        "a member still has RBAC in the namespace"
+    );
+    let refused = wait_for("a new pod to be refused", READY, || async {
+        let (ok, out) = pod_admitted(env, &name);
+        (!ok).then_some(out)
+    })
+    .await;
+    assert!(
+        refused.contains(&format!("tenant {name} is locked out"))
+            && refused.contains(&project)
+            && refused.contains("disabled in Keystone"),
+        "the refusal says why: {refused}"
+    );
+    let (ok, out) = kubectl(env, &["-n", &name, "get", "pod", "already-there"], None);
+    assert!(ok, "the pod already there was left alone: {out}");
+    let events = event_types(env, &name, "ProjectDisabled");
+    assert_eq!(events, "Warning", "one Warning Event");
+    let flag = identity.get_project(&project_id).await.expect("project");
+    assert!(!flag.enabled, "the controller enabled the project itself");
+
+    identity
+        .set_project_enabled(&project_id, true)
+        .await
+        .expect("the project enabled again");
+    wait_ready(&client, &name, READY).await;
+    assert_eq!(label().await, None, "the suspension label is left");
+    assert_eq!(subjects().await, [1, 1, 1], "the RoleBindings are restored");
+    members_may_work(env, &project, &name, "once enabled again").await;
+
+    delete_tenant(&client, &name, GONE).await;
+    drop(controller);
+    let (ok, out) = kubectl(
+        env,
+        &[
+            "delete",
+            "validatingadmissionpolicybinding,validatingadmissionpolicy",
+            &policy,
+        ],
+        None,
+    );
+    assert!(ok, "the admission policy removed: {out}");
 }
 
 /// A password from a Secret: the user logs in with it, a changed Secret is applied, and the

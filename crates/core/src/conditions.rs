@@ -104,6 +104,8 @@ pub enum Reason {
     ProjectConflict,
     /// The Tenant's project was deleted in Keystone, not by Stackube.
     ProjectDeleted,
+    /// The Tenant's project is disabled in Keystone: the tenant is locked out.
+    ProjectDisabled,
     /// The namespace of a deleted Tenant is still terminating.
     NamespaceTerminating,
     /// A namespace of the Tenant's name is not the Tenant's.

@@ -6,10 +6,16 @@
 //! `stackube:project:P:role:R1`, `stackube:project:P:role:R2` (and, for the cloud admin,
 //! [`CLOUD_ADMIN_GROUP`]). Project *ids*, not names, are used: names can be reused after a
 //! project is deleted, ids cannot.
+//!
+//! While a tenant is locked out ([`Access::Suspended`]: its project disabled in Keystone) its
+//! RoleBindings stay, with no subjects: nobody is bound, and enabling the project gives the
+//! subjects back by applying the same objects again.
 
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
+
+use crate::tenant::Access;
 
 /// Group of cloud admins (the `admin` role on the cloud's admin project), bound to
 /// `cluster-admin`.
@@ -31,11 +37,13 @@ pub fn role_binding_name(role: &str) -> String {
 
 /// The RoleBindings that give project `project_id`'s members (and admins) the `admin`
 /// ClusterRole in `namespace`, and its readers `view`. Authorization stays plain RBAC:
-/// `kubectl -n <ns> get rolebindings` shows exactly who may do what.
+/// `kubectl -n <ns> get rolebindings` shows exactly who may do what. With
+/// [`Access::Suspended`] they bind nobody (an empty subject list).
 pub fn tenant_role_bindings(
     namespace: &str,
     project_id: &str,
     labels: &BTreeMap<String, String>,
+    access: Access,
 ) -> Vec<RoleBinding> {
     ROLE_BINDINGS
         .iter()
@@ -51,14 +59,24 @@ pub fn tenant_role_bindings(
                 kind: "ClusterRole".into(),
                 name: (*cluster_role).into(),
             },
-            subjects: Some(vec![Subject {
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                kind: "Group".into(),
-                name: project_role_group(project_id, role),
-                namespace: None,
-            }]),
+            subjects: Some(match access {
+                Access::Granted => vec![Subject {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "Group".into(),
+                    name: project_role_group(project_id, role),
+                    namespace: None,
+                }],
+                Access::Suspended => vec![],
+            }),
         })
         .collect()
+}
+
+/// Whether RoleBinding `have` binds what `want` binds: the same role and subjects (the
+/// apiserver drops an empty subject list, so none and empty are the same).
+pub fn binds_as_wanted(have: &RoleBinding, want: &RoleBinding) -> bool {
+    let subjects = |b: &RoleBinding| b.subjects.clone().unwrap_or_default();
+    have.role_ref == want.role_ref && subjects(have) == subjects(want)
 }
 
 #[cfg(test)]
@@ -67,8 +85,12 @@ mod tests {
 
     #[test]
     fn members_and_admins_administer_readers_view() {
-        let bindings =
-            tenant_role_bindings("test", "915b36add7e34018b7241ab63a193530", &BTreeMap::new());
+        let bindings = tenant_role_bindings(
+            "test",
+            "915b36add7e34018b7241ab63a193530",
+            &BTreeMap::new(),
+            Access::Granted,
+        );
         let summary: Vec<(String, String, String)> = bindings
             .iter()
             .map(|b| {
@@ -104,5 +126,41 @@ mod tests {
                 .iter()
                 .all(|b| b.metadata.namespace.as_deref() == Some("test"))
         );
+    }
+
+    #[test]
+    fn suspended_bindings_bind_nobody_and_are_told_apart() {
+        let labels = BTreeMap::new();
+        let granted = tenant_role_bindings("test", "p", &labels, Access::Granted);
+        let suspended = tenant_role_bindings("test", "p", &labels, Access::Suspended);
+        assert_eq!(granted.len(), suspended.len());
+        for (g, s) in granted.iter().zip(&suspended) {
+            assert_eq!(g.metadata.name, s.metadata.name, "the same objects");
+            assert_eq!(g.role_ref, s.role_ref);
+            assert_eq!(s.subjects.as_deref(), Some(&[][..]), "nobody bound");
+            assert!(binds_as_wanted(g, g) && binds_as_wanted(s, s));
+            assert!(
+                !binds_as_wanted(g, s),
+                "granted while it should be suspended"
+            );
+            assert!(
+                !binds_as_wanted(s, g),
+                "suspended while it should be granted"
+            );
+            // As read back from the apiserver, which drops an empty list.
+            let read = RoleBinding {
+                subjects: None,
+                ..s.clone()
+            };
+            assert!(binds_as_wanted(&read, s));
+            let other_role = RoleBinding {
+                role_ref: RoleRef {
+                    name: "edit".into(),
+                    ..g.role_ref.clone()
+                },
+                ..g.clone()
+            };
+            assert!(!binds_as_wanted(&other_role, g));
+        }
     }
 }

@@ -1,17 +1,23 @@
 //! The labels of a tenant's namespace: whose it is (the Tenant, its Keystone project), the
-//! RuntimeClass its pods run in (read by deploy/admission.yaml's admission policies) and the Pod
-//! Security Standard enforced there (read by Pod Security Admission).
+//! RuntimeClass its pods run in (read by deploy/admission.yaml's admission policies), the Pod
+//! Security Standard enforced there (read by Pod Security Admission), and, while the tenant's
+//! project is disabled in Keystone, that the tenant is locked out (read by deploy/admission.yaml,
+//! which then refuses new pods).
 //!
 //! # Guarantees
 //! - A namespace is current only when it carries every label with the value wanted: a label
 //!   removed or edited by hand makes the reconciler apply them again.
-//! - Labels of others (a cluster admin's own) are neither wanted nor checked.
+//! - The suspension label is the controller's alone: present when the tenant is not locked out,
+//!   the namespace is not current, and applying the labels removes it.
+//! - Other labels of others (a cluster admin's own) are neither wanted nor checked.
 
 use std::collections::BTreeMap;
 
 use stackube_model::crd::{
-    PROJECT_LABEL, PodSecurityLevel, RUNTIME_CLASS_LABEL, TENANT_LABEL, TenantSpec,
+    PROJECT_LABEL, PodSecurityLevel, RUNTIME_CLASS_LABEL, SUSPENDED_LABEL, TENANT_LABEL, TenantSpec,
 };
+
+use crate::tenant::Access;
 
 /// Pod Security Admission's label: the level it enforces in the namespace.
 pub const PSA_ENFORCE: &str = "pod-security.kubernetes.io/enforce";
@@ -43,9 +49,15 @@ impl PodPolicy {
     }
 }
 
-/// The labels of tenant `tenant`'s namespace, whose project is `project`.
-pub fn tenant_labels(tenant: &str, project: &str, policy: &PodPolicy) -> BTreeMap<String, String> {
+/// The labels of tenant `tenant`'s namespace, whose project is `project`, with `access`.
+pub fn tenant_labels(
+    tenant: &str,
+    project: &str,
+    policy: &PodPolicy,
+    access: Access,
+) -> BTreeMap<String, String> {
     let level = policy.pod_security.as_str();
+    let suspended = (access == Access::Suspended).then_some((SUSPENDED_LABEL, "true"));
     [
         (TENANT_LABEL, tenant),
         (PROJECT_LABEL, project),
@@ -55,13 +67,16 @@ pub fn tenant_labels(tenant: &str, project: &str, policy: &PodPolicy) -> BTreeMa
         (PSA_WARN, level),
     ]
     .into_iter()
+    .chain(suspended)
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect()
 }
 
-/// Whether `have` carries every label of `want`, with its value.
+/// Whether `have` carries every label of `want`, with its value, and the suspension label only
+/// if `want` has it.
 pub fn is_current(have: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> bool {
     want.iter().all(|(k, v)| have.get(k) == Some(v))
+        && (want.contains_key(SUSPENDED_LABEL) || !have.contains_key(SUSPENDED_LABEL))
 }
 
 #[cfg(test)]
@@ -102,18 +117,58 @@ mod tests {
     #[test]
     fn labels_name_tenant_project_runtime_and_level() {
         let policy = PodPolicy::of(&spec(None, None), "gvisor");
-        let labels = tenant_labels("t1", "p1", &policy);
+        let labels = tenant_labels("t1", "p1", &policy, Access::Granted);
         assert_eq!(labels[TENANT_LABEL], "t1");
         assert_eq!(labels[PROJECT_LABEL], "p1");
         assert_eq!(labels[RUNTIME_CLASS_LABEL], "gvisor");
         assert_eq!(labels[PSA_ENFORCE], "baseline");
         assert_eq!(labels[PSA_WARN], "baseline");
         assert_eq!(labels[PSA_ENFORCE_VERSION], "latest");
+        assert!(!labels.contains_key(SUSPENDED_LABEL));
+        let suspended = tenant_labels("t1", "p1", &policy, Access::Suspended);
+        assert_eq!(suspended[SUSPENDED_LABEL], "true");
+        let mut without = suspended.clone();
+        without.remove(SUSPENDED_LABEL);
+        assert_eq!(without, labels, "suspension changes nothing else");
+    }
+
+    #[test]
+    fn suspension_is_current_only_as_wanted() {
+        let policy = PodPolicy::of(&spec(None, None), "gvisor");
+        let granted = tenant_labels("t1", "p1", &policy, Access::Granted);
+        let suspended = tenant_labels("t1", "p1", &policy, Access::Suspended);
+        let cases = [
+            ("granted, not labelled", &granted, &granted, true),
+            ("suspended, labelled", &suspended, &suspended, true),
+            (
+                "project disabled: the label is missing",
+                &granted,
+                &suspended,
+                false,
+            ),
+            (
+                "project enabled again: the label is left",
+                &suspended,
+                &granted,
+                false,
+            ),
+        ];
+        for (case, have, want, current) in cases {
+            assert_eq!(is_current(have, want), current, "{case}");
+        }
+        let mut edited = suspended.clone();
+        edited.insert(SUSPENDED_LABEL.into(), "false".into());
+        assert!(!is_current(&edited, &suspended), "a label edited by hand");
     }
 
     #[test]
     fn current_only_with_every_label_as_wanted() {
-        let want = tenant_labels("t1", "p1", &PodPolicy::of(&spec(None, None), "gvisor"));
+        let want = tenant_labels(
+            "t1",
+            "p1",
+            &PodPolicy::of(&spec(None, None), "gvisor"),
+            Access::Granted,
+        );
         let mut have = want.clone();
         have.insert("team".into(), "a".into());
         assert!(

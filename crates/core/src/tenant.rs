@@ -5,6 +5,11 @@
 //! project's Keystone groups in it, and a default `Network`. The reconciler observes each part,
 //! [`plan`] says what to create or fix, in dependency order, and what blocks (a name taken by
 //! something that is not ours is never taken over: the plan stops at it and says why).
+//!
+//! Keystone is the source of truth for whether the tenant may work: a project disabled there
+//! locks the tenant out ([`Access::Suspended`]: its RoleBindings lose their subjects, its
+//! namespace is labelled so that new pods are refused, running pods are left alone), and
+//! enabling it again restores everything. The controller never changes the `enabled` flag.
 
 use crate::conditions::{Reason, Type};
 
@@ -26,6 +31,31 @@ pub enum ProjectState {
     /// tenant's identity (its users' role assignments, its quotas) and orphan what was the old
     /// one's.
     Deleted(String),
+}
+
+/// Whether the tenant's users and workloads may act in its namespace. Keystone decides, through
+/// the project's `enabled` flag; the namespace's labels and RoleBindings follow
+/// ([`crate::namespace::tenant_labels`], [`crate::identity::tenant_role_bindings`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Access {
+    /// The project is enabled: the project's groups are bound, pods may be created.
+    #[default]
+    Granted,
+    /// The project is disabled in Keystone: the RoleBindings have no subjects, and the
+    /// namespace carries [`stackube_model::crd::SUSPENDED_LABEL`], on which deploy/admission.yaml
+    /// refuses new pods. Running pods are left alone.
+    Suspended,
+}
+
+impl Access {
+    /// The access a project's `enabled` flag gives.
+    pub fn of_project(enabled: bool) -> Access {
+        if enabled {
+            Access::Granted
+        } else {
+            Access::Suspended
+        }
+    }
 }
 
 /// The Keystone user as observed.
@@ -68,6 +98,10 @@ pub enum ObjectState {
 pub struct Observation {
     /// Keystone project.
     pub project: ProjectState,
+    /// Whether Keystone has the project enabled; `true` unless the project exists (ours or
+    /// adopted) and is disabled. [`Observation::access`] follows from it, and the namespace
+    /// and RoleBindings are observed against what that access wants.
+    pub project_enabled: bool,
     /// Keystone user.
     pub user: UserState,
     /// The namespace named after the Tenant.
@@ -76,6 +110,13 @@ pub struct Observation {
     pub role_bindings: ObjectState,
     /// The default Network `<tenant>/<tenant>`.
     pub network: ObjectState,
+}
+
+impl Observation {
+    /// The access the tenant has: what its namespace's labels and RoleBindings should say.
+    pub fn access(&self) -> Access {
+        Access::of_project(self.project_enabled)
+    }
 }
 
 /// One step. Steps that need the project id run after the project exists; the reconciler keeps
@@ -90,9 +131,10 @@ pub enum Action {
     GrantMember,
     /// Set the user's password to the spec's (changed since last applied).
     SetPassword,
-    /// Create or update the namespace (labels with tenant and project id).
+    /// Create or update the namespace (labels with tenant and project id, and the suspension
+    /// label while the tenant is locked out).
     ApplyNamespace,
-    /// Create or update the RoleBindings.
+    /// Create or update the RoleBindings (without subjects while the tenant is locked out).
     ApplyRoleBindings,
     /// Create the default Network with the configured CIDR and gateway.
     CreateNetwork,
@@ -121,6 +163,11 @@ pub struct Plan {
 /// Plans a Tenant named `name`: the project first (everything needs its id), then the
 /// namespace, its RoleBindings and the default Network, then the user — so that the Network,
 /// whose Neutron resources take longest, starts as early as possible.
+///
+/// A project disabled in Keystone blocks `ProjectReady` and `RBACReady` with reason
+/// `ProjectDisabled` (the tenant is locked out), while the namespace and RoleBindings are still
+/// brought to what [`Access::Suspended`] wants; the rest goes on as usual, so that enabling the
+/// project again restores the tenant as it was.
 pub fn plan(name: &str, observed: &Observation) -> Plan {
     let mut plan = Plan::default();
     let project_ok = match &observed.project {
@@ -128,7 +175,27 @@ pub fn plan(name: &str, observed: &Observation) -> Plan {
             plan.actions.push(Action::CreateProject);
             true
         }
-        ProjectState::Ours(_) | ProjectState::Adopted(_) => true,
+        ProjectState::Ours(id) | ProjectState::Adopted(id) => {
+            if observed.access() == Access::Suspended {
+                plan.blocked.extend([
+                    Blocked {
+                        condition: Type::ProjectReady,
+                        reason: Reason::ProjectDisabled,
+                        message: format!(
+                            "Keystone project {id} is disabled: tenant {name} is locked out (its RoleBindings are suspended, new pods are refused) until the project is enabled in Keystone again"
+                        ),
+                    },
+                    Blocked {
+                        condition: Type::RbacReady,
+                        reason: Reason::ProjectDisabled,
+                        message: format!(
+                            "the RoleBindings of namespace {name} have no subjects while Keystone project {id} is disabled"
+                        ),
+                    },
+                ]);
+            }
+            true
+        }
         ProjectState::Deleted(id) => {
             plan.blocked.push(Blocked {
                 condition: Type::ProjectReady,
@@ -281,6 +348,7 @@ mod tests {
     fn ready() -> Observation {
         Observation {
             project: ProjectState::Ours("p".into()),
+            project_enabled: true,
             user: UserState::Ours {
                 id: "u".into(),
                 member: true,
@@ -301,6 +369,7 @@ mod tests {
                 "new tenant",
                 Observation {
                     project: ProjectState::Missing,
+                    project_enabled: true,
                     user: UserState::Missing,
                     namespace: ObjectState::Missing,
                     role_bindings: ObjectState::Missing,
@@ -361,6 +430,53 @@ mod tests {
                 vec![Reason::ProjectDeleted],
             ),
             (
+                "project disabled in Keystone: locked out, namespace and RoleBindings suspended",
+                Observation {
+                    project_enabled: false,
+                    namespace: ObjectState::Stale,
+                    role_bindings: ObjectState::Stale,
+                    ..ready()
+                },
+                vec![ApplyNamespace, ApplyRoleBindings],
+                vec![Reason::ProjectDisabled, Reason::ProjectDisabled],
+            ),
+            (
+                "project still disabled, already suspended: nothing to do, still reported",
+                Observation {
+                    project_enabled: false,
+                    ..ready()
+                },
+                vec![],
+                vec![Reason::ProjectDisabled, Reason::ProjectDisabled],
+            ),
+            (
+                "adopted project disabled: locked out the same way",
+                Observation {
+                    project: ProjectState::Adopted("p".into()),
+                    project_enabled: false,
+                    user: UserState::NotRequested,
+                    role_bindings: ObjectState::Stale,
+                    ..ready()
+                },
+                vec![ApplyRoleBindings],
+                vec![Reason::ProjectDisabled, Reason::ProjectDisabled],
+            ),
+            (
+                "project disabled: the rest is still looked after",
+                Observation {
+                    project_enabled: false,
+                    user: UserState::Ours {
+                        id: "u".into(),
+                        member: false,
+                        password_current: true,
+                    },
+                    network: ObjectState::Missing,
+                    ..ready()
+                },
+                vec![CreateNetwork, GrantMember],
+                vec![Reason::ProjectDisabled, Reason::ProjectDisabled],
+            ),
+            (
                 "adopting a project that does not exist",
                 Observation {
                     project: ProjectState::AdoptedMissing("p".into()),
@@ -401,7 +517,7 @@ mod tests {
                 vec![Reason::NamespaceTerminating],
             ),
             (
-                "namespace labels edited",
+                "namespace labels edited, or the project enabled again: both restored",
                 Observation {
                     namespace: ObjectState::Stale,
                     role_bindings: ObjectState::Stale,
@@ -417,6 +533,50 @@ mod tests {
             let reasons: Vec<Reason> = plan.blocked.iter().map(|b| b.reason).collect();
             assert_eq!(reasons, blocked, "{case}");
         }
+    }
+
+    #[test]
+    fn a_disabled_project_is_reported_on_project_and_rbac_naming_it() {
+        assert_eq!(Access::of_project(true), Access::Granted);
+        assert_eq!(Access::of_project(false), Access::Suspended);
+        let disabled = Observation {
+            project: ProjectState::Ours("p-42".into()),
+            project_enabled: false,
+            ..ready()
+        };
+        assert_eq!(disabled.access(), Access::Suspended);
+        let planned = plan("acme", &disabled);
+        let blocked: Vec<(Type, Reason)> = planned
+            .blocked
+            .iter()
+            .map(|b| (b.condition, b.reason))
+            .collect();
+        assert_eq!(
+            blocked,
+            [
+                (Type::ProjectReady, Reason::ProjectDisabled),
+                (Type::RbacReady, Reason::ProjectDisabled)
+            ]
+        );
+        for b in &planned.blocked {
+            assert!(
+                b.message.contains("p-42") && b.message.contains("disabled"),
+                "{}",
+                b.message
+            );
+        }
+        assert!(
+            planned.blocked[0]
+                .message
+                .contains("tenant acme is locked out")
+        );
+        // Only a project that exists can be disabled: a missing one is simply made.
+        let missing = Observation {
+            project: ProjectState::Missing,
+            project_enabled: false,
+            ..ready()
+        };
+        assert!(plan("acme", &missing).blocked.is_empty());
     }
 
     #[test]

@@ -36,6 +36,11 @@ pub const PROJECT_LABEL: &str = "stackube.kubernetes.io/project-id";
 /// to pods that name none and refuses pods that name another).
 pub const RUNTIME_CLASS_LABEL: &str = "stackube.kubernetes.io/runtime-class";
 
+/// Label on a tenant's namespace while its Keystone project is disabled: the tenant is locked
+/// out, and deploy/admission.yaml refuses new pods there (value `"true"`). Only the controller
+/// sets and removes it.
+pub const SUSPENDED_LABEL: &str = "stackube.kubernetes.io/suspended";
+
 /// Names the apiserver reserves or the cluster itself uses: no tenant may take them.
 pub const RESERVED_NAMESPACES: [&str; 4] =
     ["default", "kube-system", "kube-public", "kube-node-lease"];

@@ -223,7 +223,7 @@ impl KeystoneTokens {
     /// Validates `token` with itself (`GET /v3/auth/tokens?nocatalog`).
     ///
     /// `Err(Rejected)` when Keystone says the token is not valid (401, 404: expired, revoked,
-    /// malformed, its user gone); `Err(Unavailable)` when Keystone cannot be asked. The token is
+    /// malformed, its user or project gone or disabled); `Err(Unavailable)` when Keystone cannot be asked. The token is
     /// in no error message.
     pub async fn validate(&self, token: &str) -> Result<TokenIdentity, TokenError> {
         let response = self
@@ -240,7 +240,7 @@ impl KeystoneTokens {
             200 => decode(response).await,
             401 | 404 => Err(TokenError::Rejected(format!(
                 "Keystone does not accept the token ({status}): it is expired, revoked, \
-                 malformed, or its user is gone or disabled"
+                 malformed, or its user or project is gone or disabled"
             ))),
             403 => Err(TokenError::Rejected(format!(
                 "Keystone refuses to let the token validate itself ({status}); check the \
@@ -281,7 +281,7 @@ impl KeystoneTokens {
                 let detail = error_message(response).await;
                 Err(TokenError::Rejected(format!(
                     "Keystone refused the credentials ({status}{detail}): check the user, \
-                     password, domains and project"
+                     password, domains and project (a disabled user or project is refused too)"
                 )))
             }
             _ => Err(TokenError::Unavailable(format!(

@@ -88,9 +88,12 @@ impl TenantUser {
         let mut docs = vec![serde_json::json!({
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.name},
         })];
-        for binding in
-            stackube_core::identity::tenant_role_bindings(&self.name, &self.project_id, &labels)
-        {
+        for binding in stackube_core::identity::tenant_role_bindings(
+            &self.name,
+            &self.project_id,
+            &labels,
+            stackube_core::tenant::Access::Granted,
+        ) {
             let mut value = serde_json::to_value(&binding).expect("binding serializes");
             value["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
             value["kind"] = "RoleBinding".into();
@@ -121,6 +124,11 @@ impl TenantUser {
         issue(env, &self.name, &self.password, &self.name).await
     }
 
+    /// The user's credentials, scoped to its project.
+    pub fn credentials(&self) -> UserCredentials {
+        credentials(&self.name, &self.password, &self.name)
+    }
+
     /// Deletes the namespace, user and project.
     pub async fn delete(&self, env: &TestEnv, os: &OpenStack) {
         let _ = kubectl_admin(
@@ -142,22 +150,27 @@ impl TenantUser {
     }
 }
 
+/// The password credentials of `user` on `project` (both by name, in the Default domain).
+pub fn credentials(user: &str, password: &SecretString, project: &str) -> UserCredentials {
+    UserCredentials::Password {
+        user: Selector::Name {
+            name: user.into(),
+            domain: DomainSelector::Name("Default".into()),
+        },
+        password: password.clone(),
+        project: Selector::Name {
+            name: project.into(),
+            domain: DomainSelector::Name("Default".into()),
+        },
+    }
+}
+
 /// A token for `user` on `project` (both by name, in the Default domain).
 pub async fn issue(env: &TestEnv, user: &str, password: &SecretString, project: &str) -> String {
     let keystone = KeystoneTokens::new(&env.os_auth_url, Duration::from_secs(30), None)
         .expect("Keystone client");
     let issued = keystone
-        .issue(&UserCredentials::Password {
-            user: Selector::Name {
-                name: user.into(),
-                domain: DomainSelector::Name("Default".into()),
-            },
-            password: password.clone(),
-            project: Selector::Name {
-                name: project.into(),
-                domain: DomainSelector::Name("Default".into()),
-            },
-        })
+        .issue(&credentials(user, password, project))
         .await
         .expect("token issued");
     issued.token.expose_secret().to_owned()

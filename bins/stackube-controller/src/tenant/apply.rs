@@ -14,8 +14,10 @@ use secrecy::SecretString;
 use stackube_core::conditions::{Reason, Status, Type};
 use stackube_core::identity::tenant_role_bindings;
 use stackube_core::ownership::Owner;
-use stackube_core::tenant::{Action as Step, Observation, ProjectState, UserState, plan};
-use stackube_model::crd::{Network, NetworkSpec, NetworkState, Tenant, TenantStatus};
+use stackube_core::tenant::{Access, Action as Step, Observation, ProjectState, UserState, plan};
+use stackube_model::crd::{
+    Network, NetworkSpec, NetworkState, SUSPENDED_LABEL, Tenant, TenantStatus,
+};
 use stackube_model::{ProjectId, UserId};
 use stackube_openstack::Identity;
 use stackube_openstack::identity::{NewProject, NewUser};
@@ -95,6 +97,7 @@ pub async fn apply(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         stage: Type::ProjectReady,
         project_id: None,
         user_id: None,
+        access: Access::Granted,
     };
     let result = run.steps().await;
     if let Err(e) = &result {
@@ -134,6 +137,8 @@ struct Run<'a> {
     stage: Type,
     project_id: Option<ProjectId>,
     user_id: Option<UserId>,
+    /// What Keystone's `enabled` flag on the project gives the tenant.
+    access: Access,
 }
 
 impl Run<'_> {
@@ -206,10 +211,12 @@ impl Run<'_> {
     ) -> Result<Observed, Error> {
         let (tenant, ctx, owner) = (self.tenant, self.ctx, self.owner);
         let marker = password.map(|(_, m)| m.as_str());
-        let project = match verified {
-            Some(v) => v.project.clone(),
+        let (project, project_enabled) = match verified {
+            // Only an enabled project is ever verified.
+            Some(v) => (v.project.clone(), true),
             None => observe_project(tenant, owner, identity).await?,
         };
+        self.access = Access::of_project(project_enabled);
         self.project_id = match &project {
             ProjectState::Ours(id) | ProjectState::Adopted(id) => Some(ProjectId::new(id.clone())),
             _ => None,
@@ -241,10 +248,11 @@ impl Run<'_> {
         };
         self.stage = Type::NamespaceReady;
         let (namespace, role_bindings, network_state, network) =
-            observe_kubernetes(tenant, self.project_id.as_ref(), ctx).await?;
+            observe_kubernetes(tenant, self.project_id.as_ref(), self.access, ctx).await?;
         Ok(Observed {
             plan: Observation {
                 project,
+                project_enabled,
                 user,
                 namespace,
                 role_bindings,
@@ -334,12 +342,12 @@ impl Run<'_> {
             }
             Step::ApplyNamespace => {
                 if let Some(project) = &self.project_id {
-                    apply_namespace(tenant, project, ctx).await?;
+                    apply_namespace(tenant, project, self.access, ctx).await?;
                 }
             }
             Step::ApplyRoleBindings => {
                 if let Some(project) = &self.project_id {
-                    apply_role_bindings(tenant, project, ctx).await?;
+                    apply_role_bindings(tenant, project, self.access, ctx).await?;
                 }
             }
             Step::CreateNetwork => {
@@ -480,37 +488,62 @@ fn network_part(name: &str, network: Option<&Network>) -> Status {
     }
 }
 
-async fn apply_namespace(tenant: &Tenant, project: &ProjectId, ctx: &Context) -> Result<(), Error> {
+/// Applies the namespace's labels. Server-side apply removes a label this field manager set
+/// before and no longer sets, as the suspension label once the project is enabled again; should
+/// the label outlive the apply (someone else applied it too), a merge patch removes it, since a
+/// tenant must never stay locked out of an enabled project.
+async fn apply_namespace(
+    tenant: &Tenant,
+    project: &ProjectId,
+    access: Access,
+    ctx: &Context,
+) -> Result<(), Error> {
     let name = tenant.name_any();
     let namespace = Namespace {
         metadata: ObjectMeta {
             name: Some(name.clone()),
-            labels: Some(namespace_labels(tenant, project, ctx)),
+            labels: Some(namespace_labels(tenant, project, access, ctx)),
             owner_references: tenant.controller_owner_ref(&()).map(|r| vec![r]),
             ..Default::default()
         },
         ..Default::default()
     };
-    Api::<Namespace>::all(ctx.client.clone())
+    let api = Api::<Namespace>::all(ctx.client.clone());
+    let applied = api
         .patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&namespace),
         )
         .await?;
+    if access == Access::Granted && applied.labels().contains_key(SUSPENDED_LABEL) {
+        let unlabel = serde_json::json!({"metadata": {"labels": {SUSPENDED_LABEL: null}}});
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
+        api.patch(&name, &params, &Patch::Merge(&unlabel)).await?;
+    }
     Ok(())
 }
 
+/// Applies the RoleBindings, with or without their subjects as `access` says: the same objects
+/// either way, so that suspending and restoring are each one idempotent apply per binding, and a
+/// crash half-way is finished by the next reconciliation (each binding is observed).
 async fn apply_role_bindings(
     tenant: &Tenant,
     project: &ProjectId,
+    access: Access,
     ctx: &Context,
 ) -> Result<(), Error> {
     let name = tenant.name_any();
     let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &name);
-    for mut binding in
-        tenant_role_bindings(&name, project.as_str(), &labels(&name, project.as_str()))
-    {
+    for mut binding in tenant_role_bindings(
+        &name,
+        project.as_str(),
+        &labels(&name, project.as_str()),
+        access,
+    ) {
         binding.metadata.owner_references = tenant.controller_owner_ref(&()).map(|r| vec![r]);
         let rb_name = binding.metadata.name.clone().unwrap_or_default();
         api.patch(

@@ -7,7 +7,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use stackube_core::tenant::{
-    CleanupAction, ObjectState, Observation, ProjectState, UserState, cleanup_plan,
+    Access, CleanupAction, ObjectState, Observation, ProjectState, UserState, cleanup_plan,
 };
 use stackube_model::crd::Tenant;
 use stackube_model::{ProjectId, UserId};
@@ -23,9 +23,10 @@ pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let name = tenant.name_any();
     let owner = owner(tenant, ctx);
     let reference: ObjectReference = tenant.object_ref(&());
-    let (namespace, ..) = observe_kubernetes(tenant, None, ctx).await?;
+    let (namespace, ..) = observe_kubernetes(tenant, None, Access::Granted, ctx).await?;
     let plan_for = |project, user| Observation {
         project,
+        project_enabled: true,
         user,
         namespace,
         role_bindings: ObjectState::Missing,
@@ -69,7 +70,8 @@ pub async fn cleanup(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         }
     };
     let steps = async {
-        let project = observe_project(tenant, &owner, identity.as_ref()).await?;
+        // Disabled or not, the project goes with the Tenant.
+        let (project, _enabled) = observe_project(tenant, &owner, identity.as_ref()).await?;
         let neutron = match project {
             ProjectState::Ours(_) => Some(ctx.cloud.networking().await?),
             _ => None,

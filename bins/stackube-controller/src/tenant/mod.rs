@@ -42,7 +42,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use stackube_core::namespace::PodPolicy;
 use stackube_core::ownership::{Owner, OwnerKind};
-use stackube_core::tenant::ProjectState;
+use stackube_core::tenant::{Access, ProjectState};
 use stackube_model::ProjectId;
 use stackube_model::crd::{Network, Tenant};
 
@@ -122,19 +122,22 @@ fn labels(tenant: &str, project_id: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// The labels of `tenant`'s namespace: [`labels`], and what its pods may be and run in.
+/// The labels of `tenant`'s namespace: [`labels`], what its pods may be and run in, and whether
+/// the tenant is locked out.
 fn namespace_labels(
     tenant: &Tenant,
     project: &ProjectId,
+    access: Access,
     ctx: &Context,
 ) -> BTreeMap<String, String> {
     let policy = PodPolicy::of(&tenant.spec, &ctx.config.default_runtime_class);
-    stackube_core::namespace::tenant_labels(&tenant.name_any(), project.as_str(), &policy)
+    stackube_core::namespace::tenant_labels(&tenant.name_any(), project.as_str(), &policy, access)
 }
 
-/// The Keystone parts of a Tenant as last verified: its project, its user (holding the
-/// member role) when one is requested, and whether the project's `default` security group is
-/// tagged as the Tenant's.
+/// The Keystone parts of a Tenant as last verified: its project (enabled: a disabled one is
+/// never trusted, so that enabling it is seen at the next reconciliation), its user (holding
+/// the member role) when one is requested, and whether the project's `default` security group
+/// is tagged as the Tenant's.
 #[derive(Clone, Debug)]
 pub struct VerifiedTenant {
     project: ProjectState,

@@ -8,10 +8,10 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::ResourceExt;
 use kube::api::Api;
 use secrecy::SecretString;
-use stackube_core::identity::tenant_role_bindings;
+use stackube_core::identity::{binds_as_wanted, tenant_role_bindings};
 use stackube_core::namespace::is_current;
 use stackube_core::ownership::Owner;
-use stackube_core::tenant::{ObjectState, Observation, ProjectState, UserState};
+use stackube_core::tenant::{Access, ObjectState, Observation, ProjectState, UserState};
 use stackube_model::ProjectId;
 use stackube_model::crd::{Network, Tenant};
 use stackube_openstack::identity::{ProjectFilter, RoleAssignmentFilter, UserFilter};
@@ -66,16 +66,18 @@ pub(super) struct Observed {
     pub(super) network: Option<Network>,
 }
 
+/// The Keystone project, and whether Keystone has it enabled (`true` when there is none of
+/// ours: only the Tenant's own project, or the adopted one, locks the tenant out).
 pub(super) async fn observe_project(
     tenant: &Tenant,
     owner: &Owner,
     identity: &dyn Identity,
-) -> Result<ProjectState, Error> {
+) -> Result<(ProjectState, bool), Error> {
     if let Some(id) = &tenant.spec.tenant_id {
         return match identity.get_project(&ProjectId::new(id.clone())).await {
-            Ok(p) => Ok(ProjectState::Adopted(p.id.to_string())),
+            Ok(p) => Ok((ProjectState::Adopted(p.id.to_string()), p.enabled)),
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                Ok(ProjectState::AdoptedMissing(id.clone()))
+                Ok((ProjectState::AdoptedMissing(id.clone()), true))
             }
             Err(e) => Err(e.into()),
         };
@@ -83,12 +85,12 @@ pub(super) async fn observe_project(
     if let Some(id) = tenant.status.as_ref().and_then(|s| s.project_id.as_ref()) {
         match identity.get_project(&ProjectId::new(id.clone())).await {
             Ok(p) if owner.owns(&p.tags, &p.description) => {
-                return Ok(ProjectState::Ours(p.id.to_string()));
+                return Ok((ProjectState::Ours(p.id.to_string()), p.enabled));
             }
             Ok(_) => {}
             // Ours once (its id is in the status only after we made it): deleted by someone else.
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Ok(ProjectState::Deleted(id.clone()));
+                return Ok((ProjectState::Deleted(id.clone()), true));
             }
             Err(e) => return Err(e.into()),
         }
@@ -100,9 +102,11 @@ pub(super) async fn observe_project(
         })
         .await?;
     Ok(match found.into_iter().next() {
-        None => ProjectState::Missing,
-        Some(p) if owner.owns(&p.tags, &p.description) => ProjectState::Ours(p.id.to_string()),
-        Some(p) => ProjectState::Foreign(p.id.to_string()),
+        None => (ProjectState::Missing, true),
+        Some(p) if owner.owns(&p.tags, &p.description) => {
+            (ProjectState::Ours(p.id.to_string()), p.enabled)
+        }
+        Some(p) => (ProjectState::Foreign(p.id.to_string()), true),
     })
 }
 
@@ -182,9 +186,12 @@ pub(super) fn remember_password(tenant: &Tenant, ctx: &Context, marker: &str) {
     }
 }
 
+/// The namespace, its RoleBindings and the default Network, each compared with what `access`
+/// wants of it.
 pub(super) async fn observe_kubernetes(
     tenant: &Tenant,
     project_id: Option<&ProjectId>,
+    access: Access,
     ctx: &Context,
 ) -> Result<(ObjectState, ObjectState, ObjectState, Option<Network>), Error> {
     let name = tenant.name_any();
@@ -198,8 +205,9 @@ pub(super) async fn observe_kubernetes(
             } else if ns.metadata.deletion_timestamp.is_some() {
                 ObjectState::Terminating
             } else if match project_id {
-                // Its labels: project, runtime and Pod Security level, as the Tenant asks.
-                Some(p) => !is_current(ns_labels, &super::namespace_labels(tenant, p, ctx)),
+                // Its labels: project, runtime and Pod Security level, as the Tenant asks, and
+                // the suspension label as Keystone says.
+                Some(p) => !is_current(ns_labels, &super::namespace_labels(tenant, p, access, ctx)),
                 None => ns_labels.contains_key(PROJECT_LABEL),
             } {
                 ObjectState::Stale
@@ -212,15 +220,11 @@ pub(super) async fn observe_kubernetes(
         (Some(project), ObjectState::Current | ObjectState::Stale) => {
             let api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &name);
             let mut state = ObjectState::Current;
-            for desired in tenant_role_bindings(&name, project.as_str(), &BTreeMap::new()) {
+            for desired in tenant_role_bindings(&name, project.as_str(), &BTreeMap::new(), access) {
                 let rb_name = desired.metadata.name.clone().unwrap_or_default();
                 match api.get_opt(&rb_name).await? {
                     None => state = ObjectState::Missing,
-                    Some(rb)
-                        if rb.role_ref != desired.role_ref || rb.subjects != desired.subjects =>
-                    {
-                        state = ObjectState::Stale;
-                    }
+                    Some(rb) if !binds_as_wanted(&rb, &desired) => state = ObjectState::Stale,
                     Some(_) => {}
                 }
             }

@@ -68,6 +68,18 @@ async fn reconcile_network(world: &World, name: &str) {
         .expect("the Network applies");
 }
 
+/// Runs the Network reconciler, then the Tenant's, which is then Ready.
+async fn network_active_and_ready(world: &World, name: &str) {
+    reconcile_network(world, name).await;
+    apply(&stored(world, name), &world.ctx)
+        .await
+        .expect("apply");
+    assert_eq!(
+        conditions(world, name).last(),
+        Some(&row("Ready", "True", "Ready"))
+    );
+}
+
 fn row(t: &str, status: &str, reason: &str) -> (String, String, String) {
     (t.to_owned(), status.to_owned(), reason.to_owned())
 }
@@ -142,14 +154,7 @@ async fn a_new_tenant_gets_each_part_and_is_ready_once_its_network_is() {
     // The Network reconciler makes the Neutron side; the Tenant is then Ready, and the
     // project's default security group (made by Neutron with the network) is tagged as the
     // Tenant's, so that the garbage collector can find it.
-    reconcile_network(&world, "acme").await;
-    apply(&stored(&world, "acme"), &world.ctx)
-        .await
-        .expect("apply");
-    assert_eq!(
-        conditions(&world, "acme").last(),
-        Some(&row("Ready", "True", "Ready"))
-    );
+    network_active_and_ready(&world, "acme").await;
     let uid = stored(&world, "acme").metadata.uid.expect("uid");
     let state = world.cloud.state();
     let default_group = state
@@ -354,4 +359,127 @@ async fn an_adopted_project_is_never_purged_nor_deleted() {
         !state.project_resources(&project.id).is_empty(),
         "what an adopted project owns is not Stackube's to delete"
     );
+}
+
+/// The RoleBindings of `name`'s namespace: (name, subjects bound).
+fn bindings(world: &World, name: &str) -> Vec<(String, usize)> {
+    let mut found: Vec<(String, usize)> = world
+        .api
+        .list::<RoleBinding>()
+        .into_iter()
+        .filter(|b| b.metadata.namespace.as_deref() == Some(name))
+        .map(|b| {
+            (
+                b.metadata.name.unwrap_or_default(),
+                b.subjects.map_or(0, |s| s.len()),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn suspended_label(world: &World, name: &str) -> Option<String> {
+    let ns = world.api.get::<Namespace>(None, name).expect("namespace");
+    ns.metadata
+        .labels
+        .unwrap_or_default()
+        .get(stackube_model::crd::SUSPENDED_LABEL)
+        .cloned()
+}
+
+/// (type, reason) of the Events with `reason`.
+fn events_of(world: &World, reason: &str) -> Vec<String> {
+    world
+        .api
+        .events()
+        .iter()
+        .filter(|e| e["reason"] == reason)
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_project_disabled_in_keystone_locks_the_tenant_out_and_enabling_it_restores_it() {
+    let world = World::new();
+    let tenant = seed_tenant(&world, "acme");
+    apply(&tenant, &world.ctx).await.expect("apply");
+    network_active_and_ready(&world, "acme").await;
+    let granted = bindings(&world, "acme");
+    assert_eq!(granted.len(), 3);
+    assert!(granted.iter().all(|(_, n)| *n == 1), "{granted:?}");
+    assert_eq!(suspended_label(&world, "acme"), None);
+
+    let project = project_of(&world, "acme").expect("project");
+    let identity = world.cloud.identity();
+    identity
+        .set_project_enabled(&project, false)
+        .await
+        .expect("disabled");
+    // The Ready Tenant was verified a moment ago (the next resync would look at Keystone again).
+    let uid = stored(&world, "acme").metadata.uid.expect("uid");
+    world.ctx.tenants_verified.forget(&uid);
+
+    // Killed half-way: the second RoleBinding is not suspended.
+    world.api.fail_nth(
+        "PATCH",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/acme/rolebindings/stackube-keystone-member",
+        1,
+        500,
+    );
+    apply(&stored(&world, "acme"), &world.ctx)
+        .await
+        .expect_err("the failed patch");
+    let half = bindings(&world, "acme");
+    assert!(half.iter().any(|(_, n)| *n == 1), "{half:?}");
+    apply(&stored(&world, "acme"), &world.ctx)
+        .await
+        .expect("the next reconcile finishes the suspension");
+    let suspended = bindings(&world, "acme");
+    assert_eq!(
+        suspended.iter().map(|(b, _)| b).collect::<Vec<_>>(),
+        granted.iter().map(|(b, _)| b).collect::<Vec<_>>(),
+        "the same RoleBindings"
+    );
+    assert!(suspended.iter().all(|(_, n)| *n == 0), "{suspended:?}");
+    assert_eq!(suspended_label(&world, "acme").as_deref(), Some("true"));
+    let got = conditions(&world, "acme");
+    for part in ["ProjectReady", "RBACReady", "Ready"] {
+        assert!(
+            got.contains(&row(part, "False", "ProjectDisabled")),
+            "{part}: {got:?}"
+        );
+    }
+    let message = stored(&world, "acme")
+        .status
+        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+        .expect("Ready")
+        .message;
+    assert!(
+        message.contains(project.as_str()) && message.contains("tenant acme is locked out"),
+        "{message}"
+    );
+    // Once per transition: a third reconcile while still disabled adds no Event.
+    apply(&stored(&world, "acme"), &world.ctx)
+        .await
+        .expect("apply");
+    assert_eq!(events_of(&world, "ProjectDisabled"), ["Warning"]);
+    // Keystone is the source of truth: its flag is never changed by the controller.
+    assert!(!world.cloud.state().projects[&project].enabled);
+
+    identity
+        .set_project_enabled(&project, true)
+        .await
+        .expect("enabled");
+    apply(&stored(&world, "acme"), &world.ctx)
+        .await
+        .expect("apply");
+    assert_eq!(bindings(&world, "acme"), granted);
+    assert_eq!(suspended_label(&world, "acme"), None);
+    let restored = conditions(&world, "acme");
+    assert!(
+        restored.iter().all(|(_, status, _)| status == "True"),
+        "{restored:?}"
+    );
+    assert_eq!(events_of(&world, "ProjectDisabled"), ["Warning"]);
 }
