@@ -226,6 +226,20 @@ fn network_policies_become_security_groups_that_hold_at_the_receiver() {
         "namespace policy deleted",
     );
 
+    // Deleting the policies restores traffic: web accepts the other pod again.
+    k(
+        env,
+        &[
+            "-n",
+            &ns,
+            "delete",
+            "networkpolicy",
+            "deny",
+            "web-from-client",
+        ],
+    );
+    until_verdict(env, &ns, web, other, None, "ingress policies deleted");
+
     // Egress denied but DNS for the client: its requests no longer leave (the other pod's, the
     // control, still arrive), and its name lookups still work.
     apply(
@@ -236,8 +250,6 @@ fn network_policies_become_security_groups_that_hold_at_the_receiver() {
             "  podSelector:\n    matchLabels: {app: client}\n  policyTypes: [Egress]\n  egress:\n  - ports:\n    - {port: 53, protocol: UDP}\n    - {port: 53, protocol: TCP}\n",
         ),
     );
-    // The other pod needs the web-from-client door as well to be the control: open it to it.
-    relabel(env, &ns, "other", "app=client");
     until_verdict(env, &ns, web, other, Some(client), "egress denied but DNS");
     let (ok, lookup) = kubectl_admin(
         env,
@@ -257,8 +269,6 @@ fn network_policies_become_security_groups_that_hold_at_the_receiver() {
     // Every policy deleted: traffic as before, and every NetworkPolicy group gone from Neutron.
     k(env, &["-n", &ns, "delete", "networkpolicy", "--all"]);
     until_verdict(env, &ns, web, client, None, "policies deleted: client");
-    relabel(env, &ns, "other", "app=other");
-    until_verdict(env, &ns, web, other, None, "policies deleted: other");
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let cloud = Cloud::new(&env.cloud_config(), ConnectOptions::default());
     let started = Instant::now();
