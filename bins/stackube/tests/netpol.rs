@@ -251,20 +251,30 @@ fn network_policies_become_security_groups_that_hold_at_the_receiver() {
         ),
     );
     until_verdict(env, &ns, web, other, Some(client), "egress denied but DNS");
-    let (ok, lookup) = kubectl_admin(
+    // Its lookups still work: the tenant's DNS answers with web's Service address.
+    k(env, &["-n", &ns, "expose", "pod", "web", "--port=80"]);
+    let cluster_ip = k(
         env,
         &[
             "-n",
             &ns,
-            "exec",
-            "client",
-            "--",
-            "nslookup",
-            "kubernetes.default",
+            "get",
+            "service",
+            "web",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
         ],
+    );
+    let name = format!("web.{ns}.svc.cluster.local");
+    let (ok, lookup) = kubectl_admin(
+        env,
+        &["-n", &ns, "exec", "client", "--", "nslookup", &name],
         None,
     );
-    assert!(ok, "DNS from the egress-restricted client: {lookup}");
+    assert!(
+        ok && lookup.contains(cluster_ip.trim()),
+        "DNS from the egress-restricted client ({name} is {cluster_ip}): {lookup}"
+    );
 
     // Every policy deleted: traffic as before, and every NetworkPolicy group gone from Neutron.
     k(env, &["-n", &ns, "delete", "networkpolicy", "--all"]);
