@@ -270,3 +270,162 @@ fn names_are_stable_and_fit_neutron() {
     };
     assert_ne!(name, group_name(NETWORK, &other));
 }
+
+/// Neutron as the plans see it, in memory: what the reconciler's steps do to it (a new group gets
+/// Neutron's two default egress rules).
+#[derive(Clone, Debug)]
+struct Neutron {
+    observed: Observed,
+    next: usize,
+}
+
+impl Neutron {
+    fn new() -> Neutron {
+        let mut observed = made(&[]);
+        observed.groups.clear();
+        Neutron { observed, next: 0 }
+    }
+
+    fn id(&mut self) -> String {
+        self.next += 1;
+        format!("x{}", self.next)
+    }
+
+    fn run(&mut self, step: Step) {
+        match step {
+            Step::CreateGroup { name } => {
+                let id = self.id();
+                let rules = vec![
+                    egress_default(&format!("{id}-e4"), false),
+                    egress_default(&format!("{id}-e6"), true),
+                ];
+                self.observed.groups.push(ObservedGroup { id, name, rules });
+            }
+            Step::AddRule { group, rule } => {
+                let id = self.id();
+                let g = self
+                    .observed
+                    .groups
+                    .iter_mut()
+                    .find(|g| g.id == group)
+                    .unwrap();
+                g.rules.push(ObservedRule { id, rule });
+            }
+            Step::AddNetworkRule { .. } => self.observed.network_rule = Some(self.id()),
+            Step::SetPortGroups { port, groups } => {
+                let entry = self
+                    .observed
+                    .ports
+                    .values_mut()
+                    .find(|(p, _)| *p == port)
+                    .unwrap();
+                entry.1 = groups.into_iter().collect();
+            }
+            Step::RemoveRule { id } => {
+                if self.observed.network_rule.as_deref() == Some(id.as_str()) {
+                    self.observed.network_rule = None;
+                }
+                for g in &mut self.observed.groups {
+                    g.rules.retain(|r| r.id != id);
+                }
+            }
+            Step::DeleteGroup { id } => {
+                let used = self
+                    .observed
+                    .ports
+                    .values()
+                    .any(|(_, groups)| groups.contains(&id));
+                assert!(!used, "group {id} deleted while a port carries it");
+                self.observed.groups.retain(|g| g.id != id);
+            }
+        }
+    }
+
+    /// One reconciliation (plans until nothing is left, as the reconciler's rounds do), cut off
+    /// after `budget` steps (a crash); returns whether it finished.
+    fn reconcile(&mut self, wanted: &Desired, budget: &mut usize) -> bool {
+        loop {
+            let steps = sync(NETWORK, wanted, &self.observed);
+            if steps.is_empty() {
+                return true;
+            }
+            for step in steps {
+                if *budget == 0 {
+                    return false;
+                }
+                *budget -= 1;
+                self.run(step);
+            }
+        }
+    }
+}
+
+/// Each port's groups by name (ids differ from run to run).
+fn port_group_names(observed: &Observed) -> BTreeMap<String, BTreeSet<String>> {
+    let name = |id: &String| {
+        observed
+            .groups
+            .iter()
+            .find(|g| g.id == *id)
+            .map_or_else(|| id.clone(), |g| g.name.clone())
+    };
+    observed
+        .ports
+        .iter()
+        .map(|(uid, (_, groups))| (uid.clone(), groups.iter().map(name).collect()))
+        .collect()
+}
+
+#[test]
+fn a_crash_after_any_step_converges_on_restart_and_leaves_nothing() {
+    let mut none = wanted();
+    none.groups.clear();
+    for refs in none.ports.values_mut() {
+        *refs = BTreeSet::from([GroupRef::Network]);
+    }
+    // How many steps applying the policy and then removing it take, uninterrupted.
+    let mut whole = Neutron::new();
+    let mut unlimited = usize::MAX;
+    assert!(whole.reconcile(&wanted(), &mut unlimited));
+    let applied = whole.observed.clone();
+    assert!(whole.reconcile(&none, &mut unlimited));
+    let total = usize::MAX - unlimited;
+    assert!(total > 10, "{total} steps: too few to mean anything");
+    for crash_at in 0..total {
+        let mut neutron = Neutron::new();
+        let mut budget = crash_at;
+        // Apply, crash somewhere (possibly in the removal), then a restarted controller finishes
+        // what the policies say now.
+        let finished =
+            neutron.reconcile(&wanted(), &mut budget) && neutron.reconcile(&none, &mut budget);
+        assert!(!finished, "the crash at step {crash_at} did not land");
+        let mut restart = usize::MAX;
+        // The policy may or may not have been deleted when the controller died: both orders.
+        let mut again = neutron.clone();
+        assert!(again.reconcile(&wanted(), &mut restart));
+        assert_eq!(
+            sync(NETWORK, &wanted(), &again.observed),
+            vec![],
+            "crash at {crash_at}: not converged"
+        );
+        assert_eq!(
+            port_group_names(&again.observed),
+            port_group_names(&applied),
+            "crash at {crash_at}: the ports' groups"
+        );
+        assert!(neutron.reconcile(&none, &mut restart));
+        assert!(
+            neutron.observed.groups.is_empty() && neutron.observed.network_rule.is_none(),
+            "crash at {crash_at}: left {:?}",
+            neutron.observed
+        );
+        assert!(
+            neutron
+                .observed
+                .ports
+                .values()
+                .all(|(_, g)| *g == BTreeSet::from(["G".to_owned()])),
+            "crash at {crash_at}: ports not back in the network's group"
+        );
+    }
+}
