@@ -45,6 +45,24 @@ pub(super) async fn apply(network: &Network, pctx: &PolicyContext) -> Result<(),
     });
     for failure in &wanted.failures {
         ctx.metrics.netpol_unapplied.inc();
+        let note = format!(
+            "NetworkPolicy {} cannot be applied ({}): this pod is isolated in its directions and allowed nothing by it",
+            failure.name, failure.error
+        );
+        for (uid, pod) in &facts.pods {
+            if pod.namespace == failure.namespace
+                && let Some(reference) = facts.pod_refs.get(uid)
+            {
+                ctx.event(
+                    reference,
+                    EventType::Warning,
+                    "NetworkPolicyNotApplied",
+                    "Apply",
+                    note.clone(),
+                )
+                .await;
+            }
+        }
         if let Some(policy) = facts.policies.iter().find(|p| {
             p.metadata.name.as_deref() == Some(&failure.name)
                 && p.metadata.namespace.as_deref() == Some(&failure.namespace)

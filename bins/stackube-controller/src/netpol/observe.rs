@@ -4,10 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::ResourceExt;
 use kube::api::{Api, ListParams};
+use kube::{Resource, ResourceExt};
 use stackube_core::netpol::Direction as PolicyDirection;
 use stackube_core::netpol::plan::PodView;
 use stackube_core::netpol::sync::{ConcreteRule, Observed, ObservedGroup, ObservedRule};
@@ -31,6 +32,8 @@ pub(super) struct KubeFacts {
     pub policies: Vec<NetworkPolicy>,
     /// Their pods with a network of their own, by uid.
     pub pods: BTreeMap<String, PodView>,
+    /// Those pods' references (for Events), by uid.
+    pub pod_refs: BTreeMap<String, ObjectReference>,
 }
 
 pub(super) async fn kube_facts(
@@ -69,15 +72,22 @@ pub(super) async fn kube_facts(
         )
     };
     let policies = policies.into_iter().filter(|p| on(p.namespace())).collect();
+    let mut pod_refs = BTreeMap::new();
     let pods = pods
         .into_iter()
         .filter(|p| on(p.namespace()))
-        .filter_map(|p| Some((p.uid()?, PodView::of(&p)?)))
+        .filter_map(|p| {
+            let uid = p.uid()?;
+            let view = PodView::of(&p)?;
+            pod_refs.insert(uid.clone(), p.object_ref(&()));
+            Some((uid, view))
+        })
         .collect();
     Ok(KubeFacts {
         namespaces,
         policies,
         pods,
+        pod_refs,
     })
 }
 
