@@ -37,6 +37,12 @@ pub(super) async fn apply(network: &Network, pctx: &PolicyContext) -> Result<(),
         ))
     })?;
     let facts = kube_facts(network, pctx).await?;
+    let uid = network.metadata.uid.clone().unwrap_or_default();
+    if facts.policies.is_empty() && pctx.is_clean(&uid) {
+        // No policy now, and none since Neutron was last found holding nothing of them.
+        return Ok(());
+    }
+    pctx.set_clean(&uid, false);
     let wanted = desired(NetworkView {
         gateway,
         policies: &facts.policies,
@@ -90,6 +96,8 @@ pub(super) async fn apply(network: &Network, pctx: &PolicyContext) -> Result<(),
             neutron_facts(neutron.as_ref(), &owner, &group, &network_id).await?;
         let steps = sync(&display, &wanted, &observed);
         if steps.is_empty() {
+            let clean = wanted.groups.is_empty() && observed.groups.is_empty();
+            pctx.set_clean(&uid, clean && facts.policies.is_empty());
             return Ok(());
         }
         let creating = steps.iter().all(|s| matches!(s, Step::CreateGroup { .. }));

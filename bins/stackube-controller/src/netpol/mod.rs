@@ -53,6 +53,27 @@ pub struct PolicyContext {
     pub ctx: Arc<Context>,
     /// Every Network.
     pub networks: Store<Network>,
+    /// Networks (by uid) without policies whose Neutron state was found holding no
+    /// NetworkPolicy group: their pods' events cost no Neutron call until a policy appears.
+    clean: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl PolicyContext {
+    fn is_clean(&self, uid: &str) -> bool {
+        self.clean
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(uid)
+    }
+
+    fn set_clean(&self, uid: &str, clean: bool) {
+        let mut set = self.clean.lock().unwrap_or_else(|e| e.into_inner());
+        if clean {
+            set.insert(uid.to_owned());
+        } else {
+            set.remove(uid);
+        }
+    }
 }
 
 /// The Networks a change in `namespace` concerns: its own, and the cluster network (a
@@ -100,7 +121,11 @@ pub fn controller(
         .run(
             reconcile,
             error_policy,
-            Arc::new(PolicyContext { ctx, networks }),
+            Arc::new(PolicyContext {
+                ctx,
+                networks,
+                clean: Default::default(),
+            }),
         )
 }
 
