@@ -426,7 +426,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     metrics.leader.set(1);
-    tracing::info!(%identity, "leading: starting the Tenant, Network and LoadBalancer controllers and the cluster network");
+    tracing::info!(%identity, "leading: starting the Tenant, Network, LoadBalancer and NetworkPolicy controllers and the cluster network");
 
     let lost = async {
         while leader.changed().await.is_ok() {
