@@ -118,12 +118,24 @@ fn drop_caches() {
 }
 
 /// Removes the expired images of the `volumes` pool's RBD trash (the test runs as root on the
-/// node, with Ceph's admin keyring).
+/// node, with Ceph's admin keyring). An image trashed a moment ago may still be watched by the
+/// client that just closed it (Ceph lets the watch go within its timeout, 30 s): tried again
+/// for a minute.
 fn purge_rbd_trash() {
-    let mut command = std::process::Command::new("rbd");
-    command.args(["--pool", "volumes", "trash", "purge"]);
-    let (ok, out) = run_command(command, None);
-    assert!(ok, "rbd trash purge: {out}");
+    let started = std::time::Instant::now();
+    loop {
+        let mut command = std::process::Command::new("rbd");
+        command.args(["--pool", "volumes", "trash", "purge"]);
+        let (ok, out) = run_command(command, None);
+        if ok {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60) && out.contains("has watchers"),
+            "rbd trash purge: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
 }
 
 /// The command lines of the node's processes whose program is `name`.
