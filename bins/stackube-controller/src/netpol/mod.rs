@@ -191,9 +191,9 @@ pub(crate) fn namespaces_on(
             if !cluster {
                 return name == own && network.name_any() == own;
             }
-            let labels = ns.labels();
-            let tenants = labels.contains_key(crate::TENANT_LABEL)
-                || labels.contains_key(crate::PROJECT_LABEL);
+            // kubestack's own rule, so that both agree on where a namespace's pods are.
+            let tenants =
+                stackube_core::kubestack::placement::tenancy(&name, ns.labels()).is_some();
             let has_own = networks.get(&ObjectRef::new(&name).within(&name)).is_some();
             !tenants && !has_own
         })
