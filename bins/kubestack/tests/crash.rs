@@ -138,11 +138,18 @@ async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
     // The pods that survived the kills (and the GC) still work.
     eprintln!("{} pod(s) survived the kills", survivors.len());
     for pod in &survivors {
-        assert!(
-            pings(pod, "10.244.0.1"),
-            "{} survived the kills and GC but has no network",
-            pod.name
-        );
+        if let Err(why) = pings_within(pod, "10.244.0.1", Duration::from_secs(30)).await {
+            let port: Vec<String> = node_ports(os)
+                .await
+                .into_iter()
+                .filter(|p| p.ends_with(&pod.id))
+                .collect();
+            panic!(
+                "{} survived the kills and GC but has no network: {why}\nits port: {port:?}\n{}",
+                pod.name,
+                node.daemon_log()
+            );
+        }
     }
 
     // Every port left belongs to a sandbox the runtime still has (an interrupted runp can leave a

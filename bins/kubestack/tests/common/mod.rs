@@ -393,6 +393,40 @@ pub fn pings(pod: &Pod, ip: &str) -> bool {
     in_pod(pod, &["ping", "-c", "3", "-W", "2", ip]).0
 }
 
+/// Whether `pod` reaches `ip` within `limit`; if not, what it and the node show: its addresses,
+/// routes and neighbours, the last ping, and its port's line on `br-int` (after a burst of port
+/// churn the OVS agent may still be rewiring flows for a while).
+pub async fn pings_within(pod: &Pod, ip: &str, limit: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        let (ok, out) = in_pod(pod, &["ping", "-c", "3", "-W", "2", ip]);
+        if ok {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            let show = |args: &[&str]| in_pod(pod, args).1;
+            let ofports = Command::new("ovs-vsctl")
+                .args(["--columns=name,ofport,external_ids", "list", "Interface"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let ours: Vec<&str> = ofports
+                .split("\n\n")
+                .filter(|i| i.contains(&pod.id))
+                .collect();
+            return Err(format!(
+                "{} ({}) does not reach {ip} within {limit:?}\nping: {out}\naddr: {}\nroute: {}\nneigh: {}\nits br-int interface: {ours:?}",
+                pod.name,
+                pod.ip,
+                show(&["ip", "-o", "addr"]),
+                show(&["ip", "route"]),
+                show(&["ip", "neigh"]),
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 pub async fn tenant_ready(client: &kube::Client, name: &str) {
     let api: Api<Tenant> = Api::all(client.clone());
     let started = Instant::now();
