@@ -148,17 +148,28 @@ fn policy(ns: &str, name: &str, spec: &str) -> String {
 fn network_policies_become_security_groups_that_hold_at_the_receiver() {
     let env = TestEnv::get();
     let ns = unique_name("np");
-    let _devbox = Devbox::up(env, "netpol-up.log", Vec::new(), vec![ns.clone()]);
+    // Another tenant, whose pod tries to get in.
+    let ns2 = unique_name("np-other");
+    let _devbox = Devbox::up(
+        env,
+        "netpol-up.log",
+        Vec::new(),
+        vec![ns.clone(), ns2.clone()],
+    );
     k_create_tenant(env, &ns);
+    k_create_tenant(env, &ns2);
     network_active(env, &ns);
+    network_active(env, &ns2);
     let sleep = "    command: [sleep, '3600']\n";
     let http = "    ports:\n    - name: http\n      containerPort: 80\n";
     apply(env, &pod(&ns, "web", "web", "nginx", "", http));
     apply(env, &pod(&ns, "client", "client", "busybox", sleep, ""));
     apply(env, &pod(&ns, "other", "other", "busybox", sleep, ""));
+    apply(env, &pod(&ns2, "intruder", "client", "busybox", sleep, ""));
     let web = ready_ip(env, &ns, "web");
     let client = ready_ip(env, &ns, "client");
     let other = ready_ip(env, &ns, "other");
+    ready_ip(env, &ns2, "intruder");
     let web = ("web", web.as_str());
     let (client, other) = (("client", client.as_str()), ("other", other.as_str()));
 
@@ -224,6 +235,37 @@ fn network_policies_become_security_groups_that_hold_at_the_receiver() {
         client,
         Some(other),
         "namespace policy deleted",
+    );
+
+    // No policy lets another tenant in: web allowed from every namespace and every address, and
+    // the other tenant's pod (labelled app=client, too) still never reaches it, while a pod of
+    // web's tenant does (the control: same server, same moment).
+    apply(
+        env,
+        &policy(
+            &ns,
+            "web-from-anywhere",
+            "  podSelector:\n    matchLabels: {app: web}\n  ingress:\n  - from:\n    - namespaceSelector: {}\n    - ipBlock: {cidr: 0.0.0.0/0}\n",
+        ),
+    );
+    until_verdict(env, &ns, web, other, None, "web allowed from anywhere");
+    for _ in 0..5 {
+        let control = send(env, &ns, "other", web.1);
+        let intrusion = send(env, &ns2, "intruder", web.1);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            arrived(env, &ns, "web", other.1, &control),
+            "the control from web's own tenant did not arrive"
+        );
+        let log = k(env, &["-n", &ns, "logs", "web"]);
+        assert!(
+            !log.contains(&format!("GET /{intrusion} ")),
+            "another tenant's pod reached web: {log}"
+        );
+    }
+    k(
+        env,
+        &["-n", &ns, "delete", "networkpolicy", "web-from-anywhere"],
     );
 
     // Deleting the policies restores traffic: web accepts the other pod again.
