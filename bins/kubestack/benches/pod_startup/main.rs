@@ -20,6 +20,15 @@
 //! each mode that only prints its section. A full run takes about 40 minutes on the 2-CPU test
 //! machine.
 //!
+//! `STACKUBE_BENCH_COMPARE=runtimes` compares RuntimeClasses instead ([`runtime_class`],
+//! [`runtimes_report`]): both modes with the pool, so that Neutron's port creation is out of the
+//! measurement, their pods differing only in their RuntimeClass — `runc` or `gvisor` (gVisor's
+//! runsc, on the systrap platform on the test node), deploy/runtime-classes.yaml's, applied first.
+//! The tenant's `spec.runtimeClassName` is switched before each run (deploy/admission.yaml admits
+//! only a tenant's own class), and the pods name it. Runs, shapes and order as above, with 20
+//! pods per phase (pool of 25), not 30: gVisor's slower sandboxes would take a full run of 30 past
+//! 40 minutes. It writes its own section of `docs/benchmarks.md`.
+//!
 //! The devbox's kubestack must not run on the node (the benchmark refuses to start). Whatever
 //! fails, what the benchmark made is undone ([`cleanup`]).
 
@@ -30,9 +39,12 @@ mod common;
 #[allow(dead_code)]
 #[path = "../cni/daemon.rs"]
 mod daemon;
+mod figures;
 mod kubelet;
 mod report;
 mod run;
+mod runtime_class;
+mod runtimes_report;
 mod watch;
 
 use std::fmt;
@@ -42,18 +54,40 @@ use futures::FutureExt as _;
 use stackube_testenv::bench::{alternated, quick, runs_from_env};
 use stackube_testenv::{HOW_TO_START, TestEnv, unique_name};
 
-/// The section of docs/benchmarks.md this benchmark owns.
+/// The section of docs/benchmarks.md the pool comparison owns.
 pub(crate) const SECTION: &str = "## kubestack: pod startup through the kubelet (create → Ready)";
+/// … and the runtimes comparison.
+pub(crate) const RUNTIMES_SECTION: &str =
+    "## kubestack: pod startup, gVisor beside runc (create → Ready)";
 /// Label on the benchmark's pods: the run they belong to.
 pub(crate) const RUN_LABEL: &str = "bench.stackube.kubernetes.io/run";
 /// Runs per mode of a full run.
 const RUNS: usize = 3;
 
-/// Without or with the port pool.
+/// One contender: without or with the port pool (pods in the tenant's RuntimeClass), or with
+/// it and pods in a named RuntimeClass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
     Unpooled,
     Pooled,
+    Runc,
+    Gvisor,
+}
+
+impl Mode {
+    /// Whether the daemon keeps a pool of ports.
+    pub(crate) fn pooled(self) -> bool {
+        self != Mode::Unpooled
+    }
+
+    /// The RuntimeClass the pods name (deploy/runtime-classes.yaml), if they name one.
+    pub(crate) fn runtime_class(self) -> Option<&'static str> {
+        match self {
+            Mode::Unpooled | Mode::Pooled => None,
+            Mode::Runc => Some("runc"),
+            Mode::Gvisor => Some("gvisor"),
+        }
+    }
 }
 
 impl fmt::Display for Mode {
@@ -61,7 +95,60 @@ impl fmt::Display for Mode {
         f.write_str(match self {
             Mode::Unpooled => "without pool",
             Mode::Pooled => "with pool",
+            Mode::Runc => "runc",
+            Mode::Gvisor => "gVisor",
         })
+    }
+}
+
+/// What the benchmark compares: `STACKUBE_BENCH_COMPARE`, `pool` (the default) or `runtimes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Compare {
+    Pool,
+    Runtimes,
+}
+
+impl Compare {
+    fn from_env() -> anyhow::Result<Compare> {
+        match std::env::var("STACKUBE_BENCH_COMPARE")
+            .as_deref()
+            .map(str::trim)
+        {
+            Err(_) | Ok("" | "pool") => Ok(Compare::Pool),
+            Ok("runtimes") => Ok(Compare::Runtimes),
+            Ok(other) => bail!("STACKUBE_BENCH_COMPARE={other}: not `pool` or `runtimes`"),
+        }
+    }
+
+    /// The two contenders, in the order of [`alternated`]'s indices.
+    fn modes(self) -> [Mode; 2] {
+        match self {
+            Compare::Pool => [Mode::Unpooled, Mode::Pooled],
+            Compare::Runtimes => [Mode::Runc, Mode::Gvisor],
+        }
+    }
+
+    fn counts(self, quick: bool) -> Counts {
+        match (self, quick) {
+            (_, true) => QUICK,
+            (Compare::Pool, false) => FULL,
+            (Compare::Runtimes, false) => RUNTIMES,
+        }
+    }
+
+    /// Its section of docs/benchmarks.md.
+    fn section(self, results: &[run::Run], counts: &Counts, commit: &str, runs: usize) -> String {
+        match self {
+            Compare::Pool => report::section(results, counts, commit, runs),
+            Compare::Runtimes => runtimes_report::section(results, counts, commit, runs),
+        }
+    }
+
+    fn heading(self) -> &'static str {
+        match self {
+            Compare::Pool => SECTION,
+            Compare::Runtimes => RUNTIMES_SECTION,
+        }
     }
 }
 
@@ -103,6 +190,8 @@ pub(crate) struct Counts {
 
 const FULL: Counts = Counts { pods: 30, pool: 35 };
 
+const RUNTIMES: Counts = Counts { pods: 20, pool: 25 };
+
 const QUICK: Counts = Counts { pods: 3, pool: 4 };
 
 #[tokio::main]
@@ -111,8 +200,9 @@ async fn main() -> anyhow::Result<()> {
         Ok(_) => TestEnv::get(),
         Err(why) => bail!("test environment unavailable: {why}; {HOW_TO_START}"),
     };
+    let compare = Compare::from_env()?;
     let quick = quick();
-    let counts = if quick { QUICK } else { FULL };
+    let counts = compare.counts(quick);
     let runs = runs_from_env(if quick { 1 } else { RUNS }).map_err(anyhow::Error::msg)?;
     let record = !quick && runs >= RUNS;
     // Taken now, closest to the build of the binaries under test.
@@ -127,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
             "crates/kube/src",
             "crates/net/src",
             "crates/telemetry/src",
+            "deploy/runtime-classes.yaml",
             "Cargo.lock",
         ],
     );
@@ -139,6 +230,9 @@ async fn main() -> anyhow::Result<()> {
         })??;
 
     let measured = std::panic::AssertUnwindSafe(async {
+        if compare == Compare::Runtimes {
+            runtime_class::ensure(env)?;
+        }
         setup.tenant(&tenant).await;
         let mut results = Vec::new();
         for (round, pair) in alternated(runs).into_iter().enumerate() {
@@ -148,7 +242,7 @@ async fn main() -> anyhow::Result<()> {
                 [Shape::OneAtATime, Shape::AtOnce]
             };
             for contender in pair {
-                let mode = [Mode::Unpooled, Mode::Pooled][contender];
+                let mode = compare.modes()[contender];
                 eprintln!("[round {round}] measuring {mode}");
                 let run = run::run(
                     env,
@@ -178,10 +272,10 @@ async fn main() -> anyhow::Result<()> {
     };
     cleaned?;
 
-    let section = report::section(&results, &counts, &commit, runs);
+    let section = compare.section(&results, &counts, &commit, runs);
     println!("{section}");
     if record {
-        let path = stackube_testenv::write_benchmark_section(SECTION, &section)?;
+        let path = stackube_testenv::write_benchmark_section(compare.heading(), &section)?;
         eprintln!("written to {}", path.display());
     } else {
         eprintln!("not a full run ({RUNS} runs of each mode): docs/benchmarks.md left as it is");

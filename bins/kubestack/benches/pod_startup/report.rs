@@ -1,146 +1,36 @@
 //! The benchmark's section of `docs/benchmarks.md`: each figure the median of the runs of a mode
 //! with their range, the upstream SLO judged on the medians, and prose written from the figures
-//! (how much of a pod's startup is kubestack's ADD, what is left with the pool).
+//! (how much of a pod's startup is kubestack's ADD, what is left with the pool). Its table, SLO
+//! lines, breakdown and closing notes serve the runtimes comparison's section too
+//! ([`crate::runtimes_report`]).
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use stackube_testenv::bench::{Spread, percentile, provenance};
+use stackube_testenv::bench::{Spread, provenance};
 
-use crate::kubelet::Means;
-use crate::run::{Phase, Run};
+use crate::figures::{Of, cni_add, med, pct, ready, scheduled, secs, started, verdict};
+use crate::run::Run;
 use crate::{Counts, Mode, SECTION, Shape};
 
 /// The upstream SLO (sig-scalability's pod startup latency): p99 ≤ 5 s.
 const SLO_P99: Duration = Duration::from_secs(5);
 
-const MODES: [Mode; 2] = [Mode::Unpooled, Mode::Pooled];
-const SHAPES: [Shape; 2] = [Shape::AtOnce, Shape::OneAtATime];
+pub(crate) const SHAPES: [Shape; 2] = [Shape::AtOnce, Shape::OneAtATime];
 
-/// The runs of one mode.
-struct Of<'a>(Vec<&'a Run>);
-
-impl<'a> Of<'a> {
-    fn new(results: &'a [Run], mode: Mode) -> Of<'a> {
-        Of(results.iter().filter(|r| r.mode == mode).collect())
-    }
-
-    /// The spread over the runs of `f` of each run's phase of `shape`.
-    fn spread(&self, shape: Shape, f: impl Fn(&Phase) -> f64) -> Option<Spread> {
-        let values: Vec<f64> = self
-            .0
-            .iter()
-            .filter_map(|r| r.phase(shape))
-            .map(f)
-            .collect();
-        Spread::of(&values)
-    }
-
-    /// The spread of percentile `p` (in s) of the durations `pick` picks; `None` without any.
-    fn p(&self, shape: Shape, pick: fn(&Phase) -> &[Duration], p: f64) -> Option<Spread> {
-        let any = self
-            .0
-            .iter()
-            .filter_map(|r| r.phase(shape))
-            .any(|ph| !pick(ph).is_empty());
-        if !any {
-            return None;
-        }
-        self.spread(shape, |ph| percentile(pick(ph), p).as_secs_f64())
-    }
-
-    /// The median of [`Of::p`] (0 without figures).
-    fn median_p(&self, shape: Shape, pick: fn(&Phase) -> &[Duration], p: f64) -> f64 {
-        self.p(shape, pick, p).map_or(0.0, |s| s.median)
-    }
-
-    /// The spread of the mean (in s) of the durations `pick` picks; `None` without any.
-    fn mean(&self, shape: Shape, pick: fn(&Phase) -> &[Duration]) -> Option<Spread> {
-        self.spread(shape, |ph| {
-            let d = pick(ph);
-            if d.is_empty() {
-                f64::NAN
-            } else {
-                d.iter().sum::<Duration>().as_secs_f64() / d.len() as f64
-            }
-        })
-    }
-
-    /// Failed ADDs and ports left behind, summed over the runs.
-    fn trouble(&self, shape: Shape) -> Trouble {
-        self.0
-            .iter()
-            .filter_map(|r| r.phase(shape))
-            .fold(Trouble::default(), |t, ph| Trouble {
-                pods: t.pods + ph.ready.len(),
-                failed: (t.failed.0 + ph.failed_adds.0, t.failed.1 + ph.failed_adds.1),
-                leaked: t.leaked + ph.leaked,
-            })
-    }
-
-    /// The spread of one of the kubelet's means.
-    fn kubelet(&self, shape: Shape, f: fn(&Means) -> f64) -> Option<Spread> {
-        self.spread(shape, |ph| f(&ph.kubelet))
-    }
+/// The command line that runs the benchmark with the environment `vars` (each followed by a
+/// space), and where its source is.
+pub(crate) fn command(vars: &str) -> String {
+    format!(
+        "`flock /tmp/stackube-itest.lock {vars}cargo bench -p kubestack --bench pod_startup` \
+         ([bins/kubestack/benches/pod_startup/](../bins/kubestack/benches/pod_startup/main.rs)),"
+    )
 }
 
-/// What went wrong in a mode and shape, over all its runs.
-#[derive(Clone, Copy, Debug, Default)]
-struct Trouble {
-    pods: usize,
-    /// Failed ADDs, and how many of them timed out.
-    failed: (usize, usize),
-    leaked: usize,
-}
-
-/// The median of a spread (0 without one).
-fn med(s: Option<Spread>) -> f64 {
-    s.map_or(0.0, |s| s.median)
-}
-
-fn secs(s: Option<Spread>) -> String {
-    match s {
-        None => "—".into(),
-        Some(s) if s.min == s.max => format!("{:.2} s", s.median),
-        Some(s) => s.show(2, " s"),
-    }
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "**not met**" }
-}
-
-fn ready(ph: &Phase) -> &[Duration] {
-    &ph.ready
-}
-fn scheduled(ph: &Phase) -> &[Duration] {
-    &ph.scheduled
-}
-fn started(ph: &Phase) -> &[Duration] {
-    &ph.started
-}
-fn cni_add(ph: &Phase) -> &[Duration] {
-    &ph.cni_add
-}
-
-/// The whole section.
-pub(crate) fn section(results: &[Run], counts: &Counts, commit: &str, runs: usize) -> String {
-    let without = Of::new(results, Mode::Unpooled);
-    let with = Of::new(results, Mode::Pooled);
-    let of = |mode: Mode| {
-        if mode == Mode::Pooled {
-            &with
-        } else {
-            &without
-        }
-    };
-    let Counts { pods, pool } = *counts;
-    let mut s = format!("{SECTION}\n\n");
-    let _ = writeln!(
-        s,
-        "`flock /tmp/stackube-itest.lock cargo bench -p kubestack --bench pod_startup` \
-         ([bins/kubestack/benches/pod_startup/](../bins/kubestack/benches/pod_startup/main.rs)), \
-         against the test environment's kube-apiserver, kube-scheduler and node (kubelet \
+/// Where the pods run, what they are, what is timed, and the two shapes.
+pub(crate) fn setting(pods: usize) -> String {
+    format!(
+        "against the test environment's kube-apiserver, kube-scheduler and node (kubelet \
          v1.34.4 on its own containerd), with kubestack (daemon and plugin) and the controller in \
          their release build and Neutron (ML2/OVS) behind them. Each pod is one `pause` \
          container (`registry.k8s.io/pause:3.10`, `imagePullPolicy: IfNotPresent`, present on \
@@ -150,71 +40,97 @@ pub(crate) fn section(results: &[Run], counts: &Counts, commit: &str, runs: usiz
          timestamps of its status); the kubelet's mean times come from its `/metrics` (through \
          kube-apiserver's node proxy) before and after each phase, kubestack's ADD from its \
          daemon's log. \"At once\": {pods} create requests sent together; \"one at \
-         a time\": each pod created once the one before it was seen Ready. Each run of a mode is \
-         a fresh kubestack daemon for the kubelet, warmed up by one pod; the modes take turns \
-         (without, with, with, without, …) and so do the two phases within a run. Before each \
-         phase the previous one's pods are deleted, gone from the API and their ports gone from \
-         Neutron; with the pool (`--pool-size={pool}`) a phase starts once it holds a ready port \
-         for each of its pods and no hand-over is pending. Percentiles are nearest-rank: the \
-         p99 of {pods} pods is their slowest.\n"
+         a time\": each pod created once the one before it was seen Ready."
+    )
+}
+
+/// What comes between the phases, and how percentiles are taken.
+pub(crate) fn phases(pods: usize, pool: usize) -> String {
+    format!(
+        "Before each phase the previous one's pods are deleted, gone from the API and their \
+         ports gone from Neutron; with the pool (`--pool-size={pool}`) a phase starts once it \
+         holds a ready port for each of its pods and no hand-over is pending. Percentiles are \
+         nearest-rank: the p99 of {pods} pods is their slowest."
+    )
+}
+
+/// The whole section.
+pub(crate) fn section(results: &[Run], counts: &Counts, commit: &str, runs: usize) -> String {
+    let without = Of::new(results, Mode::Unpooled);
+    let with = Of::new(results, Mode::Pooled);
+    let Counts { pods, pool } = *counts;
+    let mut s = format!("{SECTION}\n\n");
+    let _ = writeln!(
+        s,
+        "{} {} Each run of a mode is a fresh kubestack daemon for the kubelet, warmed up by one \
+         pod; the modes take turns (without, with, with, without, …) and so do the two phases \
+         within a run. {}\n",
+        command(""),
+        setting(pods),
+        phases(pods, pool)
     );
     let _ = writeln!(s, "{}\n", provenance(commit, runs));
-    let _ = writeln!(s, "| | without pool | with pool |\n|---|---:|---:|");
+    table(&mut s, [&without, &with], pods);
+    slo(&mut s, [&without, &with], pods);
+    breakdown(&mut s, [&without, &with], pods);
+    why(&mut s, &without, &with, results, counts);
+    s
+}
+
+/// The table of the figures of `pair`, one column each.
+pub(crate) fn table(s: &mut String, pair: [&Of<'_>; 2], pods: usize) {
+    let [a, b] = pair;
+    let _ = writeln!(s, "| | {} | {} |\n|---|---:|---:|", a.mode, b.mode);
+    let mut row = |what: String, cell: &dyn Fn(&Of<'_>) -> String| {
+        let _ = writeln!(s, "| {what} | {} | {} |", cell(a), cell(b));
+    };
     for shape in SHAPES {
         for (p, name) in [(0.5, "p50"), (0.99, "p99")] {
-            let _ = writeln!(
-                s,
-                "| {pods} {shape}, create → Ready, {name} | {} | {} |",
-                secs(without.p(shape, ready, p)),
-                secs(with.p(shape, ready, p))
-            );
+            row(format!("{pods} {shape}, create → Ready, {name}"), &|of| {
+                secs(of.p(shape, ready, p))
+            });
         }
-        let all = |of: &Of<'_>| secs(of.spread(shape, |ph| ph.all_ready.as_secs_f64()));
-        let _ = writeln!(
-            s,
-            "| {pods} {shape}, first create → last Ready | {} | {} |",
-            all(&without),
-            all(&with)
+        row(
+            format!("{pods} {shape}, first create → last Ready"),
+            &|of| secs(of.spread(shape, |ph| ph.all_ready.as_secs_f64())),
         );
-        let failed = |of: &Of<'_>| {
-            let (f, t) = of.trouble(shape).failed;
-            format!("{f} ({t} timed out)")
-        };
-        let _ = writeln!(
-            s,
-            "| {pods} {shape}, failed ADDs, all runs (a request timed out) | {} | {} |",
-            failed(&without),
-            failed(&with)
+        row(
+            format!("{pods} {shape}, failed ADDs, all runs (a request timed out)"),
+            &|of| {
+                let (f, t) = of.trouble(shape).failed;
+                format!("{f} ({t} timed out)")
+            },
         );
-        let _ = writeln!(
-            s,
-            "| {pods} {shape}, pod ports left once the pods were gone, all runs | {} | {} |",
-            without.trouble(shape).leaked,
-            with.trouble(shape).leaked
+        row(
+            format!("{pods} {shape}, pod ports left once the pods were gone, all runs"),
+            &|of| of.trouble(shape).leaked.to_string(),
         );
     }
-    let served = |of: &Of<'_>| {
-        let (from_pool, adds) =
-            of.0.iter()
-                .flat_map(|r| &r.phases)
-                .fold((0, 0), |(p, a), ph| {
-                    (p + ph.from_pool, a + ph.cni_add.len())
-                });
+    row("pods whose ADD the pool served (all runs)".into(), &|of| {
+        let (from_pool, adds) = of
+            .runs
+            .iter()
+            .flat_map(|r| &r.phases)
+            .fold((0, 0), |(p, a), ph| {
+                (p + ph.from_pool, a + ph.cni_add.len())
+            });
         format!("{from_pool} of {adds}")
-    };
-    let _ = writeln!(
-        s,
-        "| pods whose ADD the pool served (all runs) | {} | {} |",
-        served(&without),
-        served(&with)
+    });
+    row(
+        "stalled refills of the pool restarted by a pod, outside the phases (all runs)".into(),
+        &|of| {
+            if of.mode.pooled() {
+                of.runs.iter().map(|r| r.nudges).sum::<usize>().to_string()
+            } else {
+                "—".into()
+            }
+        },
     );
-    let nudges = |of: &Of<'_>| of.0.iter().map(|r| r.nudges).sum::<usize>();
-    let _ = writeln!(
-        s,
-        "| stalled refills of the pool restarted by a pod, outside the phases (all runs) | — | {} |\n",
-        nudges(&with)
-    );
+    let _ = writeln!(s);
+}
 
+/// The upstream SLO, judged for each shape and each of `pair`.
+pub(crate) fn slo(s: &mut String, pair: [&Of<'_>; 2], pods: usize) {
     let _ = writeln!(
         s,
         "Upstream SLO ([pod startup latency](https://github.com/kubernetes/community/blob/main/sig-scalability/slos/pod_startup_latency.md): \
@@ -223,11 +139,12 @@ pub(crate) fn section(results: &[Run], counts: &Counts, commit: &str, runs: usiz
         SLO_P99.as_secs()
     );
     for shape in SHAPES {
-        for mode in MODES {
-            let figure = of(mode).p(shape, ready, 0.99);
+        for of in pair {
+            let figure = of.p(shape, ready, 0.99);
             let _ = writeln!(
                 s,
-                "- {pods} {shape}, {mode}: {} ({})",
+                "- {pods} {shape}, {}: {} ({})",
+                of.mode,
                 figure.map_or("not measured", |f| verdict(
                     f.median <= SLO_P99.as_secs_f64()
                 )),
@@ -236,26 +153,22 @@ pub(crate) fn section(results: &[Run], counts: &Counts, commit: &str, runs: usiz
         }
     }
     let _ = writeln!(s);
-
-    breakdown(&mut s, &without, &with, pods);
-    why(&mut s, &without, &with, results, counts);
-    s
 }
 
-/// Where a pod's time goes, mean per pod, for each mode and shape.
-fn breakdown(s: &mut String, without: &Of<'_>, with: &Of<'_>, pods: usize) {
+/// Where a pod's time goes, mean per pod, for each of `pair` and shape.
+pub(crate) fn breakdown(s: &mut String, pair: [&Of<'_>; 2], pods: usize) {
     let _ = writeln!(s, "### Where the time goes (from this run's figures)\n");
     let _ = write!(s, "| mean of the {pods} pods (medians of the runs) |");
     for shape in SHAPES {
-        for mode in MODES {
-            let _ = write!(s, " {shape}, {mode} |");
+        for of in pair {
+            let _ = write!(s, " {shape}, {} |", of.mode);
         }
     }
     let _ = writeln!(s, "\n|---|---:|---:|---:|---:|");
     let row = |s: &mut String, what: &str, cell: &dyn Fn(&Of<'_>, Shape) -> Option<Spread>| {
         let _ = write!(s, "| {what} |");
         for shape in SHAPES {
-            for of in [without, with] {
+            for of in pair {
                 let _ = write!(s, " {} |", secs(cell(of, shape)));
             }
         }
@@ -293,19 +206,11 @@ fn breakdown(s: &mut String, without: &Of<'_>, with: &Of<'_>, pods: usize) {
     let _ = writeln!(s);
 }
 
-fn pct(part: f64, whole: f64) -> f64 {
-    if whole > 0.0 {
-        part / whole * 100.0
-    } else {
-        0.0
-    }
-}
-
 fn why(s: &mut String, without: &Of<'_>, with: &Of<'_>, results: &[Run], counts: &Counts) {
     let pods = counts.pods;
     let one = Shape::OneAtATime;
     let once = Shape::AtOnce;
-    if !without.0.is_empty() && !with.0.is_empty() {
+    if !without.runs.is_empty() && !with.runs.is_empty() {
         let (ready_u, ready_p) = (
             without.median_p(one, ready, 0.5),
             with.median_p(one, ready, 0.5),
@@ -367,7 +272,7 @@ fn why(s: &mut String, without: &Of<'_>, with: &Of<'_>, results: &[Run], counts:
         }
     }
     let fills: Vec<f64> = with
-        .0
+        .runs
         .iter()
         .filter_map(|r| r.pool_fill)
         .filter(|(_, n)| *n > 0)
@@ -376,7 +281,7 @@ fn why(s: &mut String, without: &Of<'_>, with: &Of<'_>, results: &[Run], counts:
     if let Some(per_port) = Spread::of(&fills) {
         let waited = med(Spread::of(
             &with
-                .0
+                .runs
                 .iter()
                 .map(|r| {
                     r.phases
@@ -395,10 +300,16 @@ fn why(s: &mut String, without: &Of<'_>, with: &Of<'_>, results: &[Run], counts:
             per_port.show(1, " s")
         );
     }
+    notes(s, [without, with], results, pods);
+}
+
+/// What went wrong over the runs of `pair` (or that nothing did), and how many times came from
+/// the list behind the watch.
+pub(crate) fn notes(s: &mut String, pair: [&Of<'_>; 2], results: &[Run], pods: usize) {
     let mut troubled = false;
     for shape in SHAPES {
-        for (mode, of) in [(Mode::Unpooled, without), (Mode::Pooled, with)] {
-            let t = of.trouble(shape);
+        for of in pair {
+            let (mode, t) = (of.mode, of.trouble(shape));
             if t.failed.0 == 0 && t.leaked == 0 {
                 continue;
             }
@@ -415,8 +326,12 @@ fn why(s: &mut String, without: &Of<'_>, with: &Of<'_>, results: &[Run], counts:
             );
         }
     }
-    let nudges: usize = with.0.iter().map(|r| r.nudges).sum();
-    let (refills, refills_timed_out) = with.0.iter().fold((0, 0), |(n, t), r| {
+    let pooled = pair
+        .iter()
+        .filter(|of| of.mode.pooled())
+        .flat_map(|of| &of.runs);
+    let nudges: usize = pooled.clone().map(|r| r.nudges).sum();
+    let (refills, refills_timed_out) = pooled.fold((0, 0), |(n, t), r| {
         (n + r.refill_failures.0, t + r.refill_failures.1)
     });
     if nudges > 0 || refills > 0 {

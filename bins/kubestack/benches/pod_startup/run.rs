@@ -8,7 +8,8 @@
 //! Before a phase, the previous one's pods are deleted, gone from the API, and their Neutron
 //! ports gone; with the pool, the phase also waits until it holds a ready port for each of its
 //! pods and no hand-over is pending. Without it, the run starts once the daemon has dropped the
-//! pooled ports an earlier run left.
+//! pooled ports an earlier run left. A mode whose pods name a RuntimeClass first makes it the
+//! tenant's ([`runtime_class::switch`]).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use crate::cleanup::gc;
 use crate::common::{Node, kubestack_ports};
 use crate::daemon::{Daemon, served_from_pool, wait_no_pool};
 use crate::kubelet::{self, Means};
+use crate::runtime_class;
 use crate::watch::{Milestone, Pods};
 use crate::{Counts, Mode, Shape};
 
@@ -123,7 +125,7 @@ impl Ctx<'_> {
     /// with the next ADD on the network (the daemon at this commit): when the pool has not grown
     /// for [`STALL`], a pod is made and deleted to restart it (counted in `nudges`).
     async fn ready_for(&mut self, pods: usize) -> anyhow::Result<Duration> {
-        if self.mode == Mode::Unpooled {
+        if !self.mode.pooled() {
             return Ok(Duration::ZERO);
         }
         let started = Instant::now();
@@ -319,9 +321,10 @@ pub(crate) async fn run(
 ) -> anyhow::Result<Run> {
     let started = Instant::now();
     let pool_flag = format!("--pool-size={}", counts.pool);
-    let node = match mode {
-        Mode::Pooled => Node::start_for_kubelet_with(env, &[&pool_flag]).await,
-        Mode::Unpooled => Node::start_for_kubelet(env).await,
+    let node = if mode.pooled() {
+        Node::start_for_kubelet_with(env, &[&pool_flag]).await
+    } else {
+        Node::start_for_kubelet(env).await
     };
     let tag = unique_name("b");
     let mut ctx = Ctx {
@@ -329,22 +332,31 @@ pub(crate) async fn run(
         os,
         daemon: Daemon::find(&node.dir).await?,
         node,
-        pods: Pods::watch(client, tenant, &tag, &env.pause_image).await?,
+        pods: Pods::watch(client, tenant, &tag, &env.pause_image, mode.runtime_class()).await?,
         tenant,
         mode,
         tag,
         nudges: 0,
     };
-    if mode == Mode::Unpooled {
+    if let Some(class) = mode.runtime_class() {
+        // The run's controller (started with its daemon) relabels the tenant's namespace.
+        let took = runtime_class::switch(client, tenant, class, &ctx.pods).await?;
+        eprintln!(
+            "[{mode}] the tenant's pods run in {class} after {:.1} s",
+            took.as_secs_f64()
+        );
+    }
+    if !mode.pooled() {
         let took = wait_no_pool(os).await?;
         eprintln!(
             "[{mode}] no pooled port left after {:.1} s",
             took.as_secs_f64()
         );
     }
-    let lacking = match mode {
-        Mode::Pooled => counts.pool.saturating_sub(ctx.daemon.pool_ready()?),
-        Mode::Unpooled => 0,
+    let lacking = if mode.pooled() {
+        counts.pool.saturating_sub(ctx.daemon.pool_ready()?)
+    } else {
+        0
     };
     // A first pod: the daemon learns the tenant's network (and starts its pool), the kubelet
     // and containerd see this daemon's configuration.
@@ -356,7 +368,7 @@ pub(crate) async fn run(
     ctx.remove(&warm, &before).await?;
     let pool_fill = match mode {
         Mode::Unpooled => None,
-        Mode::Pooled => {
+        Mode::Pooled | Mode::Runc | Mode::Gvisor => {
             ctx.ready_for(counts.pool).await?;
             let took = fill.elapsed();
             eprintln!(

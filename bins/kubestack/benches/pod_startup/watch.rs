@@ -78,6 +78,8 @@ pub(crate) struct Pods {
     api: Api<Pod>,
     run: String,
     image: String,
+    /// The RuntimeClass the pods name; none: the tenant's (deploy/admission.yaml gives it).
+    runtime_class: Option<String>,
     rx: mpsc::UnboundedReceiver<(String, Milestone, Instant)>,
     seen: HashMap<(String, Milestone), Instant>,
     /// Times (of milestones before `Gone`) the backup list found, not the watch.
@@ -85,13 +87,14 @@ pub(crate) struct Pods {
 }
 
 impl Pods {
-    /// Watches the pods labelled `run` in `namespace`; returns once the watch has listed them
-    /// (so no later change is missed).
+    /// Watches the pods labelled `run` in `namespace`, which run `image` in `runtime_class`;
+    /// returns once the watch has listed them (so no later change is missed).
     pub(crate) async fn watch(
         client: &Client,
         namespace: &str,
         run: &str,
         image: &str,
+        runtime_class: Option<&str>,
     ) -> anyhow::Result<Pods> {
         let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -136,16 +139,16 @@ impl Pods {
             api,
             run: run.to_owned(),
             image: image.to_owned(),
+            runtime_class: runtime_class.map(str::to_owned),
             rx,
             seen: HashMap::new(),
             late: 0,
         })
     }
 
-    /// Creates pod `name` (one `pause` container, the image present on the node); returns when
-    /// its create request started.
-    pub(crate) async fn create(&self, name: &str) -> anyhow::Result<Instant> {
-        let pod: Pod = serde_json::from_value(json!({
+    /// Pod `name`: one `pause` container, the image present on the node.
+    fn pod(&self, name: &str) -> anyhow::Result<Pod> {
+        let mut pod = json!({
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": name, "labels": {RUN_LABEL: self.run}},
@@ -154,8 +157,30 @@ impl Pods {
                                 "imagePullPolicy": "IfNotPresent"}],
                 "terminationGracePeriodSeconds": 1,
             }
-        }))
-        .context("pod spec")?;
+        });
+        if let Some(class) = &self.runtime_class {
+            pod["spec"]["runtimeClassName"] = json!(class);
+        }
+        serde_json::from_value(pod).context("pod spec")
+    }
+
+    /// Whether the API would admit a pod of this run now (a dry run of its create request).
+    pub(crate) async fn admitted(&self) -> anyhow::Result<()> {
+        let name = format!("{}-admission", self.run);
+        let dry_run = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        self.api
+            .create(&dry_run, &self.pod(&name)?)
+            .await
+            .with_context(|| format!("creating pod {name} (a dry run)"))?;
+        Ok(())
+    }
+
+    /// Creates pod `name`; returns when its create request started.
+    pub(crate) async fn create(&self, name: &str) -> anyhow::Result<Instant> {
+        let pod = self.pod(name)?;
         let started = Instant::now();
         self.api
             .create(&PostParams::default(), &pod)
