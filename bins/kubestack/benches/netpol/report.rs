@@ -111,8 +111,8 @@ fn why(s: &mut String, outcomes: &[Outcome], small: usize, large: usize, lost: u
     let _ = writeln!(
         s,
         "- **{large} pods**: half {:.2} s, all {:.2} s, ports moved at {:.2} s. Each pod more adds \
-         {:.0} ms to the last one's time, {:.0} ms of it to the controller's (from the two \
-         sizes' medians; it moves one port at a time, a Neutron port update each).",
+         {:.0} ms to the last one's time and {:.0} ms to the controller's (from the two sizes' \
+         medians; it moves one port at a time, a Neutron port update each).",
         p50(large),
         all(large),
         moved(large),
