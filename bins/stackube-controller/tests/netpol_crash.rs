@@ -20,7 +20,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use stackube_core::ownership::{KIND_TAG, Owner, OwnerKind};
+use stackube_core::ownership::{KIND_TAG, Owner, OwnerKind, description_owner};
 use stackube_model::crd::TenantSpec;
 use stackube_model::{NetworkId, PortId, ProjectId, SecurityGroupId};
 use stackube_openstack::OpenStack;
@@ -204,7 +204,11 @@ async fn snapshot(os: &OpenStack, case: &Case) -> Snapshot {
     // By tag or by description: a group a crash left untagged counts too.
     let policy_groups: Vec<_> = groups
         .iter()
-        .filter(|g| g.tags.contains(&kind) || g.description.contains("NetworkPolicy groups of"))
+        .filter(|g| {
+            g.tags.contains(&kind)
+                || description_owner(&g.description, CLUSTER)
+                    .is_some_and(|(k, _)| k == OwnerKind::Policy)
+        })
         .collect();
     let mut names: BTreeMap<String, String> = policy_groups
         .iter()

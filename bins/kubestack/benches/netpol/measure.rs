@@ -11,11 +11,12 @@ use anyhow::bail;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-use stackube_core::ownership::{KIND_TAG, OWNER_TAG, OwnerKind};
+use stackube_core::ownership::{KIND_TAG, OwnerKind, owner_uid};
 use stackube_model::{NetworkId, ProjectId};
 use stackube_openstack::OpenStack;
 use stackube_openstack::network::{PortFilter, SecurityGroupFilter};
 
+use crate::common::CLUSTER;
 use crate::probe::{Echo, LOST_AFTER, Prober};
 
 /// How long a pod's echoes must have gone one way for its verdict to stand.
@@ -121,7 +122,7 @@ impl Bench<'_> {
             .await?
             .into_iter()
             .filter_map(|p| {
-                let uid = p.tags.iter().find_map(|t| t.strip_prefix(OWNER_TAG))?;
+                let uid = owner_uid(&p.tags, CLUSTER)?;
                 let groups = p.security_group_ids.iter().map(|g| g.to_string()).collect();
                 Some((uid.to_owned(), groups))
             })

@@ -17,8 +17,8 @@ use stackube_openstack::OpenStack;
 use stackube_testenv::{TestEnv, run_command};
 
 use crate::Sizes;
-use crate::common::Node;
 use crate::common::kubelet::create_pod;
+use crate::common::{Node, sandbox_netns};
 use crate::measure::{Bench, Target, size_label};
 
 /// Pods created together.
@@ -111,10 +111,7 @@ fn netns_of(env: &TestEnv, namespace: &str, name: &str) -> anyhow::Result<PathBu
         .into_iter::<Value>()
         .next()
         .context("crictl inspectp printed no JSON")??;
-    info["info"]["runtimeSpec"]["linux"]["namespaces"]
-        .as_array()
-        .and_then(|ns| ns.iter().find(|n| n["type"] == "network"))
-        .and_then(|n| n["path"].as_str())
+    sandbox_netns(&info)
         .map(PathBuf::from)
         .with_context(|| format!("no network namespace in the sandbox of {name}: {out}"))
 }

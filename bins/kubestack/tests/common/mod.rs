@@ -354,6 +354,15 @@ pub fn run_pod(env: &TestEnv, dir: &Path, namespace: &str, name: &str) -> Pod {
     inspect_pod(env, &id, namespace, name, &uid)
 }
 
+/// The network namespace's path in `crictl inspectp`'s description of a sandbox.
+pub fn sandbox_netns(info: &Value) -> Option<&str> {
+    info["info"]["runtimeSpec"]["linux"]["namespaces"]
+        .as_array()?
+        .iter()
+        .find(|n| n["type"] == "network")?["path"]
+        .as_str()
+}
+
 /// The sandbox `id` (of pod `namespace/name` with `uid`), as `crictl inspectp` describes it.
 pub fn inspect_pod(env: &TestEnv, id: &str, namespace: &str, name: &str, uid: &str) -> Pod {
     let (ok, out) = crictl(env, &["inspectp", id]);
@@ -363,12 +372,7 @@ pub fn inspect_pod(env: &TestEnv, id: &str, namespace: &str, name: &str, uid: &s
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let netns = info["info"]["runtimeSpec"]["linux"]["namespaces"]
-        .as_array()
-        .and_then(|ns| ns.iter().find(|n| n["type"] == "network"))
-        .and_then(|n| n["path"].as_str())
-        .unwrap_or_default()
-        .to_owned();
+    let netns = sandbox_netns(&info).unwrap_or_default().to_owned();
     assert!(
         !ip.is_empty() && !netns.is_empty(),
         "pod {namespace}/{name} without IP or netns: {out}"
