@@ -202,7 +202,7 @@ async fn the_cluster_network_is_made_tagged_remade_swept_and_removed_without_lea
             .any(|p| p.fixed_ips.iter().any(|ip| ip.subnet_id == subnet.id)),
         "the router has no interface on the cluster subnet"
     );
-    // Its pods' group admits its members, its router, and the listed nodes.
+    // Its pods' group admits its subnet (its pods and router) and the listed nodes.
     let group = neutron
         .get_security_group(&SecurityGroupId::new(
             status.security_group_id.clone().expect("group id"),
@@ -215,7 +215,7 @@ async fn the_cluster_network_is_made_tagged_remade_swept_and_removed_without_lea
         .filter_map(|r| r.remote_ip_prefix.as_deref())
         .collect();
     prefixes.sort_unstable();
-    assert_eq!(prefixes, ["10.246.0.1/32", ADMITTED]);
+    assert_eq!(prefixes, ["10.246.0.0/16", ADMITTED]);
     let made = owned_by(os, &first).await;
     assert_eq!(made.len(), 3, "network, subnet and router: {made:?}");
 

@@ -194,7 +194,7 @@ async fn assert_converged(test_env: &Env, case: &Case) {
         1,
         "tenant {name}: one router interface on the subnet"
     );
-    // The network's group admits its pods and the router's address, once each.
+    // The network's group admits its subnet (its pods and the router's address), once.
     let group = neutron
         .get_security_group(&stackube_model::SecurityGroupId::new(group_id.clone()))
         .await
@@ -212,10 +212,7 @@ async fn assert_converged(test_env: &Env, case: &Case) {
     ingress.sort();
     assert_eq!(
         ingress,
-        vec![
-            format!("{}/32", network.spec.gateway),
-            "the group".to_owned()
-        ],
+        vec![network.spec.cidr.clone()],
         "tenant {name}: the network's security group rules, once each"
     );
 

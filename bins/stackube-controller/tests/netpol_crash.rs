@@ -176,8 +176,8 @@ fn policies(namespace: &str) -> Vec<NetworkPolicy> {
 
 /// A Network's NetworkPolicy state in Neutron, in terms two tenants share: groups by name (the
 /// namespace written `NS`) with their rules (an address written as the pod holding it, a remote
-/// group by its name), the Network group's rules for them, and each pod's port's groups. Sorted
-/// lists, not sets: anything made twice shows.
+/// group by its name), the Network group's rules (all of them: NetworkPolicy adds none there),
+/// and each pod's port's groups. Sorted lists, not sets: anything made twice shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Snapshot {
     groups: Vec<(String, Vec<String>)>,
@@ -186,10 +186,11 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    /// Nothing of any policy: no group, no rule, every port in the Network's group alone.
+    /// Nothing of any policy: no group, no rule naming one, every port in the Network's group
+    /// alone.
     fn is_clean(&self) -> bool {
         self.groups.is_empty()
-            && self.network_rules.is_empty()
+            && !self.network_rules.iter().any(|r| r.contains(" group "))
             && self.ports.iter().all(|(_, groups)| groups == &["network"])
     }
 }
@@ -249,12 +250,7 @@ async fn snapshot(os: &OpenStack, case: &Case) -> Snapshot {
         .get_security_group(&case.network_group)
         .await
         .expect("the Network's group");
-    snapshot.network_rules = own
-        .rules
-        .iter()
-        .filter(|r| r.description.contains("isolated pods"))
-        .map(rule)
-        .collect();
+    snapshot.network_rules = own.rules.iter().map(rule).collect();
     snapshot.network_rules.sort();
     let ports: BTreeMap<String, Vec<SecurityGroupId>> = neutron
         .list_ports(&PortFilter {
@@ -406,8 +402,11 @@ async fn killed_while_applying_policies_the_controller_converges_and_leaks_nothi
     let reference = settled(os, &calm).await;
     eprintln!("reference: {reference:#?}");
     assert!(
-        reference.groups.len() >= policies("").len() && !reference.network_rules.is_empty(),
-        "the reference holds the policies' groups and the Network's rule for them: {reference:?}"
+        reference.groups.len() >= policies("").len()
+            && reference.network_rules == clean.network_rules
+            && !clean.network_rules.is_empty(),
+        "the reference holds the policies' groups, and the Network's group the rules it had: \
+         {reference:?}"
     );
 
     // The same policies, applied through kills, and taken away through kills: after removal

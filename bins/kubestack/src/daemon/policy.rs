@@ -35,7 +35,7 @@ impl Daemon {
         pod: &PodName,
         net: &TenantNet,
     ) -> Result<Option<Vec<SecurityGroupId>>, CniError> {
-        let (Some(own_group), Some(gateway)) = (&net.security_group, net.gateway) else {
+        let Some(own_group) = &net.security_group else {
             // An adopted network: its pods carry their project's default group.
             return Ok(None);
         };
@@ -78,7 +78,7 @@ impl Daemon {
         let (refs, _) = port_groups(
             &view,
             NetworkView {
-                gateway,
+                subnet: net.cidr,
                 policies: &policies,
                 namespaces: &namespaces,
                 // Peers are other pods' addresses in rules: not needed for the pod's groups.

@@ -314,7 +314,7 @@ async fn the_cluster_network_admits_the_listed_nodes_and_withdraws_them_when_unl
     let network = made(&world).await;
     assert_eq!(
         cluster_group_prefixes(&world, &network),
-        ["10.246.0.1/32", "198.51.100.1/32"]
+        ["10.246.0.0/16", "198.51.100.1/32"]
     );
     // Someone else's rule in the group is left alone.
     let group = SecurityGroupId::new(
@@ -347,7 +347,7 @@ async fn the_cluster_network_admits_the_listed_nodes_and_withdraws_them_when_unl
     apply(&network, &unlisted.ctx).await.expect("apply");
     assert_eq!(
         cluster_group_prefixes(&unlisted, &network),
-        ["10.246.0.1/32", "192.0.2.0/24"]
+        ["10.246.0.0/16", "192.0.2.0/24"]
     );
     assert!(event_reasons(&unlisted).contains(&"SecurityGroupRuleRemoved".to_owned()));
 }

@@ -119,7 +119,7 @@ async fn apply_inner(
         &owner,
         obs,
         ctx.config.ext_net_id.as_str(),
-        &group_rules(&network.spec.gateway, &admitted(network, ctx)),
+        &group_rules(cidr, &admitted(network, ctx)),
     );
     // The router does not depend on the network or the subnet: it is made alongside them, and
     // only the interface waits for both.
@@ -366,13 +366,13 @@ impl Applier<'_> {
                 let Some(group) = &ids.security_group else {
                     return Ok(());
                 };
-                let gateway = format!("{}/32", self.gateway);
+                let subnet = group_rules(self.cidr, &[]);
                 let (remote_group_id, remote_ip_prefix, what) = match rule {
                     GroupRule::Members => (Some(group.clone()), None, "the network's pods"),
-                    GroupRule::From(cidr) if *cidr == gateway => (
+                    GroupRule::From(cidr) if subnet.contains(rule) => (
                         None,
                         Some(cidr.clone()),
-                        "Service traffic through the router",
+                        "the network's pods and its router (Service traffic)",
                     ),
                     GroupRule::From(cidr) => (
                         None,

@@ -112,8 +112,8 @@ async fn network_subnet_and_router_come_first_and_the_interface_joins_them_last(
         router.external_gateway_info.as_ref().map(|g| &g.network_id),
         Some(&world.ext_net)
     );
-    // The pods' security group: the network's pods, and the router's address on the subnet
-    // (Service traffic, source-NATed there by stackube-proxy).
+    // The pods' security group: the network's subnet, its pods and the router's address on it
+    // (Service traffic, source-NATed there by stackube-proxy); no remote group.
     let group_id = SecurityGroupId::new(status.security_group_id.expect("security group id"));
     let group = &state.security_groups[&group_id];
     assert_eq!(group.name, "kube-acme-acme");
@@ -126,10 +126,7 @@ async fn network_subnet_and_router_come_first_and_the_interface_joins_them_last(
         .map(|r| (r.remote_group_id.as_ref(), r.remote_ip_prefix.as_deref()))
         .collect();
     remotes.sort();
-    assert_eq!(
-        remotes,
-        vec![(None, Some("10.244.0.1/32")), (Some(&group_id), None)]
-    );
+    assert_eq!(remotes, vec![(None, Some("10.244.0.0/16"))]);
 }
 
 #[tokio::test]

@@ -8,13 +8,14 @@
 //!   [`GroupKey::Isolated`] marker, the open group of the direction it is not isolated in, and
 //!   its policies' groups. What it accepts is the union of its policies' rules, as the API says.
 //! - A rule with no peers (`from` or `to` left out) allows, for ingress, the network itself:
-//!   its pods and its router's address (Service traffic, which stackube-proxy source-NATs
-//!   there), never the nodes or other tenants; for egress, every address.
+//!   its subnet (its pods, and its router's address: Service traffic, which stackube-proxy
+//!   source-NATs there), never the nodes or other tenants; for egress, every address. It is the
+//!   subnet's CIDR, not the Network's group as a remote group: a port moving between groups then
+//!   makes Neutron's OVS agent rewrite that port's flows alone, not every port of the network.
 //! - A policy that cannot be read allows nothing and isolates every pod of its namespace in its
 //!   directions: the safer side.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -56,8 +57,8 @@ pub struct GroupRule {
 /// What the Network and its namespaces say.
 #[derive(Clone, Copy, Debug)]
 pub struct NetworkView<'a> {
-    /// The router's address on the subnet.
-    pub gateway: Ipv4Addr,
+    /// The Network's subnet (`spec.cidr`).
+    pub subnet: Ipv4Net,
     /// The policies of the namespaces whose pods are on the Network.
     pub policies: &'a [NetworkPolicy],
     /// Those namespaces, with their labels.
@@ -132,8 +133,8 @@ impl NetworkView<'_> {
         }
     }
 
-    /// "Anywhere" as the Network's pods can be reached or reach out: for ingress the network
-    /// (its pods and its router's address), for egress every address.
+    /// "Anywhere" as the Network's pods can be reached or reach out: for ingress the network's
+    /// subnet (its pods and its router's address), for egress every address.
     fn anywhere_in_network(
         &self,
         direction: Direction,
@@ -141,11 +142,7 @@ impl NetworkView<'_> {
         ports: Option<(u16, u16)>,
     ) -> BTreeSet<GroupRule> {
         let remotes = match direction {
-            Direction::Ingress => vec![
-                RemoteRef::Group(GroupRef::Network),
-                RemoteRef::Group(GroupRef::Group(GroupKey::Isolated)),
-                RemoteRef::Cidr(Ipv4Net::from(self.gateway)),
-            ],
+            Direction::Ingress => vec![RemoteRef::Cidr(self.subnet.trunc())],
             Direction::Egress => vec![RemoteRef::Cidr(Ipv4Net::default())],
         };
         remotes

@@ -1,10 +1,13 @@
 //! The groups of a Network's pods under the API reference's example policies.
 
+use std::net::Ipv4Addr;
+
 use serde_json::json;
 
 use super::*;
 
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
+/// The Network's subnet (its router is 10.244.0.1).
+const SUBNET: &str = "10.244.0.0/16";
 
 fn policy(name: &str, spec: serde_json::Value) -> NetworkPolicy {
     serde_json::from_value(json!({
@@ -44,7 +47,7 @@ fn view<'a>(
     pods: &'a BTreeMap<String, PodView>,
 ) -> NetworkView<'a> {
     NetworkView {
-        gateway: GATEWAY,
+        subnet: SUBNET.parse().unwrap(),
         policies,
         namespaces,
         pods,
@@ -82,14 +85,13 @@ fn the_network(
     protocol: Option<&str>,
     ports: Option<(u16, u16)>,
 ) -> Vec<GroupRule> {
-    [
-        RemoteRef::Group(GroupRef::Network),
-        RemoteRef::Group(group(GroupKey::Isolated)),
-        RemoteRef::Cidr("10.244.0.1/32".parse().unwrap()),
-    ]
-    .into_iter()
-    .map(|remote| rule(direction, protocol, ports, remote))
-    .collect()
+    // The subnet (its pods and router), never a remote group: see the module's guarantees.
+    vec![rule(
+        direction,
+        protocol,
+        ports,
+        RemoteRef::Cidr(SUBNET.parse().unwrap()),
+    )]
 }
 
 #[test]

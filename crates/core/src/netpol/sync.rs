@@ -7,8 +7,9 @@
 //!   deleted. A port moved between two sets of groups never passes through one that allows more
 //!   than either, and a group is deleted only once no port wanted carries it.
 //! - Every rule of a NetworkPolicy group is Stackube's (the group is): a rule not wanted, Neutron's
-//!   default egress rules of a new group included, is removed. On the Network's own group only
-//!   the rule admitting the isolated pods is ours to add and remove.
+//!   default egress rules of a new group included, is removed. Nothing is added to the Network's
+//!   own group (its subnet's CIDR admits isolated pods too); the remote-group rule an older
+//!   Stackube added there for them is removed.
 //! - Ports of pods not in the desired set (not known yet, or pooled) are left alone.
 //! - Group names are the same for the same key, so a crash between making a group and using it
 //!   leaves a group that the next plan finds and uses, or deletes.
@@ -61,7 +62,8 @@ pub struct ObservedGroup {
 pub struct Observed {
     /// The Network's own group.
     pub network_group: String,
-    /// The id of the Network group's rule admitting the isolated pods, if there is one.
+    /// The id of a rule an older Stackube added to the Network's group, admitting the isolated
+    /// pods' group (a remote group; the subnet's CIDR does it now): removed.
     pub network_rule: Option<String>,
     /// The NetworkPolicy groups.
     pub groups: Vec<ObservedGroup>,
@@ -84,11 +86,6 @@ pub enum Step {
         /// The rule.
         rule: ConcreteRule,
     },
-    /// Admit the isolated pods' group into the Network's group.
-    AddNetworkRule {
-        /// The isolated pods' group id.
-        remote_group: String,
-    },
     /// Set a port's groups.
     SetPortGroups {
         /// The port.
@@ -96,7 +93,8 @@ pub enum Step {
         /// Its groups, sorted.
         groups: Vec<String>,
     },
-    /// Remove a rule (of a NetworkPolicy group, or the Network group's rule for isolated pods).
+    /// Remove a rule (of a NetworkPolicy group, or the older Network group's rule for isolated
+    /// pods).
     RemoveRule {
         /// Its id.
         id: String,
@@ -203,17 +201,8 @@ pub fn sync(network: &str, desired: &Desired, observed: &Observed) -> Vec<Step> 
             }
         }
     }
-    let isolated = ids(&GroupRef::Group(GroupKey::Isolated));
-    match (&isolated, &observed.network_rule) {
-        (Some(remote_group), None) if desired.groups.contains_key(&GroupKey::Isolated) => {
-            adds.push(Step::AddNetworkRule {
-                remote_group: remote_group.clone(),
-            });
-        }
-        (_, Some(id)) if !desired.groups.contains_key(&GroupKey::Isolated) => {
-            removes.push(Step::RemoveRule { id: id.clone() });
-        }
-        _ => {}
+    if let Some(id) = &observed.network_rule {
+        removes.push(Step::RemoveRule { id: id.clone() });
     }
     let mut moves = Vec::new();
     for (uid, refs) in &desired.ports {

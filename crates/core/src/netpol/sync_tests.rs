@@ -1,7 +1,5 @@
 //! Steps from what Neutron holds to what the policies want.
 
-use std::net::Ipv4Addr;
-
 use serde_json::json;
 
 use super::*;
@@ -41,7 +39,7 @@ fn wanted() -> Desired {
     ]);
     let policies = policies();
     desired(NetworkView {
-        gateway: Ipv4Addr::new(10, 244, 0, 1),
+        subnet: "10.244.0.0/16".parse().unwrap(),
         policies: &policies,
         namespaces: &namespaces,
         pods: &pods,
@@ -146,12 +144,9 @@ fn then_rules_are_added_ports_moved_defaults_removed_in_that_order() {
     assert!(
         steps[..first_move]
             .iter()
-            .all(|s| matches!(s, Step::AddRule { .. } | Step::AddNetworkRule { .. }))
+            .all(|s| matches!(s, Step::AddRule { .. }))
     );
     assert!(first_move < first_removal);
-    assert!(steps.contains(&Step::AddNetworkRule {
-        remote_group: "I".into()
-    }));
     assert!(steps.contains(&Step::SetPortGroups {
         port: "p-web".into(),
         groups: vec!["D".into(), "E".into(), "I".into()],
@@ -176,6 +171,32 @@ fn then_rules_are_added_ports_moved_defaults_removed_in_that_order() {
         BTreeSet::from(["D-e4", "D-e6", "E-e6", "I-e4", "I-e6"])
     );
     assert!(!steps.iter().any(|s| matches!(s, Step::DeleteGroup { .. })));
+}
+
+#[test]
+fn the_network_group_gains_no_rule_and_an_older_stackubes_is_removed() {
+    // Isolated pods are admitted by the Network group's subnet rule: nothing names their group.
+    let observed = made(&[("deny", "D"), ("open-egress", "E"), ("isolated", "I")]);
+    let steps = sync(NETWORK, &wanted(), &observed);
+    let rules_in_network_group = steps.iter().any(
+        |s| matches!(s, Step::AddRule { group, rule } if group == "G" || rule.remote_group.is_some()),
+    );
+    assert!(!rules_in_network_group, "{steps:?}");
+
+    // The remote-group rule an older Stackube added there goes, policies or not.
+    for wanted in [wanted(), Desired::default()] {
+        let older = Observed {
+            network_rule: Some("G-isolated".into()),
+            ..observed.clone()
+        };
+        let steps = sync(NETWORK, &wanted, &older);
+        assert!(
+            steps.contains(&Step::RemoveRule {
+                id: "G-isolated".into()
+            }),
+            "{steps:?}"
+        );
+    }
 }
 
 #[test]
@@ -209,11 +230,6 @@ fn once_applied_nothing_is_left_to_do_and_a_deleted_policy_undoes_it_all() {
             groups: vec!["G".into()]
         }
     );
-    let network_rule = applied
-        .network_rule
-        .clone()
-        .expect("the isolated pods admitted");
-    assert!(steps.contains(&Step::RemoveRule { id: network_rule }));
     let deleted: Vec<&Step> = steps
         .iter()
         .filter(|s| matches!(s, Step::DeleteGroup { .. }))
@@ -302,7 +318,6 @@ impl Neutron {
                     .unwrap();
                 g.rules.push(ObservedRule { id, rule });
             }
-            Step::AddNetworkRule { .. } => self.observed.network_rule = Some(self.id()),
             Step::SetPortGroups { port, groups } => {
                 let entry = self
                     .observed

@@ -2,10 +2,16 @@
 //! ports in.
 //!
 //! # Guarantees
-//! - The network's pods accept each other's traffic ([`GroupRule::Members`]) and the traffic of
-//!   its router's address on the subnet ([`GroupRule::From`] the gateway): stackube-proxy
+//! - The network's pods accept the traffic of its subnet ([`GroupRule::From`] the subnet's CIDR):
+//!   each other's, whatever groups NetworkPolicy gives them (Neutron's port security keeps a
+//!   port to its own address), and its router's address on the subnet: stackube-proxy
 //!   source-NATs Service traffic to that address so that replies go back through the router,
 //!   and only DNAT'ed Service traffic (and the router's own ICMP errors) comes from it.
+//! - No rule names a remote group: a port joining or leaving a group then makes Neutron's OVS
+//!   agent rewrite that port's flows alone. With the group as its own remote group (Stackube
+//!   before 2026-12), each NetworkPolicy move rewrote every port of the network: a policy over
+//!   10 pods took some 30 s more to be enforced. The older rules ([`GroupRule::Members`], the
+//!   gateway's /32) are Stackube's and removed.
 //! - Egress is open: Neutron gives every new group its two egress rules.
 //! - Nothing else gets in: other tenants, the external network and the hosts do not (their
 //!   Service traffic, LoadBalancer traffic included, arrives from the router's address, and
@@ -20,7 +26,7 @@ use super::{Action, Observed};
 /// An ingress IPv4 rule of a Network's group, all protocols and ports.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum GroupRule {
-    /// From the ports in the group itself (the network's pods).
+    /// From the ports in the group itself: an older Stackube's, never wanted now.
     Members,
     /// From this CIDR.
     From(String),
@@ -58,18 +64,33 @@ impl ObservedRule {
     }
 }
 
-/// The rules of the group of a Network whose subnet's gateway (the router's address on it) is
-/// `gateway`, and which admits the CIDRs `admitted` too (the cluster network's
-/// `cluster-network-admit`; nothing for a tenant's).
-pub fn group_rules(gateway: &str, admitted: &[String]) -> Vec<GroupRule> {
-    let mut rules = vec![GroupRule::Members, GroupRule::From(format!("{gateway}/32"))];
+/// The rules of the group of a Network whose subnet is `cidr` (the router's address on it
+/// included), and which admits the CIDRs `admitted` too (the cluster network's
+/// `cluster-network-admit`; nothing for a tenant's). `cidr` is written as Neutron stores it
+/// (its host bits cleared), so that the rule is found again.
+pub fn group_rules(cidr: &str, admitted: &[String]) -> Vec<GroupRule> {
+    let subnet = canonical(cidr);
+    let mut rules = vec![GroupRule::From(subnet.clone())];
     rules.extend(
         admitted
             .iter()
-            .filter(|cidr| **cidr != format!("{gateway}/32"))
-            .map(|cidr| GroupRule::From(cidr.clone())),
+            .map(|cidr| canonical(cidr))
+            .filter(|cidr| *cidr != subnet)
+            .map(GroupRule::From),
     );
     rules
+}
+
+/// `cidr` with its host bits cleared (`10.244.1.0/16` → `10.244.0.0/16`), as Neutron stores a
+/// remote prefix; a bare address becomes a /32; anything else is left as it is.
+fn canonical(cidr: &str) -> String {
+    if let Ok(net) = cidr.parse::<ipnet::IpNet>() {
+        net.trunc().to_string()
+    } else if let Ok(ip) = cidr.parse::<std::net::IpAddr>() {
+        ipnet::IpNet::from(ip).to_string()
+    } else {
+        cidr.to_owned()
+    }
 }
 
 /// The group's actions: add the wanted rules it lacks, remove the rules of Stackube's it has
@@ -127,7 +148,7 @@ mod tests {
             &owner(),
             observed,
             "ext",
-            &group_rules("10.244.0.1", admitted),
+            &group_rules("10.244.0.0/16", admitted),
         )
         .into_iter()
         .filter(|a| {
@@ -150,50 +171,48 @@ mod tests {
     }
 
     #[test]
-    fn the_group_admits_its_members_and_the_routers_address_and_converges() {
-        let members = GroupRule::Members;
-        let router = GroupRule::From("10.244.0.1/32".into());
+    fn the_group_admits_its_subnet_and_converges() {
+        let subnet = GroupRule::From("10.244.0.0/16".into());
         let cases = [
             (
                 "no group yet",
                 None,
                 vec![
                     Action::CreateSecurityGroup,
-                    Action::AddGroupRule(members.clone()),
-                    Action::AddGroupRule(router.clone()),
+                    Action::AddGroupRule(subnet.clone()),
                 ],
             ),
             (
-                "crash after creating the group, before tagging it or adding rules",
+                "crash after creating the group, before tagging it or adding its rule",
                 Some(group(false, vec![])),
                 vec![
                     Action::Tag {
                         collection: Collection::SecurityGroups,
                         id: "g".into(),
                     },
-                    Action::AddGroupRule(members.clone()),
-                    Action::AddGroupRule(router.clone()),
+                    Action::AddGroupRule(subnet.clone()),
                 ],
             ),
             (
-                "crash between the two rules",
-                Some(group(true, vec![members.clone()])),
-                vec![Action::AddGroupRule(router.clone())],
-            ),
-            (
-                "a rule of ours for another gateway is replaced",
+                "an older Stackube's rules (members as a remote group, the gateway) are replaced",
                 Some(group(
                     true,
-                    vec![members.clone(), GroupRule::From("10.244.0.254/32".into())],
+                    vec![GroupRule::Members, GroupRule::From("10.244.0.1/32".into())],
                 )),
                 vec![
-                    Action::AddGroupRule(router.clone()),
+                    Action::AddGroupRule(subnet.clone()),
+                    Action::RemoveGroupRule { id: "r0".into() },
                     Action::RemoveGroupRule { id: "r1".into() },
                 ],
             ),
             (
+                "crash after adding the subnet's rule, before removing the older ones",
+                Some(group(true, vec![GroupRule::Members, subnet.clone()])),
+                vec![Action::RemoveGroupRule { id: "r0".into() }],
+            ),
+            (
                 "all in place",
-                Some(group(true, vec![router.clone(), members.clone()])),
+                Some(group(true, vec![subnet.clone()])),
                 vec![],
             ),
         ];
@@ -207,12 +226,28 @@ mod tests {
     }
 
     #[test]
+    fn cidrs_are_written_as_neutron_stores_them() {
+        let cases = [
+            ("10.244.0.0/16", "10.244.0.0/16"),
+            ("10.244.1.7/16", "10.244.0.0/16"),
+            ("198.51.100.1", "198.51.100.1/32"),
+            ("not a cidr", "not a cidr"),
+        ];
+        for (cidr, want) in cases {
+            assert_eq!(
+                group_rules(cidr, &[]),
+                vec![GroupRule::From(want.into())],
+                "{cidr}"
+            );
+        }
+    }
+
+    #[test]
     fn the_admitted_cidrs_are_added_and_withdrawn_but_others_rules_stay() {
-        let members = GroupRule::Members;
-        let router = GroupRule::From("10.244.0.1/32".into());
+        let subnet = GroupRule::From("10.244.0.0/16".into());
         let node = GroupRule::From("198.51.100.1/32".into());
-        let admitted = vec!["198.51.100.1/32".to_owned()];
-        let mut foreign = group(true, vec![members.clone(), router.clone()]);
+        let admitted = vec!["198.51.100.1".to_owned()];
+        let mut foreign = group(true, vec![subnet.clone()]);
         foreign.rules.push(ObservedRule {
             rule: GroupRule::From("192.0.2.0/24".into()),
             id: "theirs".into(),
@@ -221,27 +256,27 @@ mod tests {
         let cases = [
             (
                 "admitted, not there yet",
-                group(true, vec![members.clone(), router.clone()]),
+                group(true, vec![subnet.clone()]),
                 admitted.clone(),
                 vec![Action::AddGroupRule(node.clone())],
             ),
             (
                 "admitted and there",
-                group(true, vec![members.clone(), router.clone(), node.clone()]),
+                group(true, vec![subnet.clone(), node.clone()]),
                 admitted.clone(),
                 vec![],
             ),
             (
                 "no longer admitted",
-                group(true, vec![members.clone(), router.clone(), node.clone()]),
+                group(true, vec![subnet.clone(), node.clone()]),
                 vec![],
-                vec![Action::RemoveGroupRule { id: "r2".into() }],
+                vec![Action::RemoveGroupRule { id: "r1".into() }],
             ),
             ("someone else's rule stays", foreign, vec![], vec![]),
             (
-                "the gateway listed again is not a second rule",
-                group(true, vec![members.clone(), router.clone()]),
-                vec!["10.244.0.1/32".to_owned()],
+                "the subnet listed again is not a second rule",
+                group(true, vec![subnet.clone()]),
+                vec!["10.244.0.0/16".to_owned()],
                 vec![],
             ),
         ];

@@ -57,7 +57,8 @@ fn only_the_tenant_projects_own_unshared_internal_network_is_adopted() {
 use crate::ownership::OwnerKind;
 
 const EXT: &str = "ext-net";
-const GATEWAY: &str = "10.244.0.1";
+/// The Network's subnet.
+const CIDR: &str = "10.244.0.0/16";
 
 fn owner() -> Owner {
     Owner {
@@ -94,7 +95,7 @@ fn plans_converge_from_every_partial_state() {
         ports: vec![],
         security_group: Some(ObservedGroup {
             resource: res("g", true),
-            rules: group_rules(GATEWAY, &[])
+            rules: group_rules(CIDR, &[])
                 .into_iter()
                 .enumerate()
                 .map(|(i, r)| ObservedRule::ours(r, format!("r{i}")))
@@ -111,8 +112,7 @@ fn plans_converge_from_every_partial_state() {
                 CreateRouter,
                 AddRouterInterface,
                 CreateSecurityGroup,
-                AddGroupRule(GroupRule::Members),
-                AddGroupRule(GroupRule::From("10.244.0.1/32".into())),
+                AddGroupRule(GroupRule::From(CIDR.into())),
             ],
         ),
         ("all in place", full.clone(), vec![]),
@@ -173,7 +173,7 @@ fn plans_converge_from_every_partial_state() {
     ];
     for (case, observed, want) in cases {
         assert_eq!(
-            plan(&owner(), &observed, EXT, &group_rules(GATEWAY, &[])),
+            plan(&owner(), &observed, EXT, &group_rules(CIDR, &[])),
             want,
             "{case}"
         );
