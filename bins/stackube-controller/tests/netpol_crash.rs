@@ -32,25 +32,35 @@ const READY: Duration = Duration::from_secs(180);
 const CONVERGED: Duration = Duration::from_secs(180);
 /// Kills while the policies are applied, and again while they are taken away (at most).
 const KILLS: usize = 8;
-/// The pause between seeing a restarted controller at work and killing it: applying these
-/// policies takes it some 10 s (each group, rule and port is one Neutron call); taking them away
-/// is quicker (under a second on a fast machine once it has restarted), so its pauses are shorter.
-const APPLY_PAUSE_MS: std::ops::RangeInclusive<u64> = 0..=800;
-const REMOVAL_PAUSE_MS: std::ops::RangeInclusive<u64> = 0..=300;
+/// A restarted controller is killed once it has begun its k-th Neutron step (a group made, a
+/// rule added, a port moved, …: the debug line `NetworkPolicy step` it writes to its log before
+/// each call), k drawn from these ranges. Applying these policies is some 60 steps, taking them
+/// away some 20 (12 ports moved back, then 8 groups deleted), and steps of a kind run 8 at once,
+/// in a second or two: a pause in time would mostly miss the work. The log, written
+/// synchronously, shows a step as it begins, and counts from any offset (a restart, a phase).
+const APPLY_STEPS: std::ops::RangeInclusive<usize> = 1..=12;
+const REMOVAL_STEPS: std::ops::RangeInclusive<usize> = 1..=6;
 /// Kills that all missed the work would test nothing: rounds of apply and removal are repeated
 /// (up to `ROUNDS`) until each phase has had this many kills in the middle of its work.
 const MIN_KILLS_IN_WORK: usize = 3;
 const ROUNDS: usize = 3;
 
-/// The pods: name, `app` label, and the port named `http` (the two `a` pods differ, so a policy
-/// naming it resolves to two groups).
-const PODS: [(&str, &str, Option<i32>); 6] = [
+/// The pods: name, `app` label, and the port named `http` (the `a` pods differ, so a policy
+/// naming it resolves to two groups). Twelve, more than the controller's 8 calls in flight: a
+/// kill while it moves them leaves some unsent, whatever Neutron does with those in flight.
+const PODS: [(&str, &str, Option<i32>); 12] = [
     ("p0", "a", Some(8080)),
     ("p1", "b", None),
     ("p2", "c", None),
     ("p3", "a", Some(8081)),
     ("p4", "b", None),
     ("p5", "c", None),
+    ("p6", "a", Some(8080)),
+    ("p7", "b", None),
+    ("p8", "c", None),
+    ("p9", "a", Some(8081)),
+    ("p10", "b", None),
+    ("p11", "c", None),
 ];
 
 /// One tenant of the test, as Neutron and kube-apiserver know it.
@@ -325,34 +335,61 @@ async fn delete_policies(client: &Client, namespace: &str) {
     }
 }
 
+/// The Neutron steps begun since the controller's log was `from` bytes long.
+fn steps_begun(controller: &Controller, from: u64) -> usize {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut text = String::new();
+    if let Ok(mut log) = std::fs::File::open(&controller.log) {
+        let _ = log.seek(SeekFrom::Start(from));
+        let _ = log.read_to_string(&mut text);
+    }
+    text.matches("NetworkPolicy step").count()
+}
+
+/// How long the controller's log is now.
+fn log_len(controller: &Controller) -> u64 {
+    std::fs::metadata(&controller.log).map_or(0, |m| m.len())
+}
+
 /// Kills the controller in the middle of its work, up to `KILLS` times, and starts it again each
-/// time: once Neutron's state has changed since the kill before (the running controller is at
-/// work), after a further random pause. Returns how many kills fell before the work was done
-/// (Neutron's state not yet `done`); stops early when it is.
+/// time: once it has begun its k-th Neutron step of the phase, or since its restart (k at random
+/// in `steps`).
+/// Returns how many kills fell before the work was done (Neutron's state not yet `done`); stops
+/// early when it is, killed or not.
 async fn kill_in_work(
     controller: &mut Controller,
     test_env: &Env,
     case: &Case,
     what: &str,
-    pauses: std::ops::RangeInclusive<u64>,
+    steps: std::ops::RangeInclusive<usize>,
     done: &Snapshot,
 ) -> usize {
     let os = &test_env.os;
-    let mut before = snapshot(os, case).await;
     let mut in_work = 0;
+    let mut from = log_len(controller);
     for i in 0..KILLS {
+        let k = rand::random_range(steps.clone());
         let deadline = Instant::now() + CONVERGED;
-        while snapshot(os, case).await == before {
+        let mut checked = Instant::now();
+        while steps_begun(controller, from) < k {
+            if checked.elapsed() > Duration::from_secs(2) {
+                if snapshot(os, case).await == *done {
+                    eprintln!(
+                        "{what}: done before step {k} of the process started {}",
+                        i + 1
+                    );
+                    return in_work;
+                }
+                checked = Instant::now();
+            }
             assert!(
                 Instant::now() < deadline,
-                "{what}: the controller changed nothing within {CONVERGED:?}, Neutron still \
-                 holds {before:#?}; log: {}",
+                "{what}: the controller began fewer than {k} steps within {CONVERGED:?} and \
+                 Neutron does not hold what it should; log: {}",
                 controller.log.display()
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let pause = rand::random_range(pauses.clone());
-        tokio::time::sleep(Duration::from_millis(pause)).await;
         assert!(
             controller.is_running(),
             "the controller died by itself; log: {}",
@@ -362,18 +399,18 @@ async fn kill_in_work(
         let now = snapshot(os, case).await;
         let finished = &now == done;
         eprintln!(
-            "{what}: kill {}/{KILLS}, {pause} ms into its work: {} groups, {} ports moved{}",
+            "{what}: kill {}/{KILLS} at step {k}: {} groups, {} ports moved{}",
             i + 1,
             now.groups.len(),
             now.ports.iter().filter(|(_, g)| g != &["network"]).count(),
             if finished { " (done)" } else { "" }
         );
+        from = log_len(controller);
         controller.restart(test_env.env);
         if finished {
             break;
         }
         in_work += 1;
-        before = now;
     }
     in_work
 }
@@ -420,7 +457,7 @@ async fn killed_while_applying_policies_the_controller_converges_and_leaks_nothi
             &test_env,
             &crashy,
             &what,
-            APPLY_PAUSE_MS,
+            APPLY_STEPS,
             &reference,
         )
         .await;
@@ -438,7 +475,7 @@ async fn killed_while_applying_policies_the_controller_converges_and_leaks_nothi
             &test_env,
             &crashy,
             &what,
-            REMOVAL_PAUSE_MS,
+            REMOVAL_STEPS,
             &clean,
         )
         .await;

@@ -112,7 +112,7 @@ fn why(s: &mut String, outcomes: &[Outcome], small: usize, large: usize, lost: u
         s,
         "- **{large} pods**: half {:.2} s, all {:.2} s, ports moved at {:.2} s. Each pod more adds \
          {:.0} ms to the last one's time and {:.0} ms to the controller's (from the two sizes' \
-         medians; it moves one port at a time, a Neutron port update each).",
+         medians; a Neutron port update per pod, 8 in flight).",
         p50(large),
         all(large),
         moved(large),

@@ -73,15 +73,14 @@ fn extra(s: &mut String, runc: &Of<'_>, gvisor: &Of<'_>, pods: usize) {
         let container = diff(&|of| kubelet(of, |m| m.container));
         let _ = writeln!(
             s,
-            "  Where it goes ({shape}, means of the kubelet's metrics): of gVisor's {to_ready:+.2} \
-             s to Ready, containerd's RunPodSandbox takes {sandbox:+.2} s ({:.0}%; {:.2} s \
-             against {:.2} s: runsc boots the sandbox's own kernel, the Sentry, with its Gofer, \
-             where runc starts one pause process; kubestack's ADD in it is {:.0} ms against \
-             {:.0} ms, from the pool either way), CreateContainer + StartContainer \
-             {container:+.2} s ({:.2} s against {:.2} s), the kubelet's first sync's other steps \
-             {:+.2} s, and {:+.2} s fall outside that sync (the kubelet learning of the pod, its \
-             status update, the watch).",
-            pct(sandbox, to_ready),
+            "  Where it goes ({shape}, means of the kubelet's metrics): gVisor's pods are \
+             {to_ready:+.2} s from runc's to Ready; containerd's RunPodSandbox differs by \
+             {sandbox:+.2} s ({:.2} s against {:.2} s: runsc boots the sandbox's own kernel, the \
+             Sentry, with its Gofer, where runc starts one pause process; kubestack's ADD in it is \
+             {:.0} ms against {:.0} ms, from the pool either way), CreateContainer + \
+             StartContainer by {container:+.2} s ({:.2} s against {:.2} s), the kubelet's first \
+             sync's other steps by {:+.2} s, and what falls outside that sync (the kubelet \
+             learning of the pod, its status update, the watch) by {:+.2} s.",
             kubelet(gvisor, |m| m.run_sandbox),
             kubelet(runc, |m| m.run_sandbox),
             add(gvisor),
