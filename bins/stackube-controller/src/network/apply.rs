@@ -11,6 +11,7 @@ use kube::{Resource, ResourceExt};
 use stackube_core::conditions::{Reason, Status, Type};
 use stackube_core::network::{
     Action as Step, AdoptionCandidate, Collection, GroupRule, adoption_refusal, group_rules, plan,
+    subnet_rule,
 };
 use stackube_core::ownership::Owner;
 use stackube_core::{cluster, naming};
@@ -366,10 +367,9 @@ impl Applier<'_> {
                 let Some(group) = &ids.security_group else {
                     return Ok(());
                 };
-                let subnet = group_rules(self.cidr, &[]);
                 let (remote_group_id, remote_ip_prefix, what) = match rule {
                     GroupRule::Members => (Some(group.clone()), None, "the network's pods"),
-                    GroupRule::From(cidr) if subnet.contains(rule) => (
+                    GroupRule::From(cidr) if *rule == subnet_rule(self.cidr) => (
                         None,
                         Some(cidr.clone()),
                         "the network's pods and its router (Service traffic)",

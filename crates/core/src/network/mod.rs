@@ -13,7 +13,7 @@
 
 mod security_group;
 
-pub use security_group::{GroupRule, ObservedGroup, ObservedRule, group_rules};
+pub use security_group::{GroupRule, ObservedGroup, ObservedRule, group_rules, subnet_rule};
 
 use crate::conditions::Reason;
 use crate::ownership::Owner;

@@ -69,16 +69,20 @@ impl ObservedRule {
 /// `cluster-network-admit`; nothing for a tenant's). `cidr` is written as Neutron stores it
 /// (its host bits cleared), so that the rule is found again.
 pub fn group_rules(cidr: &str, admitted: &[String]) -> Vec<GroupRule> {
-    let subnet = canonical(cidr);
-    let mut rules = vec![GroupRule::From(subnet.clone())];
+    let subnet = subnet_rule(cidr);
+    let mut rules = vec![subnet.clone()];
     rules.extend(
         admitted
             .iter()
-            .map(|cidr| canonical(cidr))
-            .filter(|cidr| *cidr != subnet)
-            .map(GroupRule::From),
+            .map(|cidr| GroupRule::From(canonical(cidr)))
+            .filter(|rule| *rule != subnet),
     );
     rules
+}
+
+/// The rule admitting the subnet `cidr` (its pods and its router's address).
+pub fn subnet_rule(cidr: &str) -> GroupRule {
+    GroupRule::From(canonical(cidr))
 }
 
 /// `cidr` with its host bits cleared (`10.244.1.0/16` → `10.244.0.0/16`), as Neutron stores a
