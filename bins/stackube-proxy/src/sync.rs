@@ -105,9 +105,10 @@ impl Proxy {
             let started = Instant::now();
             let (kind, result, frontends) = match (self.applied.get(router), changes.get(router)) {
                 (None, _) => {
-                    // Made as nft reads it: at 10,000 Services its text is megabytes.
-                    let mut commands = nft::full_lazy(&self.table, &table.spec);
-                    let result = self.ruleset.apply_streamed(&netns, &mut commands).await;
+                    let result = self
+                        .ruleset
+                        .full_sync(&netns, &self.table, &table.spec)
+                        .await;
                     ("full", result, None)
                 }
                 (Some(_), None) => continue,

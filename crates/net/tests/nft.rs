@@ -4,53 +4,17 @@
 //! by hand), a refused transaction that changes nothing, and conntrack asked to delete entries.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::PathBuf;
-use std::process::Command;
 
 use stackube_core::proxy::conntrack::StaleEntries;
 use stackube_core::proxy::nft::{self, Command as Nft};
 use stackube_core::proxy::{Backend, Frontend, FrontendSpec, Protocol, TableSpec};
 use stackube_net::nft::{Nft as Real, Ruleset};
 
+mod common;
+
+use common::Netns;
+
 const TABLE: &str = "stackube-proxy";
-
-/// A named network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        // Unique per test of this process, which run in parallel.
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("stackube-nft-{}-{n}", std::process::id());
-        let status = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("ip runs");
-        assert!(status.success(), "ip netns add {name}");
-        Netns(name)
-    }
-
-    fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.0))
-    }
-
-    fn nft(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft"])
-            .args(args)
-            .output()
-            .expect("nft runs");
-        assert!(out.status.success(), "nft {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 fn spec(endpoints: &[u8], affinity: Option<u32>) -> TableSpec {
     let mut spec = TableSpec::new(["10.96.0.0/12".parse().expect("cidr")]);

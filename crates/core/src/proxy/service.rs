@@ -49,6 +49,15 @@ impl Protocol {
         }
     }
 
+    /// The IP protocol number, as `meta l4proto` holds it.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+            Protocol::Sctp => 132,
+        }
+    }
+
     /// Whether connection tracking entries outlive a changed endpoint set (no handshake ends
     /// them), so that they must be cleared: UDP and SCTP.
     pub fn needs_conntrack_cleanup(self) -> bool {

@@ -12,12 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
 
 use async_trait::async_trait;
+use stackube_core::proxy::TableSpec;
 use stackube_core::proxy::conntrack::StaleEntries;
-use stackube_core::proxy::nft::Command;
+use stackube_core::proxy::nft::{self, Command, raw};
 use tokio::sync::mpsc;
 
 use crate::{NetError, Result, netns};
 
+mod netlink;
+mod replace;
 mod rules;
 
 /// A namespace's nftables, as stackube-proxy uses it.
@@ -38,6 +41,12 @@ pub trait Ruleset: Send + Sync {
     ) -> Result<()> {
         let commands: Vec<Command> = commands.collect();
         self.apply(netns, &commands).await
+    }
+    /// Replaces table `inet table` in the namespace at `netns` with `spec`'s (a full sync). By
+    /// default, [`nft::full_lazy`]'s commands applied as one transaction.
+    async fn full_sync(&self, netns: &Path, table: &str, spec: &TableSpec) -> Result<()> {
+        self.apply_streamed(netns, &mut nft::full_lazy(table, spec))
+            .await
     }
     /// How many rules chain `chain` of table `inet table` has (0 when the table or the chain does
     /// not exist).
@@ -142,6 +151,27 @@ async fn send_text(commands: &mut (dyn Iterator<Item = Command> + Send), tx: mps
     }
 }
 
+/// Runs `work` on a thread in the namespace at `netns`; its error is told after `context`.
+async fn in_netns<T: Send + 'static>(
+    netns: &Path,
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    context: impl FnOnce() -> String,
+) -> Result<T> {
+    let path = netns.to_owned();
+    let shown = path.display().to_string();
+    let result = tokio::task::spawn_blocking(move || {
+        netns::run_in(&path, move || {
+            work().map_err(|e| NetError::Other(e.to_string()))
+        })
+    })
+    .await
+    .map_err(|e| NetError::Other(format!("namespace task: {e}")))?;
+    result.map_err(|e| match e {
+        NetError::Other(message) => NetError::Other(format!("{} in {shown}: {message}", context())),
+        other => other,
+    })
+}
+
 /// The `conntrack -D` arguments of `entries`.
 fn conntrack_args(entries: &StaleEntries) -> Vec<String> {
     let frontend = match entries {
@@ -211,20 +241,53 @@ impl Ruleset for Nft {
         })
     }
 
-    async fn count_rules(&self, netns: &Path, table: &str, chain: &str) -> Result<usize> {
-        let (path, table, chain) = (netns.to_owned(), table.to_owned(), chain.to_owned());
-        tokio::task::spawn_blocking(move || {
-            let shown = path.display().to_string();
-            netns::run_in(&path, move || {
-                rules::count(&table, &chain).map_err(|e| {
-                    NetError::Other(format!(
-                        "cannot read chain {chain} of table inet {table} in {shown}: {e}"
-                    ))
-                })
-            })
-        })
+    /// The objects through `nft`, the elements through netlink: [`raw`]'s two transactions.
+    async fn full_sync(&self, netns: &Path, table: &str, spec: &TableSpec) -> Result<()> {
+        let replace = raw::replace(table, spec);
+        let name = table.to_owned();
+        let (chains, sets) = in_netns(
+            netns,
+            move || replace::inventory(&name),
+            || format!("cannot read the chains and sets of table inet {table}"),
+        )
+        .await?;
+        let kept = match replace.objects(&chains) {
+            Some(objects) => match self.apply(netns, &objects).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(
+                        netns = %netns.display(), table, error = %e,
+                        "the table cannot be kept as it is; making it afresh"
+                    );
+                    false
+                }
+            },
+            None => false,
+        };
+        let (chains, sets) = if kept {
+            raw::leftovers(&replace, &chains, &sets)
+        } else {
+            self.apply(netns, &replace.fresh_objects()).await?;
+            (Vec::new(), Vec::new())
+        };
+        let batch = replace::batch(table, replace.fills(), &chains, &sets);
+        let size = batch.len();
+        in_netns(
+            netns,
+            move || batch.send().map_err(std::io::Error::other),
+            || format!("the elements of table inet {table} ({size} bytes) were refused"),
+        )
         .await
-        .map_err(|e| NetError::Other(format!("namespace task: {e}")))?
+    }
+
+    async fn count_rules(&self, netns: &Path, table: &str, chain: &str) -> Result<usize> {
+        let (t, c) = (table.to_owned(), chain.to_owned());
+        in_netns(
+            netns,
+            move || rules::count(&t, &c),
+            || format!("cannot read chain {chain} of table inet {table}"),
+        )
+        .await
     }
 
     async fn delete_entries(&self, netns: &Path, entries: &[StaleEntries]) -> Result<usize> {

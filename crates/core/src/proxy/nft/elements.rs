@@ -75,11 +75,7 @@ pub(super) fn slots<'a>(
     endpoints
         .iter()
         .enumerate()
-        .map(move |(slot, endpoint)| Element {
-            key: slot_key(frontend, slot),
-            value: Some(Value::Data(endpoint_value(endpoint))),
-            comment: None,
-        })
+        .map(move |(slot, endpoint)| Entry::Slot(frontend, slot, endpoint).text())
 }
 
 /// A `service-addresses` element.
@@ -88,5 +84,32 @@ pub(super) fn address_element(ip: Ipv4Addr) -> Element {
         key: ip.to_string(),
         value: None,
         comment: None,
+    }
+}
+
+/// One element of a full sync, before it is written as nft text ([`Entry::text`]) or in the
+/// kernel's layout ([`Entry::raw`](super::raw)).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Entry<'a> {
+    /// An address of `service-addresses`.
+    Address(Ipv4Addr),
+    /// A frontend's element in `services` or `no-endpoints`.
+    Verdict(&'a Frontend, &'a FrontendSpec),
+    /// Slot `n` of a random frontend's bucket, and its endpoint.
+    Slot(&'a Frontend, usize, &'a SocketAddrV4),
+}
+
+impl Entry<'_> {
+    /// The element as nft text.
+    pub(super) fn text(self) -> Element {
+        match self {
+            Entry::Address(ip) => address_element(ip),
+            Entry::Verdict(frontend, spec) => verdict(frontend, spec).1,
+            Entry::Slot(frontend, slot, endpoint) => Element {
+                key: slot_key(frontend, slot),
+                value: Some(Value::Data(endpoint_value(endpoint))),
+                comment: None,
+            },
+        }
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use super::Command;
-use super::elements::{SetId, address_element, slots, verdict};
+use super::elements::{Entry, SetId};
 use super::parts::Parts;
 use crate::proxy::table::{Backend, TableSpec};
 
@@ -30,7 +30,21 @@ pub fn full_lazy<'a>(table: &'a str, spec: &'a TableSpec) -> impl Iterator<Item 
         },
         parts.add_table(),
     ];
-    commands.extend(parts.statics());
+    commands.extend(objects(parts, spec));
+    let elements = filled_sets(spec).into_iter().flat_map(move |set| {
+        let mut of_set = entries(spec, set).map(Entry::text);
+        std::iter::from_fn(move || {
+            let batch: Vec<_> = of_set.by_ref().take(ELEMENT_BATCH).collect();
+            (!batch.is_empty()).then(|| parts.add_elements(set, batch))
+        })
+    });
+    commands.into_iter().chain(elements)
+}
+
+/// The table's sets, maps, chains and rules, without elements: the static objects, the buckets,
+/// the affinity frontends' objects, the base chains.
+pub(super) fn objects(parts: Parts<'_>, spec: &TableSpec) -> Vec<Command> {
+    let mut commands = parts.statics();
     let buckets: BTreeSet<usize> = spec.random_sizes().collect();
     for n in &buckets {
         commands.extend(parts.bucket(*n));
@@ -41,40 +55,42 @@ pub fn full_lazy<'a>(table: &'a str, spec: &'a TableSpec) -> impl Iterator<Item 
         }
     }
     commands.extend(parts.base_chains(spec.service_cidrs()));
+    commands
+}
 
-    let sets = [SetId::ServiceAddresses, SetId::Services, SetId::NoEndpoints]
+/// The sets and maps a full sync fills, in order: `service-addresses`, `services`,
+/// `no-endpoints`, the buckets (the affinity sets are filled by the packet path).
+pub(super) fn filled_sets(spec: &TableSpec) -> Vec<SetId> {
+    let buckets: BTreeSet<usize> = spec.random_sizes().collect();
+    [SetId::ServiceAddresses, SetId::Services, SetId::NoEndpoints]
         .into_iter()
-        .chain(buckets.into_iter().map(SetId::Bucket));
-    let elements = sets.flat_map(move |set| {
-        let mut of_set: Box<dyn Iterator<Item = super::Element> + Send + 'a> = match set {
-            SetId::ServiceAddresses => Box::new(spec.addresses().map(address_element)),
-            SetId::Services | SetId::NoEndpoints => Box::new(
-                spec.frontends()
-                    .iter()
-                    .filter(move |(_, entry)| {
-                        matches!(entry.backend, Backend::Reject) == (set == SetId::NoEndpoints)
-                    })
-                    .map(|(frontend, entry)| verdict(frontend, entry))
-                    .filter(move |(id, _)| *id == set)
-                    .map(|(_, element)| element),
-            ),
-            SetId::Bucket(n) => {
-                Box::new(spec.frontends().iter().flat_map(move |(frontend, entry)| {
-                    match &entry.backend {
-                        Backend::Random(endpoints) if endpoints.len() == n => {
-                            Some(slots(frontend, endpoints))
-                        }
-                        _ => None,
-                    }
-                    .into_iter()
-                    .flatten()
-                }))
+        .chain(buckets.into_iter().map(SetId::Bucket))
+        .collect()
+}
+
+/// The elements of `set` in `spec`'s table, sorted.
+pub(super) fn entries(
+    spec: &TableSpec,
+    set: SetId,
+) -> Box<dyn Iterator<Item = Entry<'_>> + Send + '_> {
+    match set {
+        SetId::ServiceAddresses => Box::new(spec.addresses().map(Entry::Address)),
+        SetId::Services | SetId::NoEndpoints => Box::new(
+            spec.frontends()
+                .iter()
+                .filter(move |(_, entry)| {
+                    matches!(entry.backend, Backend::Reject) == (set == SetId::NoEndpoints)
+                })
+                .map(|(frontend, entry)| Entry::Verdict(frontend, entry)),
+        ),
+        SetId::Bucket(n) => Box::new(spec.frontends().iter().flat_map(move |(frontend, entry)| {
+            match &entry.backend {
+                Backend::Random(endpoints) if endpoints.len() == n => endpoints.as_slice(),
+                _ => &[],
             }
-        };
-        std::iter::from_fn(move || {
-            let batch: Vec<_> = of_set.by_ref().take(ELEMENT_BATCH).collect();
-            (!batch.is_empty()).then(|| parts.add_elements(set, batch))
-        })
-    });
-    commands.into_iter().chain(elements)
+            .iter()
+            .enumerate()
+            .map(move |(slot, endpoint)| Entry::Slot(frontend, slot, endpoint))
+        })),
+    }
 }

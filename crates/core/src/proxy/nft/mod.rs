@@ -15,6 +15,7 @@ mod full;
 pub mod model;
 mod names;
 mod parts;
+pub mod raw;
 mod render;
 mod update;
 

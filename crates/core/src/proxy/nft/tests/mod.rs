@@ -2,6 +2,7 @@
 //! syncs agree, all checked on the [`NftModel`].
 
 mod prop;
+mod raw;
 mod render;
 mod update;
 
