@@ -157,3 +157,33 @@ async fn after_a_flush_by_hand_or_over_a_set_of_another_type_the_table_is_made_a
     ns.nft(&["add", "element", "inet", TABLE, "services", "{ 192.0.2.1 }"]);
     same(&full_sync(&ns, &spec).await, &wanted);
 }
+
+#[tokio::test]
+async fn a_batch_of_over_a_thousand_messages_is_acknowledged_whole() {
+    // 300 affinity frontends of 2 endpoints go: 8 messages each (3 chains flushed and deleted,
+    // 2 sets deleted), more acknowledgements than a default receive buffer holds.
+    let ns = Netns::new();
+    let mut old = TableSpec::new(["10.96.0.0/12".parse().expect("cidr")]);
+    for n in 0..300u32 {
+        let sticky = Backend::new(endpoints(0x0af4_0000 + n * 2, 2), Some(60));
+        let comment = format!("test/s{n}");
+        let frontend = frontend(0x0a60_0000 + n, Protocol::Tcp, 80);
+        old.insert(
+            frontend,
+            FrontendSpec {
+                comment,
+                backend: sticky,
+            },
+        );
+    }
+    full_sync(&ns, &old).await;
+    let newer = table(2, 2);
+    // Its chains are made after the old table's base chains, so they list in another order.
+    let sorted = |text: &str| {
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        lines.join("\n")
+    };
+    let wanted = oracle(&newer).await;
+    same(&sorted(&full_sync(&ns, &newer).await), &sorted(&wanted));
+}

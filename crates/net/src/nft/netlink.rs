@@ -127,8 +127,10 @@ impl Writer {
 }
 
 /// A netlink socket for nf_tables in the calling thread's network namespace, its send buffer
-/// at least `send_buffer` bytes (root may raise it past `wmem_max`: a batch is one datagram).
-fn socket(send_buffer: usize) -> io::Result<Socket> {
+/// at least `send_buffer` bytes and its receive buffer at least `receive_buffer` (root may raise
+/// both past `wmem_max`/`rmem_max`: a batch is one datagram, and the kernel queues one
+/// acknowledgement per message before the first is read).
+fn socket(send_buffer: usize, receive_buffer: usize) -> io::Result<Socket> {
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
@@ -137,8 +139,15 @@ fn socket(send_buffer: usize) -> io::Result<Socket> {
     if send_buffer > 0 {
         setsockopt(&socket, sockopt::SndBufForce, &send_buffer)?;
     }
+    if receive_buffer > 0 {
+        setsockopt(&socket, sockopt::RcvBufForce, &receive_buffer)?;
+    }
     Ok(socket)
 }
+
+/// Receive buffer per acknowledged message: an acknowledgement's socket buffer takes under
+/// 1 KiB.
+const ACK_BUFFER: usize = 1024;
 
 /// The messages of one datagram: (type, sequence number, payload after the netlink header).
 fn messages(mut datagram: &[u8]) -> io::Result<Vec<(u16, u32, &[u8])>> {
@@ -167,7 +176,8 @@ fn errno(payload: &[u8]) -> i32 {
 /// Sends the batch `writer` holds and waits for the acknowledgement of every message that
 /// asked for one; the first error is returned with the sequence number of its message.
 pub(crate) fn send_batch(writer: &Writer, acked: &[u32]) -> Result<(), (Option<u32>, io::Error)> {
-    let socket = socket(writer.buf.len() + 64 * 1024).map_err(|e| (None, e))?;
+    let receive = (acked.len() * ACK_BUFFER).max(256 * 1024);
+    let socket = socket(writer.buf.len() + 64 * 1024, receive).map_err(|e| (None, e))?;
     socket.send(&writer.buf, 0).map_err(|e| (None, e))?;
     let mut waiting: std::collections::BTreeSet<u32> = acked.iter().copied().collect();
     let mut failed = None;
@@ -194,7 +204,7 @@ pub(crate) fn send_batch(writer: &Writer, acked: &[u32]) -> Result<(), (Option<u
 /// The payloads (after the nfgenmsg header) of the answers of type `answer` to the dump
 /// request `writer` holds; none when the kernel says the table does not exist.
 pub(crate) fn dump(writer: &Writer, answer: u16) -> io::Result<Vec<Vec<u8>>> {
-    let socket = socket(0)?;
+    let socket = socket(0, 0)?;
     socket.send(&writer.buf, 0)?;
     let mut out = Vec::new();
     loop {
