@@ -26,6 +26,8 @@ pub(crate) const NFT_MSG_GETSET: u16 = 10;
 pub(crate) const NFT_MSG_DELSET: u16 = 11;
 pub(crate) const NFT_MSG_NEWSETELEM: u16 = 12;
 pub(crate) const NFT_MSG_DELSETELEM: u16 = 14;
+pub(crate) const NFTA_RULE_TABLE: u16 = 1;
+pub(crate) const NFTA_RULE_CHAIN: u16 = 2;
 pub(crate) const NLM_F_REQUEST: u16 = 0x1;
 pub(crate) const NLM_F_ACK: u16 = 0x4;
 pub(crate) const NLM_F_DUMP: u16 = 0x300;
@@ -209,21 +211,33 @@ pub(crate) fn dump(writer: &Writer, answer: u16) -> io::Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
     loop {
         let (datagram, _) = socket.recv_from_full()?;
-        for (kind, _, payload) in messages(&datagram)? {
-            match kind {
-                NLMSG_DONE => return Ok(out),
-                NLMSG_ERROR => match errno(payload) {
-                    0 => {}
-                    ENOENT => return Ok(Vec::new()),
-                    e => return Err(io::Error::from_raw_os_error(e)),
-                },
-                k if k == (NFNL_SUBSYS_NFTABLES << 8) | answer => {
-                    out.push(payload.get(4..).unwrap_or_default().to_vec());
-                }
-                _ => {}
-            }
+        if dump_part(&datagram, answer, &mut out)? {
+            return Ok(out);
         }
     }
+}
+
+/// Adds the answers of type `answer` in one datagram of a dump to `out`; whether the dump
+/// ended (done, or the table does not exist: then `out` is emptied).
+fn dump_part(datagram: &[u8], answer: u16, out: &mut Vec<Vec<u8>>) -> io::Result<bool> {
+    for (kind, _, payload) in messages(datagram)? {
+        match kind {
+            NLMSG_DONE => return Ok(true),
+            NLMSG_ERROR => match errno(payload) {
+                0 => {}
+                ENOENT => {
+                    out.clear();
+                    return Ok(true);
+                }
+                e => return Err(io::Error::from_raw_os_error(e)),
+            },
+            k if k == (NFNL_SUBSYS_NFTABLES << 8) | answer => {
+                out.push(payload.get(4..).unwrap_or_default().to_vec());
+            }
+            _ => {}
+        }
+    }
+    Ok(false)
 }
 
 /// The top-level attributes of an answer's payload: (type without flags, data).
@@ -245,4 +259,54 @@ pub(crate) fn attributes(mut payload: &[u8]) -> Vec<(u16, &[u8])> {
 pub(crate) fn text(data: &[u8]) -> String {
     let end = data.iter().position(|b| *b == 0).unwrap_or(data.len());
     String::from_utf8_lossy(&data[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&((HEADER + payload.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0; 10]);
+        m.extend_from_slice(payload);
+        m
+    }
+
+    #[test]
+    fn a_message_names_its_attributes_padded_and_says_its_length() {
+        let mut w = Writer::default();
+        w.message(NFT_MSG_GETRULE, NLM_F_REQUEST | NLM_F_DUMP);
+        w.attr_str(1, "t");
+        w.attr_str(2, "nat-prerouting");
+        w.end();
+        let r = &w.buf;
+        assert_eq!(r.len() % 4, 0);
+        assert_eq!(
+            u32::from_ne_bytes(r[0..4].try_into().unwrap()) as usize,
+            r.len()
+        );
+        assert!(r.windows(15).any(|w| w == b"nat-prerouting\0"));
+    }
+
+    #[test]
+    fn answers_are_collected_until_done_and_a_missing_table_is_none() {
+        let rule = message((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE, &[0; 8]);
+        let mut out = Vec::new();
+        let mut datagram = [rule.clone(), rule.clone()].concat();
+        assert!(!dump_part(&datagram, NFT_MSG_NEWRULE, &mut out).unwrap());
+        assert_eq!(out.len(), 2);
+        datagram.extend(message(NLMSG_DONE, &[0; 4]));
+        let mut out = Vec::new();
+        assert!(dump_part(&datagram, NFT_MSG_NEWRULE, &mut out).unwrap());
+        assert_eq!(out.len(), 2);
+        let enoent = message(NLMSG_ERROR, &(-2i32).to_ne_bytes());
+        assert!(dump_part(&enoent, NFT_MSG_NEWRULE, &mut out).unwrap());
+        assert!(out.is_empty());
+        let eperm = message(NLMSG_ERROR, &(-1i32).to_ne_bytes());
+        assert!(dump_part(&eperm, NFT_MSG_NEWRULE, &mut out).is_err());
+        let malformed = [8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(dump_part(&malformed, NFT_MSG_NEWRULE, &mut out).is_err());
+    }
 }

@@ -12,8 +12,8 @@ use stackube_core::proxy::nft::raw::{Fill, RawData, RawElement};
 use super::netlink::{
     NFT_MSG_DELCHAIN, NFT_MSG_DELRULE, NFT_MSG_DELSET, NFT_MSG_DELSETELEM, NFT_MSG_GETCHAIN,
     NFT_MSG_GETRULE, NFT_MSG_GETSET, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE, NFT_MSG_NEWSET,
-    NFT_MSG_NEWSETELEM, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REQUEST, Writer, attributes,
-    dump, send_batch, text,
+    NFT_MSG_NEWSETELEM, NFTA_RULE_CHAIN, NFTA_RULE_TABLE, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_REQUEST, Writer, attributes, dump, send_batch, text,
 };
 
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
@@ -36,8 +36,6 @@ const NFTA_SET_TABLE: u16 = 1;
 const NFTA_SET_NAME: u16 = 2;
 const NFTA_SET_FLAGS: u16 = 3;
 const NFT_SET_ANONYMOUS: u32 = 0x1;
-const NFTA_RULE_TABLE: u16 = 1;
-const NFTA_RULE_CHAIN: u16 = 2;
 /// Bytes of elements in one message: its element list is one attribute, under 64 KiB.
 const ELEMENT_BYTES: usize = 60 * 1024;
 
@@ -60,6 +58,14 @@ impl Batch {
             Some(seq) => format!("{}: {e}", self.what[&seq]),
             None => format!("netlink: {e}"),
         })
+    }
+
+    /// A message of `kind` with only a table's and an object's name: `what <name>`.
+    fn named(&mut self, kind: u16, what: &str, table: (u16, &str), name: (u16, &str)) {
+        self.message(kind, false, format!("{what} {}", name.1));
+        self.writer.attr_str(table.0, table.1);
+        self.writer.attr_str(name.0, name.1);
+        self.writer.end();
     }
 
     fn message(&mut self, kind: u16, create: bool, what: String) {
@@ -103,22 +109,28 @@ pub(crate) fn batch(
         }
     }
     for chain in chains {
-        b.message(NFT_MSG_DELRULE, false, format!("flush chain {chain}"));
-        b.writer.attr_str(NFTA_RULE_TABLE, table);
-        b.writer.attr_str(NFTA_RULE_CHAIN, chain);
-        b.writer.end();
+        b.named(
+            NFT_MSG_DELRULE,
+            "flush chain",
+            (NFTA_RULE_TABLE, table),
+            (NFTA_RULE_CHAIN, chain),
+        );
     }
     for chain in chains {
-        b.message(NFT_MSG_DELCHAIN, false, format!("delete chain {chain}"));
-        b.writer.attr_str(NFTA_CHAIN_TABLE, table);
-        b.writer.attr_str(NFTA_CHAIN_NAME, chain);
-        b.writer.end();
+        b.named(
+            NFT_MSG_DELCHAIN,
+            "delete chain",
+            (NFTA_CHAIN_TABLE, table),
+            (NFTA_CHAIN_NAME, chain),
+        );
     }
     for set in sets {
-        b.message(NFT_MSG_DELSET, false, format!("delete set {set}"));
-        b.writer.attr_str(NFTA_SET_TABLE, table);
-        b.writer.attr_str(NFTA_SET_NAME, set);
-        b.writer.end();
+        b.named(
+            NFT_MSG_DELSET,
+            "delete set",
+            (NFTA_SET_TABLE, table),
+            (NFTA_SET_NAME, set),
+        );
     }
     b.writer.end_batch();
     b
