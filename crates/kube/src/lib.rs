@@ -11,6 +11,8 @@
 pub mod config_map;
 #[cfg(feature = "fake")]
 pub mod fake;
+pub mod list_watch;
+pub mod protobuf;
 
 use std::path::Path;
 use std::time::Duration;
