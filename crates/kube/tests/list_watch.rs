@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::Event;
 use kube::{Client, ResourceExt as _};
 use serde_json::json;
@@ -107,15 +107,24 @@ async fn make_slices(api: &Api<EndpointSlice>) {
     }
 }
 
+/// What the slim messages carry of an object's metadata.
+fn carried_meta(m: &ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: m.name.clone(),
+        namespace: m.namespace.clone(),
+        resource_version: m.resource_version.clone(),
+        creation_timestamp: m.creation_timestamp.clone(),
+        labels: m.labels.clone(),
+        ..Default::default()
+    }
+}
+
 /// What the slim messages carry of a Service (the oracle: from the JSON list).
 fn carried_service(s: &Service) -> Service {
-    let mut expected = Service::default();
-    let m = &s.metadata;
-    expected.metadata.name = m.name.clone();
-    expected.metadata.namespace = m.namespace.clone();
-    expected.metadata.resource_version = m.resource_version.clone();
-    expected.metadata.creation_timestamp = m.creation_timestamp.clone();
-    expected.metadata.labels = m.labels.clone();
+    let mut expected = Service {
+        metadata: carried_meta(&s.metadata),
+        ..Default::default()
+    };
     if let Some(spec) = &s.spec {
         let mut slim = k8s_openapi::api::core::v1::ServiceSpec {
             cluster_ip: spec.cluster_ip.clone(),
@@ -166,15 +175,10 @@ fn carried_service(s: &Service) -> Service {
 /// What the slim messages carry of an EndpointSlice.
 fn carried_slice(s: &EndpointSlice) -> EndpointSlice {
     let mut expected = EndpointSlice {
+        metadata: carried_meta(&s.metadata),
         address_type: s.address_type.clone(),
         ..Default::default()
     };
-    let m = &s.metadata;
-    expected.metadata.name = m.name.clone();
-    expected.metadata.namespace = m.namespace.clone();
-    expected.metadata.resource_version = m.resource_version.clone();
-    expected.metadata.creation_timestamp = m.creation_timestamp.clone();
-    expected.metadata.labels = m.labels.clone();
     expected.ports = s.ports.as_ref().map(|ports| {
         ports
             .iter()

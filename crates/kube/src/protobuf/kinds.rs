@@ -165,6 +165,11 @@ fn text(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
+/// A page's metadata and its items, converted.
+fn converted<I: Into<K>, K>(meta: Option<ListMeta>, items: Vec<I>) -> (Option<ListMeta>, Vec<K>) {
+    (meta, items.into_iter().map(Into::into).collect())
+}
+
 /// `None` for an empty list, as JSON decoding gives for an absent one.
 fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
     (!items.is_empty()).then_some(items)
@@ -231,10 +236,7 @@ impl Listed for core::Service {
     const LIST_KIND: &'static str = "ServiceList";
 
     fn page(list: ServiceList) -> (Option<ListMeta>, Vec<Self>) {
-        (
-            list.metadata,
-            list.items.into_iter().map(Into::into).collect(),
-        )
+        converted(list.metadata, list.items)
     }
 }
 
@@ -331,9 +333,6 @@ impl Listed for discovery::EndpointSlice {
     const LIST_KIND: &'static str = "EndpointSliceList";
 
     fn page(list: EndpointSliceList) -> (Option<ListMeta>, Vec<Self>) {
-        (
-            list.metadata,
-            list.items.into_iter().map(Into::into).collect(),
-        )
+        converted(list.metadata, list.items)
     }
 }
