@@ -8,7 +8,8 @@
 //! - Every list is whole: it starts with `Init` and ends with `InitDone`; a list that fails part
 //!   way (an expired continue token, a refused page) starts again with `Init`.
 //! - The watch resumes from the last resourceVersion seen (objects and bookmarks); an expired one
-//!   (410 Gone) lists again.
+//!   (410 Gone) lists again, and so does an event that does not decode (kube-rs' watcher skips
+//!   it, losing what it changed; resuming from before it would meet it forever).
 //! - Failures are reported as `Err` items and retried after a backoff (0.8 s, doubling to 30 s,
 //!   reset by a success); the stream ends only when it is dropped.
 
@@ -69,6 +70,14 @@ pub enum WatchError {
     /// The watch failed.
     #[error("watching {url}: {source}")]
     Watch {
+        /// The resource watched.
+        url: String,
+        /// Why.
+        source: kube::Error,
+    },
+    /// The watch sent an event that does not decode (listed again).
+    #[error("watching {url}: an event that does not decode, listing again: {source}")]
+    Undecodable {
         /// The resource watched.
         url: String,
         /// Why.
@@ -305,6 +314,14 @@ where
                     message: e.message,
                 };
                 return Step::Failed(error, Next::Watch(version));
+            }
+            // A line that is no event k8s-openapi can read (a condition's `lastTransitionTime:
+            // null`, which kube-apiserver writes and k8s-openapi refuses): what it changed is
+            // unknown, and watching again from before it would meet it again. List again (the
+            // protobuf list decodes only what is read).
+            Err(source @ (kube::Error::SerdeError(_) | kube::Error::Api(_))) => {
+                let error = WatchError::Undecodable { url: url(), source };
+                return Step::Failed(error, Next::List);
             }
             Err(source) => {
                 let error = WatchError::Watch { url: url(), source };

@@ -1,6 +1,7 @@
 //! The protobuf list against the real kube-apiserver: every field the slim messages carry is the
 //! one the JSON list gives (so their tags are the apiserver's), over several pages; then the watch
-//! that follows, and a watch from a version too old to serve, which lists again.
+//! that follows, an event k8s-openapi cannot read and a watch from a version too old to serve,
+//! each of which lists again.
 
 use std::time::Duration;
 
@@ -76,7 +77,9 @@ async fn make_services(api: &Api<Service>) {
     create(
         api,
         json!({"metadata": {"name": "lb"},
+        // A class of no implementation: no controller (the devbox's) writes its status.
         "spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false,
+                 "loadBalancerClass": "example.org/none",
                  "ports": [port("", "TCP", 443, json!(8443))]}}),
     )
     .await;
@@ -296,6 +299,7 @@ async fn the_watch_follows_the_list_and_an_expired_version_lists_again() {
     let mut stream = Box::pin(watcher(services.clone(), 2));
     assert_eq!(listed(&mut stream).await.len(), 5);
     let label = json!({"metadata": {"labels": {"changed": "yes"}}});
+    let label_again = json!({"metadata": {"labels": {"changed": "again"}}});
     services
         .patch("web", &PatchParams::default(), &Patch::Merge(&label))
         .await
@@ -311,6 +315,39 @@ async fn the_watch_follows_the_list_and_an_expired_version_lists_again() {
     match next_event(&mut stream).await {
         Event::Delete(s) => assert_eq!(s.name_any(), "sticky"),
         other => panic!("the deletion, not {other:?}"),
+    }
+
+    // An event k8s-openapi cannot read (a condition without lastTransitionTime, written as
+    // null, as the e2e suite's status lifecycle test makes): reported, then a list that has it.
+    let status = json!({"status": {"conditions": [
+        {"type": "StatusUpdate", "status": "True", "reason": "Test", "message": "no time"}]}});
+    // kube-rs cannot read the answer either.
+    match services
+        .patch_status("web", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+    {
+        Ok(_) | Err(kube::Error::SerdeError(_)) => {}
+        Err(e) => panic!("a condition without its time: {e}"),
+    }
+    let error = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("an event in time")
+        .expect("the stream goes on")
+        .expect_err("the event does not decode");
+    assert!(matches!(error, WatchError::Undecodable { .. }), "{error}");
+    assert_eq!(listed(&mut stream).await.len(), 4, "listed again");
+    // The watch goes on after it (another Service: every event of "web" is unreadable now).
+    services
+        .patch(
+            "headless",
+            &PatchParams::default(),
+            &Patch::Merge(&label_again),
+        )
+        .await
+        .expect("labelled again");
+    match next_event(&mut stream).await {
+        Event::Apply(s) => assert_eq!(s.labels().get("changed").map(String::as_str), Some("again")),
+        other => panic!("the change after the list, not {other:?}"),
     }
 
     // A version long compacted away: 410 Gone, then a list (no error in between).
