@@ -18,7 +18,35 @@ use stackube_testenv::{TestEnv, unique_name};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn setup() -> (Client, String) {
+/// The test's namespace, deleted when the test ends, passed or not: a Service of it with a
+/// condition k8s-openapi cannot read would break the JSON lists of others (stackube-dns').
+struct TestNamespace(String);
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let name = self.0.clone();
+        // A runtime of its own: the test's may be unwinding.
+        let deleted = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let client = stackube_kube::client(Some(&TestEnv::get().kubeconfig)).await?;
+                Api::<Namespace>::all(client)
+                    .delete(&name, &DeleteParams::default())
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if !matches!(deleted, Ok(Ok(()))) {
+            eprintln!("namespace {} not deleted: {deleted:?}", self.0);
+        }
+    }
+}
+
+async fn setup() -> (Client, TestNamespace) {
     let env = TestEnv::get();
     let client = stackube_kube::client(Some(&env.kubeconfig))
         .await
@@ -30,14 +58,7 @@ async fn setup() -> (Client, String) {
         .create(&PostParams::default(), &ns)
         .await
         .expect("namespace created");
-    (client, namespace)
-}
-
-async fn teardown(client: &Client, namespace: &str) {
-    Api::<Namespace>::all(client.clone())
-        .delete(namespace, &DeleteParams::default())
-        .await
-        .expect("namespace deleted");
+    (client, TestNamespace(namespace))
 }
 
 async fn create<K>(api: &Api<K>, value: serde_json::Value) -> K
@@ -261,8 +282,8 @@ where
 #[tokio::test]
 async fn protobuf_lists_carry_what_json_lists_do() {
     let (client, namespace) = setup().await;
-    let services = Api::<Service>::namespaced(client.clone(), &namespace);
-    let slices = Api::<EndpointSlice>::namespaced(client.clone(), &namespace);
+    let services = Api::<Service>::namespaced(client.clone(), &namespace.0);
+    let slices = Api::<EndpointSlice>::namespaced(client.clone(), &namespace.0);
     make_services(&services).await;
     make_slices(&slices).await;
 
@@ -287,13 +308,12 @@ async fn protobuf_lists_carry_what_json_lists_do() {
     let web_a = listed.iter().find(|s| s.name_any() == "web-a").unwrap();
     assert_eq!(web_a.endpoints.len(), 3);
     assert_eq!(web_a.endpoints[0].zone.as_deref(), Some("z1"));
-    teardown(&client, &namespace).await;
 }
 
 #[tokio::test]
 async fn the_watch_follows_the_list_and_an_expired_version_lists_again() {
     let (client, namespace) = setup().await;
-    let services = Api::<Service>::namespaced(client.clone(), &namespace);
+    let services = Api::<Service>::namespaced(client.clone(), &namespace.0);
     make_services(&services).await;
 
     let mut stream = Box::pin(watcher(services.clone(), 2));
@@ -353,5 +373,4 @@ async fn the_watch_follows_the_list_and_an_expired_version_lists_again() {
     // A version long compacted away: 410 Gone, then a list (no error in between).
     let mut stream = Box::pin(watcher_from(services.clone(), 2, Some("1".to_owned())));
     assert_eq!(listed(&mut stream).await.len(), 4);
-    teardown(&client, &namespace).await;
 }
