@@ -90,16 +90,15 @@ struct Status {
 
 /// The envelope of `body`: its kind and its raw message.
 fn envelope(body: &Bytes) -> Result<(String, Bytes), DecodeError> {
-    let Some(inner) = body.strip_prefix(MAGIC) else {
+    if !body.starts_with(MAGIC) {
         let start = String::from_utf8_lossy(&body[..body.len().min(16)]).into_owned();
         return Err(DecodeError::NotProtobuf(start));
-    };
-    let unknown = Unknown::decode(body.slice(body.len() - inner.len()..)).map_err(|source| {
-        DecodeError::Malformed {
+    }
+    let unknown =
+        Unknown::decode(body.slice(MAGIC.len()..)).map_err(|source| DecodeError::Malformed {
             what: "protobuf envelope".to_owned(),
             source,
-        }
-    })?;
+        })?;
     let kind = unknown.type_meta.and_then(|t| t.kind).unwrap_or_default();
     Ok((kind, unknown.raw.unwrap_or_default()))
 }
