@@ -411,6 +411,19 @@ integration_bridge = br-int
 EOF
 }
 
+# neutron_agent_ensure openvswitch|l3|dhcp: starts the agent unless it runs as configured (true
+# when it was started).
+neutron_agent_ensure() {
+  local agent=$1 ini
+  case $agent in
+  openvswitch) ini=/etc/neutron/plugins/ml2/openvswitch_agent.ini ;;
+  *) ini=/etc/neutron/${agent}_agent.ini ;;
+  esac
+  svc_ensure "neutron-$agent-agent" --watch /etc/neutron/neutron.conf --watch "$ini" \
+    -- "/usr/bin/neutron-$agent-agent" "${NEUTRON_CONF[@]}" \
+    --config-file "$ini" --log-file "/var/log/neutron/neutron-$agent-agent.log"
+}
+
 neutron_agents_alive() {
   local n
   n=$(os_api GET "$NEUTRON_URL/v2.0/agents" | jq '[.agents[] | select(.alive)] | length') || return 1
@@ -438,15 +451,7 @@ phase_neutron() {
   OVS_LOG_MARK=1
   [ -f "$ovs_log" ] && OVS_LOG_MARK=$(($(wc -l <"$ovs_log") + 1))
   for agent in openvswitch l3 dhcp; do
-    case $agent in
-    openvswitch) ini=/etc/neutron/plugins/ml2/openvswitch_agent.ini ;;
-    *) ini=/etc/neutron/${agent}_agent.ini ;;
-    esac
-    if svc_ensure "neutron-$agent-agent" --watch /etc/neutron/neutron.conf --watch "$ini" \
-      -- "/usr/bin/neutron-$agent-agent" "${NEUTRON_CONF[@]}" \
-      --config-file "$ini" --log-file "/var/log/neutron/neutron-$agent-agent.log"; then
-      started=1
-    fi
+    neutron_agent_ensure "$agent" && started=1
   done
   wait_until 120 "3 neutron agents alive" "$ovs_log" \
     /var/log/neutron/neutron-l3-agent.log /var/log/neutron/neutron-dhcp-agent.log -- neutron_agents_alive
@@ -478,6 +483,61 @@ phase_external_network() {
   fi
   EXT_NET_ID=$id
   phase_done
+}
+
+# The L3 agent can wedge for good right after it starts while it still reports alive: two routers
+# starting the same privsep helper at once end in eventlet's "greenlet.error: cannot switch to a
+# different thread", and no router update finishes after that; every pod behind a router it never
+# wired finds no gateway. So a probe router with a gateway on the external network must get its
+# qg- device, or the agent is started again. The probe runs beside the phases that follow (at a
+# start the agent first syncs the routers it already has, ~25 s); l3_probe_wait joins it.
+L3_PROBE_NAME=stackube-testenv-l3-probe
+L3_PROBE_SECS=${STACKUBE_TESTENV_L3_PROBE_SECS:-120}
+
+l3_router_wired() { ip netns exec "qrouter-$1" ip -o link show 2>/dev/null | grep -q ' qg-'; }
+
+l3_probe_routers_delete() {
+  local id
+  for id in $(os_api GET "$NEUTRON_URL/v2.0/routers?name=$L3_PROBE_NAME" | jq -r '.routers[].id'); do
+    os_api DELETE "$NEUTRON_URL/v2.0/routers/$id" >/dev/null || true
+  done
+}
+
+l3_agent_probe() {
+  local attempt id deadline
+  for attempt in 1 2 3; do
+    l3_probe_routers_delete
+    id=$(os_api POST "$NEUTRON_URL/v2.0/routers" \
+      '{"router":{"name":"'$L3_PROBE_NAME'","external_gateway_info":{"network_id":"'"$EXT_NET_ID"'"}}}' |
+      jq -r '.router.id') || die "could not create the L3 agent's probe router"
+    deadline=$((SECONDS + L3_PROBE_SECS))
+    while [ $SECONDS -lt $deadline ] && ! l3_router_wired "$id"; do sleep 0.5; done
+    if l3_router_wired "$id"; then
+      l3_probe_routers_delete
+      return 0
+    fi
+    log "    the L3 agent wired no probe router up in ${L3_PROBE_SECS}s (start $attempt): starting it again"
+    svc_stop neutron-l3-agent 12
+    neutron_agent_ensure l3 || true
+    wait_until 120 "3 neutron agents alive" /var/log/neutron/neutron-l3-agent.log -- neutron_agents_alive
+  done
+  l3_probe_routers_delete
+  die "the L3 agent wired no router up in 3 starts (see /var/log/neutron/neutron-l3-agent.log)"
+}
+
+l3_probe_start() {
+  L3_PROBE_LOG=$TESTENV_LOGS/l3-probe.log
+  l3_agent_probe >"$L3_PROBE_LOG" 2>&1 &
+  L3_PROBE_PID=$!
+}
+
+l3_probe_wait() {
+  phase "the L3 agent wires a probe router up"
+  if ! wait "$L3_PROBE_PID"; then
+    cat "$L3_PROBE_LOG" >&2
+    die "the L3 agent does not work"
+  fi
+  phase_done "$(grep -c 'starting it again' "$L3_PROBE_LOG") restart(s)"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -46,7 +46,12 @@ async fn killed_in_the_middle_of_add_then_gc_leaves_nothing_behind() {
     let mut failed = 0;
     // Pods whose ADD survived (or was retried through) the kills, and one that was running
     // before them all: they must work at the end.
-    let mut survivors = vec![run_pod(env, &node.dir, &tenant, "steady")];
+    let steady = run_pod(env, &node.dir, &tenant, "steady");
+    // The positive control: a pod that never reached its gateway proves nothing about the kills.
+    if let Err(why) = pings_within(&steady, "10.244.0.1", Duration::from_secs(60)).await {
+        panic!("steady has no network before any kill (is the L3 agent wiring routers up?): {why}");
+    }
+    let mut survivors = vec![steady];
     for round in 0..ROUNDS {
         let config = node.dir.join(format!("crash-{round}.json"));
         let uid = unique_name("uid");
