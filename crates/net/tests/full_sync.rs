@@ -187,3 +187,24 @@ async fn a_batch_of_over_a_thousand_messages_is_acknowledged_whole() {
     let wanted = oracle(&newer).await;
     same(&sorted(&full_sync(&ns, &newer).await), &sorted(&wanted));
 }
+
+#[tokio::test]
+async fn a_table_its_sets_are_too_small_for_is_made_afresh() {
+    let ns = Netns::new();
+    // Sets sized for 20 frontends (the least size); then 3,000 frontends: the kernel keeps a
+    // set's size when it is added again and refuses elements beyond it.
+    full_sync(&ns, &table(20, 2)).await;
+    let small = ns.nft(&["list", "map", "inet", TABLE, "services"]);
+    assert!(
+        small.contains(&format!("size {}", nft::MIN_SET_SIZE)),
+        "{small:.500}"
+    );
+    let spec = table(3_000, 2);
+    let wanted = oracle(&spec).await;
+    assert!(
+        wanted.contains(&format!("size {}", nft::capacity(3_003))),
+        "the oracle sizes services for its 3,003 frontends: {:.500}",
+        wanted
+    );
+    same(&full_sync(&ns, &spec).await, &wanted);
+}

@@ -145,13 +145,32 @@ impl Desired {
     }
 
     /// A (re)list of `kind` starts: what it does not list again is gone at [`Self::relist_done`].
+    /// When nothing of `kind` is known (a first list), whatever is known when it is done came
+    /// from it: what it lists is not tracked (at 10,000 Services, a copy of every key).
     pub fn relist_started(&mut self, kind: Kind) {
-        self.relisting.insert(kind, BTreeSet::new());
+        if self.knows_any(kind) {
+            self.relisting.insert(kind, BTreeSet::new());
+        } else {
+            self.relisting.remove(&kind);
+        }
+    }
+
+    /// Whether any object of `kind` is known.
+    fn knows_any(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::Services => self.services.values().any(|state| state.info.is_some()),
+            Kind::EndpointSlices => !self.slices.is_empty(),
+            Kind::Networks => !self.networks.is_empty(),
+            Kind::Namespaces => !self.namespaces.is_empty(),
+        }
     }
 
     /// The list of `kind` is done: objects of that kind it did not list are removed.
     pub fn relist_done(&mut self, kind: Kind) {
-        let seen = self.relisting.remove(&kind).unwrap_or_default();
+        self.listed.insert(kind);
+        let Some(seen) = self.relisting.remove(&kind) else {
+            return;
+        };
         let known: Vec<Key> = match kind {
             Kind::Services => self
                 .services
@@ -175,7 +194,6 @@ impl Desired {
                 Kind::Namespaces => self.set_namespace(&name, None),
             }
         }
-        self.listed.insert(kind);
     }
 
     /// Whether every kind has been listed once.

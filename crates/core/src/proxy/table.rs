@@ -294,6 +294,16 @@ impl TableSpec {
         self.random_sizes.keys().copied()
     }
 
+    /// The elements of the bucket of `n` endpoints: `n` per frontend in it.
+    pub fn bucket_elements(&self, n: usize) -> usize {
+        n * self.random_sizes.get(&n).copied().unwrap_or_default()
+    }
+
+    /// How many addresses its frontends have.
+    pub fn address_count(&self) -> usize {
+        self.addresses.len()
+    }
+
     /// The endpoints of every frontend, summed.
     pub fn endpoint_count(&self) -> usize {
         self.endpoints

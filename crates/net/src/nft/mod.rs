@@ -73,6 +73,28 @@ impl Default for Nft {
     }
 }
 
+impl Nft {
+    /// Step 2 of a full sync: one netlink batch flushing and filling every set and map of
+    /// `replace`, then deleting the chains and sets of an earlier table the new one lacks.
+    async fn fill(
+        &self,
+        netns: &Path,
+        table: &str,
+        replace: &raw::Replace<'_>,
+        chains: &[String],
+        sets: &[String],
+    ) -> Result<()> {
+        let batch = replace::batch(table, replace.fills(), chains, sets);
+        let size = batch.len();
+        in_netns(
+            netns,
+            move || batch.send().map_err(std::io::Error::other),
+            || format!("the elements of table inet {table} ({size} bytes) were refused"),
+        )
+        .await
+    }
+}
+
 /// What a program printed and how it ended.
 struct Output {
     success: bool,
@@ -264,20 +286,20 @@ impl Ruleset for Nft {
             },
             None => false,
         };
-        let (chains, sets) = if kept {
-            raw::leftovers(&replace, &chains, &sets)
-        } else {
-            self.apply(netns, &replace.fresh_objects()).await?;
-            (Vec::new(), Vec::new())
-        };
-        let batch = replace::batch(table, replace.fills(), &chains, &sets);
-        let size = batch.len();
-        in_netns(
-            netns,
-            move || batch.send().map_err(std::io::Error::other),
-            || format!("the elements of table inet {table} ({size} bytes) were refused"),
-        )
-        .await
+        if kept {
+            let (chains, sets) = raw::leftovers(&replace, &chains, &sets);
+            match self.fill(netns, table, &replace, &chains, &sets).await {
+                Ok(()) => return Ok(()),
+                // A kept set made smaller than what it must hold now refuses the rest (ENFILE):
+                // the kernel keeps a set's size when it is added again.
+                Err(e) => tracing::warn!(
+                    netns = %netns.display(), table, error = %e,
+                    "the kept table cannot take its elements; making it afresh"
+                ),
+            }
+        }
+        self.apply(netns, &replace.fresh_objects()).await?;
+        self.fill(netns, table, &replace, &[], &[]).await
     }
 
     async fn count_rules(&self, netns: &Path, table: &str, chain: &str) -> Result<usize> {

@@ -377,6 +377,26 @@ fn a_relist_removes_what_it_did_not_list_again() {
 }
 
 #[test]
+fn a_first_list_started_again_removes_what_the_broken_one_listed_only() {
+    let slices = |d: &Desired| -> Vec<String> { d.slices.keys().map(|k| k.1.clone()).collect() };
+    // A first list that ends keeps all it listed (nothing was tracked).
+    let mut d = Desired::new(settings());
+    d.relist_started(Kind::EndpointSlices);
+    d.set_slice("a", "web-1", Some(slice("web", &[1])));
+    d.set_slice("a", "web-2", Some(slice("web", &[2])));
+    d.relist_done(Kind::EndpointSlices);
+    assert_eq!(slices(&d), ["web-1", "web-2"]);
+    // A first list that fails after web-1, then one that lists web-2 only.
+    let mut d = Desired::new(settings());
+    d.relist_started(Kind::EndpointSlices);
+    d.set_slice("a", "web-1", Some(slice("web", &[1])));
+    d.relist_started(Kind::EndpointSlices);
+    d.set_slice("a", "web-2", Some(slice("web", &[2])));
+    d.relist_done(Kind::EndpointSlices);
+    assert_eq!(slices(&d), ["web-2"]);
+}
+
+#[test]
 fn nothing_counts_as_listed_until_every_kind_was() {
     let mut d = Desired::new(settings());
     for kind in [Kind::Services, Kind::EndpointSlices, Kind::Networks] {

@@ -29,6 +29,8 @@ impl Parts<'_> {
                     key: KeyType::Type("ipv4_addr".into()),
                     flags: vec![SetFlag::Dynamic, SetFlag::Timeout],
                     timeout: Some(timeout),
+                    // Filled by the packet path: a hash that grows.
+                    size: None,
                 },
             },
             self.chain(&chain, None),

@@ -44,10 +44,10 @@ pub fn full_lazy<'a>(table: &'a str, spec: &'a TableSpec) -> impl Iterator<Item 
 /// The table's sets, maps, chains and rules, without elements: the static objects, the buckets,
 /// the affinity frontends' objects, the base chains.
 pub(super) fn objects(parts: Parts<'_>, spec: &TableSpec) -> Vec<Command> {
-    let mut commands = parts.statics();
+    let mut commands = parts.statics(spec);
     let buckets: BTreeSet<usize> = spec.random_sizes().collect();
     for n in &buckets {
-        commands.extend(parts.bucket(*n));
+        commands.extend(parts.bucket(*n, spec.bucket_elements(*n)));
     }
     for (frontend, entry) in spec.frontends() {
         if let Backend::Affinity { timeout, endpoints } = &entry.backend {

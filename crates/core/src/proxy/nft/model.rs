@@ -11,7 +11,7 @@
 //!   element without a value or a set element with one; a rule or element that goes to a
 //!   missing chain or to a base chain, or names a missing set; deleting a chain a rule or an
 //!   element refers to, or a set a rule refers to; re-adding a set or base chain with another
-//!   definition. It is stricter in one way: nft 6.18 applies the new timeout of a re-added set,
+//!   definition (its `size` aside: the kernel keeps the first). It is stricter in one way: nft 6.18 applies the new timeout of a re-added set,
 //!   older kernels ignore it; the model refuses it, so that a plan works on both.
 //! - Like nft, `add` of an existing table, chain or set as defined, or of an existing element
 //!   with the same value, changes nothing (not even a comment).
@@ -188,7 +188,8 @@ impl NftModel {
             Command::AddSet { table, set } => {
                 let table = self.table(table)?;
                 match table.sets.get(&set.name) {
-                    Some(existing) if existing.def == *set => Ok(()),
+                    // The kernel keeps the size a set was made with.
+                    Some(existing) if same_but_size(&existing.def, set) => Ok(()),
                     Some(_) => Err(Refusal::Exists(set.name.clone())),
                     None => {
                         let elements = BTreeMap::new();
@@ -343,6 +344,14 @@ fn references<'a>(rule: &'a str) -> (Vec<&'a str>, Vec<&'a str>) {
         }
     }
     (chains, sets)
+}
+
+/// Whether `a` and `b` define the same set, whatever their sizes.
+fn same_but_size(a: &SetDef, b: &SetDef) -> bool {
+    *a == SetDef {
+        size: a.size,
+        ..b.clone()
+    }
 }
 
 #[cfg(test)]

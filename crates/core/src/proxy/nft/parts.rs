@@ -10,7 +10,10 @@ use super::names::{
     FILTER_FORWARD, NAT_POSTROUTING, NAT_PREROUTING, NO_ENDPOINTS, REJECT_CHAIN, SERVICE_ADDRESSES,
     SERVICES, bucket,
 };
-use super::{BaseChain, ChainType, Command, Element, Hook, KeyType, PriorityBase, SetDef};
+use super::{
+    BaseChain, ChainType, Command, Element, Hook, KeyType, PriorityBase, SetDef, capacity,
+};
+use crate::proxy::table::TableSpec;
 
 const FRONTEND_TYPE: &str = "ipv4_addr . inet_proto . inet_service";
 
@@ -25,7 +28,8 @@ impl Parts<'_> {
         self.table.to_owned()
     }
 
-    fn set(&self, name: &str, map: bool, key: KeyType) -> Command {
+    /// A set or map filled by the proxy, for `elements` elements ([`capacity`]).
+    fn set(&self, name: &str, map: bool, key: KeyType, elements: usize) -> Command {
         Command::AddSet {
             table: self.table(),
             set: SetDef {
@@ -34,6 +38,7 @@ impl Parts<'_> {
                 key,
                 flags: Vec::new(),
                 timeout: None,
+                size: Some(capacity(elements)),
             },
         }
     }
@@ -84,13 +89,20 @@ impl Parts<'_> {
         }
     }
 
-    /// The sets, maps and the reject chain every table has.
-    pub(super) fn statics(&self) -> Vec<Command> {
+    /// The sets, maps and the reject chain every table has, sized for `spec` (each verdict map
+    /// for every frontend: a frontend moves between them as its endpoints come and go).
+    pub(super) fn statics(&self, spec: &TableSpec) -> Vec<Command> {
         let verdicts = KeyType::Type(format!("{FRONTEND_TYPE} : verdict"));
+        let (addresses, frontends) = (spec.address_count(), spec.frontends().len());
         vec![
-            self.set(SERVICE_ADDRESSES, false, KeyType::Type("ipv4_addr".into())),
-            self.set(SERVICES, true, verdicts.clone()),
-            self.set(NO_ENDPOINTS, true, verdicts),
+            self.set(
+                SERVICE_ADDRESSES,
+                false,
+                KeyType::Type("ipv4_addr".into()),
+                addresses,
+            ),
+            self.set(SERVICES, true, verdicts.clone(), frontends),
+            self.set(NO_ENDPOINTS, true, verdicts, frontends),
             self.chain(REJECT_CHAIN, None),
             self.rule(
                 REJECT_CHAIN,
@@ -157,8 +169,8 @@ impl Parts<'_> {
         rules
     }
 
-    /// The map and chain of the frontends with `n` endpoints.
-    pub(super) fn bucket(&self, n: usize) -> Vec<Command> {
+    /// The map and chain of the frontends with `n` endpoints, the map sized for `elements`.
+    pub(super) fn bucket(&self, n: usize, elements: usize) -> Vec<Command> {
         let name = bucket(n);
         let key = format!("ip daddr . meta l4proto . th dport . numgen random mod {n}");
         vec![
@@ -166,6 +178,7 @@ impl Parts<'_> {
                 &name,
                 true,
                 KeyType::Typeof(format!("{key} : ip daddr . th dport")),
+                elements,
             ),
             self.chain(&name, None),
             self.rule(&name, format!("dnat ip to {key} map @{name}")),

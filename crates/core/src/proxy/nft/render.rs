@@ -87,6 +87,9 @@ impl fmt::Display for SetDef {
         if let Some(timeout) = self.timeout {
             write!(f, "timeout {timeout}s; ")?;
         }
+        if let Some(size) = self.size {
+            write!(f, "size {size}; ")?;
+        }
         f.write_str("}")
     }
 }

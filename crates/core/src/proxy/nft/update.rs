@@ -48,7 +48,8 @@ pub fn update_frontends(
     }
     for n in &sizes {
         if new.has_random_size(*n) && !old.has_random_size(*n) {
-            plan.create.extend(parts.bucket(*n));
+            plan.create
+                .extend(parts.bucket(*n, new.bucket_elements(*n)));
         }
     }
     let gone_buckets: BTreeSet<usize> = sizes

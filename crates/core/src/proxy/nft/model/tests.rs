@@ -19,8 +19,18 @@ fn add_set(name: &str, map: bool, timeout: Option<u32>) -> Command {
                 .map(|_| vec![SetFlag::Dynamic, SetFlag::Timeout])
                 .unwrap_or_default(),
             timeout,
+            size: None,
         },
     }
+}
+
+/// [`add_set`] of a map with a size.
+fn sized(name: &str, size: u32) -> Command {
+    let mut command = add_set(name, true, None);
+    if let Command::AddSet { set, .. } = &mut command {
+        set.size = Some(size);
+    }
+    command
 }
 
 fn base(offset: i32) -> Option<BaseChain> {
@@ -263,6 +273,8 @@ fn adding_what_exists_changes_nothing_as_in_nft() {
             }],
         ),
         add("plain", vec![element("10.0.0.9", None)]),
+        // The kernel keeps the size a set was made with.
+        sized("vm", 4096),
     ];
     model.apply(&commands).expect("nft accepts these");
     assert_eq!(model, base_model());

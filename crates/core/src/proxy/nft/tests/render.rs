@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use super::*;
 
 #[test]
@@ -12,13 +14,13 @@ fn a_full_sync_replaces_the_table_in_one_transaction() {
         add table inet stackube-proxy { comment "stackube-proxy: Services of this router; rewritten on sync"; }
         delete table inet stackube-proxy
         add table inet stackube-proxy { comment "stackube-proxy: Services of this router; rewritten on sync"; }
-        add set inet stackube-proxy service-addresses { type ipv4_addr; }
-        add map inet stackube-proxy services { type ipv4_addr . inet_proto . inet_service : verdict; }
-        add map inet stackube-proxy no-endpoints { type ipv4_addr . inet_proto . inet_service : verdict; }
+        add set inet stackube-proxy service-addresses { type ipv4_addr; size 1024; }
+        add map inet stackube-proxy services { type ipv4_addr . inet_proto . inet_service : verdict; size 1024; }
+        add map inet stackube-proxy no-endpoints { type ipv4_addr . inet_proto . inet_service : verdict; size 1024; }
         add chain inet stackube-proxy reject-chain
         add rule inet stackube-proxy reject-chain meta l4proto tcp reject with tcp reset
         add rule inet stackube-proxy reject-chain reject
-        add map inet stackube-proxy endpoints-2 { typeof ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . th dport; }
+        add map inet stackube-proxy endpoints-2 { typeof ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . th dport; size 1024; }
         add chain inet stackube-proxy endpoints-2
         add rule inet stackube-proxy endpoints-2 dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @endpoints-2
         add set inet stackube-proxy affinity-10.96.0.7-tcp-80-10.244.0.7-8080 { type ipv4_addr; flags dynamic,timeout; timeout 10800s; }
@@ -103,4 +105,46 @@ fn a_transaction_is_one_command_per_line() {
         "flush chain inet t c\ndelete element inet t s { 10.0.0.1, 10.0.0.2 }\ndelete map inet t m\n"
     );
     assert_eq!(transaction(&[]), "");
+}
+
+#[test]
+fn a_filled_set_holds_twice_its_elements_rounded_up_to_a_power_of_two() {
+    for (elements, size) in [
+        (0, MIN_SET_SIZE),
+        (512, 1024),
+        (513, 2048),
+        (10_000, 32_768),
+        (100_000, 262_144),
+        (usize::MAX, u32::MAX),
+    ] {
+        assert_eq!(capacity(elements), size, "{elements} elements");
+    }
+    // 600 frontends of 2 endpoints and 600 addresses: the bucket holds 1,200 elements.
+    let frontends: Vec<(Frontend, &str, Backend)> = (0..600u32)
+        .map(|i| {
+            let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 1, 0)) + i);
+            let frontend = Frontend {
+                ip,
+                protocol: Protocol::Tcp,
+                port: 80,
+            };
+            (frontend, "test/web:http", random(&[5, 6]))
+        })
+        .collect();
+    let sizes: BTreeMap<String, Option<u32>> = full("stackube-proxy", &spec(&frontends))
+        .into_iter()
+        .filter_map(|command| match command {
+            Command::AddSet { set, .. } => Some((set.name, set.size)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        BTreeMap::from([
+            ("service-addresses".to_owned(), Some(2048)),
+            ("services".to_owned(), Some(2048)),
+            ("no-endpoints".to_owned(), Some(2048)),
+            ("endpoints-2".to_owned(), Some(4096)),
+        ])
+    );
 }

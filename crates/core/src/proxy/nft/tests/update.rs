@@ -24,7 +24,7 @@ fn scaling_3_to_0_rejects_then_scaling_to_2_serves_again() {
     "#;
     assert_eq!(checked_update(&three, &zero), lines(to_zero));
     let to_two = r#"
-        add map inet stackube-proxy endpoints-2 { typeof ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . th dport; }
+        add map inet stackube-proxy endpoints-2 { typeof ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . th dport; size 1024; }
         add chain inet stackube-proxy endpoints-2
         add rule inet stackube-proxy endpoints-2 dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2 map @endpoints-2
         delete element inet stackube-proxy no-endpoints { 10.96.0.5 . tcp . 80 }
@@ -52,7 +52,7 @@ fn a_new_service_adds_its_bucket_and_elements_and_nothing_else() {
         (dns(), "kube-system/dns:dns", random(&[4, 5, 6])),
     ]);
     let want = r#"
-        add map inet stackube-proxy endpoints-3 { typeof ip daddr . meta l4proto . th dport . numgen random mod 3 : ip daddr . th dport; }
+        add map inet stackube-proxy endpoints-3 { typeof ip daddr . meta l4proto . th dport . numgen random mod 3 : ip daddr . th dport; size 1024; }
         add chain inet stackube-proxy endpoints-3
         add rule inet stackube-proxy endpoints-3 dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 3 map @endpoints-3
         add element inet stackube-proxy service-addresses { 10.96.0.10 }
