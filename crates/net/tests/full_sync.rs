@@ -191,14 +191,15 @@ async fn a_batch_of_over_a_thousand_messages_is_acknowledged_whole() {
 #[tokio::test]
 async fn a_table_its_sets_are_too_small_for_is_made_afresh() {
     let ns = Netns::new();
-    // Sets sized for 20 frontends (the least size); then 3,000 frontends: the kernel keeps a
-    // set's size when it is added again and refuses elements beyond it.
+    // Sets sized for 20 frontends (the least size), an affinity client; then 3,000 frontends.
     full_sync(&ns, &table(20, 2)).await;
     let small = ns.nft(&["list", "map", "inet", TABLE, "services"]);
     assert!(
         small.contains(&format!("size {}", nft::MIN_SET_SIZE)),
         "{small:.500}"
     );
+    let set = "affinity-10.98.0.0-tcp-443-10.246.0.0-8080";
+    ns.nft(&["add", "element", "inet", TABLE, set, "{ 192.0.2.9 }"]);
     let spec = table(3_000, 2);
     let wanted = oracle(&spec).await;
     assert!(
@@ -206,5 +207,7 @@ async fn a_table_its_sets_are_too_small_for_is_made_afresh() {
         "the oracle sizes services for its 3,003 frontends: {:.500}",
         wanted
     );
+    // Made afresh (kernel 6.18 would take a larger size for a kept set, but not its buckets):
+    // the affinity client went with the old table, which a kept one keeps (see above).
     same(&full_sync(&ns, &spec).await, &wanted);
 }

@@ -6,6 +6,7 @@
 //! started on a thread that joined the namespace (a process inherits its creator thread's
 //! network namespace), and [`FakeRuleset`](crate::fake::FakeRuleset) in memory.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -273,7 +274,7 @@ impl Ruleset for Nft {
             || format!("cannot read the chains and sets of table inet {table}"),
         )
         .await?;
-        let kept = match replace.objects(&chains) {
+        let kept = match replace.objects(&chains, &sets) {
             Some(objects) => match self.apply(netns, &objects).await {
                 Ok(()) => true,
                 Err(e) => {
@@ -287,11 +288,13 @@ impl Ruleset for Nft {
             None => false,
         };
         if kept {
-            let (chains, sets) = raw::leftovers(&replace, &chains, &sets);
+            let names: BTreeSet<String> = sets.into_keys().collect();
+            let (chains, sets) = raw::leftovers(&replace, &chains, &names);
             match self.fill(netns, table, &replace, &chains, &sets).await {
                 Ok(()) => return Ok(()),
-                // A kept set made smaller than what it must hold now refuses the rest (ENFILE):
-                // the kernel keeps a set's size when it is added again.
+                // Whatever refused the elements over the kept objects (a set that filled up
+                // since it was read, say), a table made afresh takes them: retrying the same
+                // would fail the same way.
                 Err(e) => tracing::warn!(
                     netns = %netns.display(), table, error = %e,
                     "the kept table cannot take its elements; making it afresh"

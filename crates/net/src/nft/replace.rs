@@ -35,6 +35,8 @@ const NFTA_CHAIN_NAME: u16 = 3;
 const NFTA_SET_TABLE: u16 = 1;
 const NFTA_SET_NAME: u16 = 2;
 const NFTA_SET_FLAGS: u16 = 3;
+const NFTA_SET_DESC: u16 = 9;
+const NFTA_SET_DESC_SIZE: u16 = 1;
 const NFT_SET_ANONYMOUS: u32 = 0x1;
 /// Bytes of elements in one message: its element list is one attribute, under 64 KiB.
 const ELEMENT_BYTES: usize = 60 * 1024;
@@ -170,7 +172,9 @@ fn write_element(writer: &mut Writer, element: &RawElement) {
 }
 
 /// The table's chains with how many rules each has, and its named sets.
-pub(crate) type Inventory = (BTreeMap<String, usize>, BTreeSet<String>);
+/// The chains of a table with their rule counts, and its named sets with their sizes (`None`:
+/// made without one).
+pub(crate) type Inventory = (BTreeMap<String, usize>, BTreeMap<String, Option<u32>>);
 
 /// The answers to a dump of `kind` objects of table `inet table` (none when it does not
 /// exist): the attributes of each, with the table's attribute checked.
@@ -191,6 +195,18 @@ fn dump_of(table: &str, kind: u16, answer: u16, table_attr: u16) -> io::Result<V
 }
 
 /// The string attribute `kind` of an answer.
+/// A set's size (`NFTA_SET_DESC`'s `NFTA_SET_DESC_SIZE`), `None` when it has none.
+fn size(payload: &[u8]) -> Option<u32> {
+    let (_, desc) = attributes(payload)
+        .into_iter()
+        .find(|(k, _)| *k == NFTA_SET_DESC)?;
+    let (_, size) = attributes(desc)
+        .into_iter()
+        .find(|(k, _)| *k == NFTA_SET_DESC_SIZE)?;
+    let size = u32::from_be_bytes(size.get(0..4)?.try_into().ok()?);
+    (size > 0).then_some(size)
+}
+
 fn name(payload: &[u8], kind: u16) -> Option<String> {
     attributes(payload)
         .into_iter()
@@ -224,7 +240,7 @@ pub(crate) fn inventory(table: &str) -> io::Result<Inventory> {
                 })
             })
         })
-        .filter_map(|p| name(p, NFTA_SET_NAME))
+        .filter_map(|p| Some((name(p, NFTA_SET_NAME)?, size(p))))
         .collect();
     Ok((chains, sets))
 }

@@ -68,12 +68,26 @@ pub fn replace<'a>(table: &'a str, spec: &'a TableSpec) -> Replace<'a> {
 
 impl<'a> Replace<'a> {
     /// The first transaction: every object kept or added, every chain's rules rewritten but a
-    /// bucket's, given the rules each chain of the table has (`rules`). nft 1.0.6 cannot add a
-    /// rule that refers to a bucket's map when it reads that map from the kernel (its `typeof`
-    /// key of `ip` and `th` fields: "conflicting protocols specified"), so a bucket chain that
-    /// exists is kept as it is when it has its one rule, and `None` (make the table afresh)
-    /// when it has not.
-    pub fn objects(&self, rules: &BTreeMap<String, usize>) -> Option<Vec<Command>> {
+    /// bucket's, given the rules each chain of the table has (`rules`) and the size of each of
+    /// its named sets (`sizes`, `None`: made without one). nft 1.0.6 cannot add a rule that
+    /// refers to a bucket's map when it reads that map from the kernel (its `typeof` key of `ip`
+    /// and `th` fields: "conflicting protocols specified"), so a bucket chain that exists is
+    /// kept as it is when it has its one rule, and `None` (make the table afresh) when it has
+    /// not.
+    ///
+    /// A set that exists is added again at the size it has, so the kernel never changes it
+    /// (kernel 6.18 would apply a new size but keep the hash's buckets, made for the old one:
+    /// its chains would grow long); `None` when one is smaller than its elements (afresh, at
+    /// their size).
+    pub fn objects(
+        &self,
+        rules: &BTreeMap<String, usize>,
+        sizes: &BTreeMap<String, Option<u32>>,
+    ) -> Option<Vec<Command>> {
+        let counts: BTreeMap<String, usize> = filled_sets(self.spec)
+            .into_iter()
+            .map(|set| (set.name(), entries(self.spec, set).count()))
+            .collect();
         let mut kept = BTreeSet::new();
         for name in self.spec.random_sizes().map(bucket) {
             match rules.get(&name) {
@@ -86,7 +100,17 @@ impl<'a> Replace<'a> {
         }
         let parts = Parts { table: self.table };
         let mut commands = vec![parts.add_table()];
-        for command in objects(parts, self.spec) {
+        for mut command in objects(parts, self.spec) {
+            if let Command::AddSet { set, .. } = &mut command
+                && set.size.is_some()
+                && let Some(size) = sizes.get(&set.name)
+            {
+                let elements = counts.get(&set.name).copied().unwrap_or_default();
+                if size.is_some_and(|size| (size as usize) < elements) {
+                    return None;
+                }
+                set.size = *size;
+            }
             match &command {
                 Command::AddChain { name, .. } if !kept.contains(name) => {
                     let flush = parts.flush(name);

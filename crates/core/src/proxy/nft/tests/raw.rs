@@ -27,13 +27,63 @@ fn rules(model: &NftModel, spec: &TableSpec) -> BTreeMap<String, usize> {
         .collect()
 }
 
+/// The sizes of the named sets of a table made by a full sync to `spec`.
+fn made_sizes(spec: &TableSpec) -> BTreeMap<String, Option<u32>> {
+    replace(T, spec)
+        .fresh_objects()
+        .into_iter()
+        .filter_map(|command| match command {
+            Command::AddSet { set, .. } => Some((set.name, set.size)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The size each set of `commands` is added with.
+fn added_sizes(commands: &[Command]) -> BTreeMap<String, Option<u32>> {
+    commands
+        .iter()
+        .filter_map(|command| match command {
+            Command::AddSet { set, .. } => Some((set.name.clone(), set.size)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_kept_set_keeps_its_size_unless_its_elements_outgrew_it() {
+    let spec = mixed();
+    let rules = rules(&model_of(&spec), &spec);
+    let made = made_sizes(&spec);
+    assert_eq!(made["services"], Some(MIN_SET_SIZE), "read: {made:?}");
+    // Larger than now needed, or none (an older proxy's table): added again as it is.
+    let mut sizes = made.clone();
+    sizes.insert("services".into(), Some(1 << 20));
+    sizes.insert("endpoints-2".into(), None);
+    let objects = replace(T, &spec).objects(&rules, &sizes).expect("kept");
+    let added = added_sizes(&objects);
+    assert_eq!(added["services"], Some(1 << 20));
+    assert_eq!(added["endpoints-2"], None);
+    assert_eq!(added["no-endpoints"], Some(MIN_SET_SIZE));
+    // A set the table does not have yet gets the size of its elements.
+    sizes.remove("no-endpoints");
+    let objects = replace(T, &spec).objects(&rules, &sizes).expect("kept");
+    assert_eq!(added_sizes(&objects)["no-endpoints"], Some(MIN_SET_SIZE));
+    // Smaller than its elements (the web frontend's 2 slots): the table is made afresh.
+    sizes.insert("endpoints-2".into(), Some(1));
+    assert!(replace(T, &spec).objects(&rules, &sizes).is_none());
+    sizes.insert("endpoints-2".into(), Some(2));
+    assert!(replace(T, &spec).objects(&rules, &sizes).is_some());
+}
+
 #[test]
 fn a_bucket_chain_without_its_one_rule_makes_the_table_afresh() {
     let spec = mixed();
     let mut rules = rules(&model_of(&spec), &spec);
-    assert!(replace(T, &spec).objects(&rules).is_some());
+    let sizes = made_sizes(&spec);
+    assert!(replace(T, &spec).objects(&rules, &sizes).is_some());
     rules.insert("endpoints-2".into(), 0);
-    assert!(replace(T, &spec).objects(&rules).is_none());
+    assert!(replace(T, &spec).objects(&rules, &sizes).is_none());
 }
 
 /// The elements of `set` in the fills of `spec`'s full sync.
@@ -137,7 +187,7 @@ fn the_objects_keep_a_table_already_as_desired_unchanged() {
     let mut model = model_of(&spec);
     let before = model.dump();
     let objects = replace(T, &spec)
-        .objects(&rules(&model, &spec))
+        .objects(&rules(&model, &spec), &made_sizes(&spec))
         .expect("kept");
     assert!(
         !objects
@@ -158,7 +208,9 @@ fn the_objects_make_an_empty_table_and_rewrite_every_chain_of_an_old_one() {
     let new = mixed();
     let mut empty = NftModel::default();
     let none = BTreeMap::new();
-    let objects = replace(T, &new).objects(&none).expect("nothing to keep");
+    let objects = replace(T, &new)
+        .objects(&none, &BTreeMap::new())
+        .expect("nothing to keep");
     empty.apply(&objects).expect("applies to nothing");
     let mut fresh = NftModel::default();
     fresh
@@ -172,7 +224,7 @@ fn the_objects_make_an_empty_table_and_rewrite_every_chain_of_an_old_one() {
     ]);
     let mut model = model_of(&old);
     let objects = replace(T, &new)
-        .objects(&rules(&model, &old))
+        .objects(&rules(&model, &old), &made_sizes(&old))
         .expect("kept");
     model.apply(&objects).expect("applies over the old table");
     let wanted = model_of(&new);
