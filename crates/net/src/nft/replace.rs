@@ -171,9 +171,8 @@ fn write_element(writer: &mut Writer, element: &RawElement) {
     writer.unnest();
 }
 
-/// The table's chains with how many rules each has, and its named sets.
-/// The chains of a table with their rule counts, and its named sets with their sizes (`None`:
-/// made without one).
+/// The table's chains with how many rules each has, and its named sets with their sizes
+/// (`None`: made without one).
 pub(crate) type Inventory = (BTreeMap<String, usize>, BTreeMap<String, Option<u32>>);
 
 /// The answers to a dump of `kind` objects of table `inet table` (none when it does not
@@ -194,7 +193,6 @@ fn dump_of(table: &str, kind: u16, answer: u16, table_attr: u16) -> io::Result<V
         .collect())
 }
 
-/// The string attribute `kind` of an answer.
 /// A set's size (`NFTA_SET_DESC`'s `NFTA_SET_DESC_SIZE`), `None` when it has none.
 fn size(payload: &[u8]) -> Option<u32> {
     let (_, desc) = attributes(payload)
@@ -207,6 +205,7 @@ fn size(payload: &[u8]) -> Option<u32> {
     (size > 0).then_some(size)
 }
 
+/// The string attribute `kind` of an answer.
 fn name(payload: &[u8], kind: u16) -> Option<String> {
     attributes(payload)
         .into_iter()
@@ -243,4 +242,34 @@ pub(crate) fn inventory(table: &str) -> io::Result<Inventory> {
         .filter_map(|p| Some((name(p, NFTA_SET_NAME)?, size(p))))
         .collect();
     Ok((chains, sets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A netlink attribute, padded.
+    fn nla(kind: u16, data: &[u8]) -> Vec<u8> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+        a.extend_from_slice(&kind.to_ne_bytes());
+        a.extend_from_slice(data);
+        a.resize(a.len().next_multiple_of(4), 0);
+        a
+    }
+
+    #[test]
+    fn a_sets_size_is_read_from_its_nested_description() {
+        // The kernel's numbers (linux/netfilter/nf_tables.h), not the constants under test:
+        // NFTA_SET_NAME 2, NFTA_SET_DESC 9 (nested), NFTA_SET_DESC_SIZE 1.
+        let name = nla(2, b"services\0");
+        let described = |size: u32| {
+            let desc = nla(1, &size.to_be_bytes());
+            [name.clone(), nla(9 | 0x8000, &desc)].concat()
+        };
+        assert_eq!(size(&described(2048)), Some(2048));
+        assert_eq!(size(&described(0)), None, "no size");
+        assert_eq!(size(&name), None, "no description");
+        assert_eq!(size(&nla(9 | 0x8000, &[1, 2])), None, "cut short");
+    }
 }
