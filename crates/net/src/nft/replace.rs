@@ -4,7 +4,7 @@
 //! then the sets); and the table's chains (with their rule counts) and sets, read before the
 //! first transaction.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io;
 
 use stackube_core::proxy::nft::raw::{Fill, RawData, RawElement};
