@@ -533,8 +533,16 @@ pub async fn admin(env: &TestEnv) -> OpenStack {
 }
 
 /// Creates tenants `names` and waits until they are Ready.
+/// The tenants this test binary made and has not deleted: a failed test's [`Baseline`] deletes
+/// them as it drops.
+static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 pub async fn create_tenants(client: &kube::Client, names: &[&str]) {
     let tenants: Api<Tenant> = Api::all(client.clone());
+    CREATED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(names.iter().map(|n| (*n).to_owned()));
     for name in names {
         let tenant = Tenant::new(
             name,
@@ -572,6 +580,10 @@ pub async fn delete_tenants(client: &kube::Client, names: &[&str]) {
             }
         }
         if left == 0 {
+            CREATED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|n| !names.contains(&n.as_str()));
             return;
         }
         assert!(
@@ -695,6 +707,42 @@ pub struct Baseline {
     taps: Vec<String>,
     /// Port name prefixes (`kube-<namespace>-`) of the namespaces that are not this test's.
     foreign: Vec<String>,
+}
+
+impl Drop for Baseline {
+    /// A test that fails leaves its tenants deleting (their pods forced out: the kubelet may be
+    /// what failed): whichever controller runs next finishes it, and the next test's baseline
+    /// does not start from this one's leftovers.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let names = std::mem::take(&mut *CREATED.lock().unwrap_or_else(|e| e.into_inner()));
+        if names.is_empty() {
+            return;
+        }
+        let env = TestEnv::get();
+        for name in &names {
+            let mut pods = env.kubectl();
+            pods.args([
+                "-n",
+                name,
+                "delete",
+                "pods",
+                "--all",
+                "--force",
+                "--grace-period=0",
+            ])
+            .args(["--wait=false"]);
+            let _ = run_command(pods, None);
+        }
+        let mut tenants = env.kubectl();
+        tenants
+            .args(["delete", "tenants", "--ignore-not-found", "--wait=false"])
+            .args(&names);
+        let (_, out) = run_command(tenants, None);
+        eprintln!("the failed test's tenants left deleting: {}", out.trim());
+    }
 }
 
 impl Baseline {

@@ -357,7 +357,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let results = run_all(&bench, &tenant).await;
 
-    tenant.delete(&env, &os).await;
+    // Still shared: the last holder's drop deletes it.
+    if let Ok(tenant) = Arc::try_unwrap(tenant) {
+        tenant.delete(&env, &os).await;
+    }
     match apiserver::delete_etcd_prefix(&load::client(&bench.ca, 1)?, &bench.etcd_prefix).await {
         Ok(keys) => eprintln!("deleted {keys} etcd keys under {}", bench.etcd_prefix),
         Err(e) => eprintln!(

@@ -43,6 +43,8 @@ pub struct TenantUser {
     pub project_id: String,
     pub user_id: String,
     pub password: SecretString,
+    /// Set by [`TenantUser::delete`]; otherwise (a test that failed before it) dropping deletes.
+    deleted: bool,
 }
 
 impl TenantUser {
@@ -78,6 +80,7 @@ impl TenantUser {
             project_id: project.id.to_string(),
             user_id: user.id.to_string(),
             password,
+            deleted: false,
         };
         tenant.create_namespace(env);
         tenant
@@ -130,24 +133,54 @@ impl TenantUser {
     }
 
     /// Deletes the namespace, user and project.
-    pub async fn delete(&self, env: &TestEnv, os: &OpenStack) {
-        let _ = kubectl_admin(
-            env,
-            &[
-                "delete",
-                "namespace",
-                &self.name,
-                "--ignore-not-found",
-                "--wait=false",
-            ],
-            None,
-        );
-        let identity = os.identity();
-        let _ = identity.delete_user(&self.user_id.clone().into()).await;
-        let _ = identity
-            .delete_project(&self.project_id.clone().into())
-            .await;
+    pub async fn delete(mut self, env: &TestEnv, os: &OpenStack) {
+        remove(env, os, &self.name, &self.user_id, &self.project_id).await;
+        self.deleted = true;
     }
+}
+
+impl Drop for TenantUser {
+    /// A test that failed before [`TenantUser::delete`] leaves nothing either. From a thread of
+    /// its own: this may run inside the test's runtime, which cannot block on a future.
+    fn drop(&mut self) {
+        if self.deleted {
+            return;
+        }
+        let (name, user, project) = (
+            self.name.clone(),
+            self.user_id.clone(),
+            self.project_id.clone(),
+        );
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let env = TestEnv::get();
+                remove(env, &admin(env).await, &name, &user, &project).await;
+            });
+        })
+        .join();
+    }
+}
+
+/// Deletes the namespace `name`, the user and the project.
+async fn remove(env: &TestEnv, os: &OpenStack, name: &str, user: &str, project: &str) {
+    let _ = kubectl_admin(
+        env,
+        &[
+            "delete",
+            "namespace",
+            name,
+            "--ignore-not-found",
+            "--wait=false",
+        ],
+        None,
+    );
+    let identity = os.identity();
+    let _ = identity.delete_user(&user.to_owned().into()).await;
+    let _ = identity.delete_project(&project.to_owned().into()).await;
 }
 
 /// The password credentials of `user` on `project` (both by name, in the Default domain).
