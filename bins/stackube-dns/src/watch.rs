@@ -5,6 +5,10 @@
 //! # Guarantees
 //! - After a relist (a watch that restarted), objects deleted while the watch was away are
 //!   gone from the index too: each watch remembers the keys it fed.
+//! - Services and EndpointSlices are listed in protobuf ([`stackube_kube::list_watch`]): a
+//!   Service kube-rs cannot decode (a status condition whose `lastTransitionTime` is null, which
+//!   kube-apiserver accepts) neither stops the list nor loses its deletion (an event that does
+//!   not decode lists again).
 //! - Nothing is served before every watch has listed once ([`Inputs::wait_ready`]): a server
 //!   that starts does not answer NXDOMAIN for names it has not read yet (clients would cache
 //!   that).
@@ -15,7 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt as _;
+use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::core::PartialObjectMeta;
@@ -23,10 +27,22 @@ use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Resource, ResourceExt as _};
 use stackube_core::dns::Index;
 use stackube_core::dns::records::{PodRecord, ServiceRecord, SliceRecord};
+use stackube_kube::list_watch;
 use stackube_model::crd::Network;
 use tokio::sync::{Notify, watch as flag};
 
 use crate::metrics::Metrics;
+
+/// Objects per page of the protobuf lists.
+const PAGE_SIZE: u32 = 500;
+
+/// kube-rs' watcher of `api`, with its default backoff.
+fn json<K>(api: Api<K>) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    watcher(api, watcher::Config::default()).default_backoff()
+}
 
 /// Seconds since the epoch, for the index's change times.
 fn now() -> u32 {
@@ -67,20 +83,24 @@ impl Inputs {
             }
         };
 
-        listed.push(spawn("Services", Api::<Service>::all(client.clone()), {
-            let (index, gauges) = (index.clone(), gauges.clone());
-            move |ns: &str, name: &str, service: Option<&Service>| {
-                let record = service.and_then(ServiceRecord::from_service);
-                index
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .set_service(ns, name, record, now());
-                gauges();
-            }
-        }));
+        listed.push(spawn(
+            "Services",
+            list_watch::watcher(Api::<Service>::all(client.clone()), PAGE_SIZE),
+            {
+                let (index, gauges) = (index.clone(), gauges.clone());
+                move |ns: &str, name: &str, service: Option<&Service>| {
+                    let record = service.and_then(ServiceRecord::from_service);
+                    index
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .set_service(ns, name, record, now());
+                    gauges();
+                }
+            },
+        ));
         listed.push(spawn(
             "EndpointSlices",
-            Api::<EndpointSlice>::all(client.clone()),
+            list_watch::watcher(Api::<EndpointSlice>::all(client.clone()), PAGE_SIZE),
             {
                 let (index, gauges) = (index.clone(), gauges.clone());
                 move |ns: &str, name: &str, slice: Option<&EndpointSlice>| {
@@ -95,7 +115,7 @@ impl Inputs {
                 }
             },
         ));
-        listed.push(spawn("Pods", Api::<Pod>::all(client.clone()), {
+        listed.push(spawn("Pods", json(Api::<Pod>::all(client.clone())), {
             let (index, gauges) = (index.clone(), gauges.clone());
             move |ns: &str, name: &str, pod: Option<&Pod>| {
                 let record = pod.and_then(PodRecord::from_pod);
@@ -106,21 +126,25 @@ impl Inputs {
                 gauges();
             }
         }));
-        listed.push(spawn("Networks", Api::<Network>::all(client.clone()), {
-            let (networks, changed) = (networks.clone(), views_changed.clone());
-            move |ns: &str, name: &str, network: Option<&Network>| {
-                let key = (ns.to_owned(), name.to_owned());
-                let mut networks = networks.lock().unwrap_or_else(|e| e.into_inner());
-                match network {
-                    Some(network) => networks.insert(key, network.clone()),
-                    None => networks.remove(&key),
-                };
-                changed.notify_one();
-            }
-        }));
+        listed.push(spawn(
+            "Networks",
+            json(Api::<Network>::all(client.clone())),
+            {
+                let (networks, changed) = (networks.clone(), views_changed.clone());
+                move |ns: &str, name: &str, network: Option<&Network>| {
+                    let key = (ns.to_owned(), name.to_owned());
+                    let mut networks = networks.lock().unwrap_or_else(|e| e.into_inner());
+                    match network {
+                        Some(network) => networks.insert(key, network.clone()),
+                        None => networks.remove(&key),
+                    };
+                    changed.notify_one();
+                }
+            },
+        ));
         listed.push(spawn(
             "namespaces",
-            Api::<PartialObjectMeta<Namespace>>::all(client),
+            json(Api::<PartialObjectMeta<Namespace>>::all(client)),
             {
                 let (namespaces, index, changed) =
                     (namespaces.clone(), index.clone(), views_changed.clone());
@@ -180,18 +204,22 @@ impl Inputs {
     }
 }
 
-/// Watches `api`, calling `apply(namespace, name, Some(object))` for every object listed or
-/// changed and `apply(namespace, name, None)` for every one deleted (or found gone after a
-/// relist); the returned flag turns true once the first list is done.
-fn spawn<K, F>(what: &'static str, api: Api<K>, mut apply: F) -> flag::Receiver<bool>
+/// Follows `stream` (a watcher's events, retried by it), calling `apply(namespace, name,
+/// Some(object))` for every object listed or changed and `apply(namespace, name, None)` for
+/// every one deleted (or found gone after a relist); the returned flag turns true once the
+/// first list is done.
+fn spawn<K, E, F>(
+    what: &'static str,
+    stream: impl Stream<Item = Result<watcher::Event<K>, E>> + Send + 'static,
+    mut apply: F,
+) -> flag::Receiver<bool>
 where
-    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + Send + Sync + 'static,
-    K: serde::de::DeserializeOwned,
+    K: Resource<DynamicType = ()> + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
     F: FnMut(&str, &str, Option<&K>) + Send + 'static,
 {
     let (listed, receiver) = flag::channel(false);
     tokio::spawn(async move {
-        let stream = watcher(api, watcher::Config::default()).default_backoff();
         futures::pin_mut!(stream);
         let key = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
         let mut keys = Keys::default();

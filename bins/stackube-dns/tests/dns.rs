@@ -15,7 +15,7 @@ use hickory_proto::rr::RecordType;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use rig::*;
 use serde_json::json;
 use stackube_testenv::{TestEnv, unique_name};
@@ -415,12 +415,41 @@ async fn killed_it_answers_at_once_when_back_and_the_router_keeps_its_address() 
     assert!(address_on_lo(&router));
     let out = nslookup(env, &tenant, "client", &[&name]);
     assert!(!out.contains(&nginx), "answered while killed: {out}");
+    // Meanwhile a Service gets a status condition without its time, as the e2e suite's status
+    // lifecycle test writes: kube-apiserver keeps it as null, and k8s-openapi cannot read it.
+    let odd = service(&services, "odd", json!({"ports": [{"port": 80}]})).await;
+    let condition = json!({"status": {"conditions": [
+        {"type": "StatusUpdate", "status": "True", "reason": "Test", "message": "no time"}]}});
+    match services
+        .patch_status("odd", &PatchParams::default(), &Patch::Merge(&condition))
+        .await
+    {
+        Ok(_) | Err(kube::Error::SerdeError(_)) => {}
+        Err(e) => panic!("a condition without its time: {e}"),
+    }
     dns.restart();
     let out = nslookup(env, &tenant, "client", &[&name]);
     assert!(
         out.contains(&nginx),
         "the first query after the restart: {out}"
     );
+    let odd_name = format!("odd.{tenant}.svc.cluster.local");
+    let out = nslookup(env, &tenant, "client", &[&odd_name]);
+    assert!(
+        out.contains(&odd),
+        "the Service with the odd condition: {out}"
+    );
+    // Its deletion is an event that does not decode either: it is listed away.
+    match services.delete("odd", &DeleteParams::default()).await {
+        Ok(_) | Err(kube::Error::SerdeError(_)) => {}
+        Err(e) => panic!("odd deleted: {e}"),
+    }
+    eventually("the deleted odd Service is NXDOMAIN", &dns, || {
+        nxdomain(&nslookup(env, &tenant, "client", &[&odd_name]))
+    })
+    .await;
+    let out = nslookup(env, &tenant, "client", &[&name]);
+    assert!(out.contains(&nginx), "nginx after odd's deletion: {out}");
 
     // The address removed by hand: the drift check puts it back, and queries answer again.
     let (ok, out) = ip_in(&router, &["addr", "del", "10.96.0.10/32", "dev", "lo"]);

@@ -117,7 +117,7 @@ async fn make_slices(api: &Api<EndpointSlice>) {
             "web-a",
             json!([
                 {"addresses": ["10.0.0.1"], "conditions": {"ready": true, "serving": true, "terminating": false},
-                 "nodeName": "n1", "zone": "z1"},
+                 "hostname": "web-0", "nodeName": "n1", "zone": "z1"},
                 {"addresses": ["10.0.0.2"], "conditions": {"ready": false, "serving": true, "terminating": true}},
                 {"addresses": ["10.0.0.3"]}
             ]),
@@ -220,6 +220,7 @@ fn carried_slice(s: &EndpointSlice) -> EndpointSlice {
         .map(|e| k8s_openapi::api::discovery::v1::Endpoint {
             addresses: e.addresses.clone(),
             conditions: e.conditions.clone(),
+            hostname: e.hostname.clone(),
             node_name: e.node_name.clone(),
             zone: e.zone.clone(),
             ..Default::default()

@@ -7,7 +7,7 @@
 //!   (name, protocol, port, targetPort), type, clusterIP(s), externalName, sessionAffinity and its
 //!   timeout; `status.loadBalancer.ingress` (ip, ipMode).
 //! - EndpointSlice: name, namespace, resourceVersion, labels; addressType; ports (name,
-//!   protocol, port); endpoints (addresses, conditions, nodeName, zone).
+//!   protocol, port); endpoints (addresses, conditions, hostname, nodeName, zone).
 
 use std::collections::BTreeMap;
 
@@ -267,6 +267,8 @@ struct Endpoint {
     addresses: Vec<String>,
     #[prost(message, optional, tag = "2")]
     conditions: Option<EndpointConditions>,
+    #[prost(string, optional, tag = "3")]
+    hostname: Option<String>,
     #[prost(string, optional, tag = "6")]
     node_name: Option<String>,
     #[prost(string, optional, tag = "7")]
@@ -308,6 +310,7 @@ impl From<EndpointSlice> for discovery::EndpointSlice {
                         serving: c.serving,
                         terminating: c.terminating,
                     }),
+                    hostname: text(e.hostname),
                     node_name: text(e.node_name),
                     zone: text(e.zone),
                     ..Default::default()
