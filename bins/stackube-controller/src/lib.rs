@@ -323,7 +323,8 @@ impl Error {
 }
 
 /// Merge-patches `status` into the object `name`. An object deleted meanwhile is not an error:
-/// there is nothing left to report on.
+/// there is nothing left to report on; nor is an answer that does not decode (the patch
+/// landed: a Service with a condition k8s-openapi cannot read, loadbalancer/watched.rs).
 pub(crate) async fn patch_status<K>(
     api: &kube::Api<K>,
     name: &str,
@@ -337,7 +338,7 @@ where
         .patch_status(name, &kube::api::PatchParams::default(), &patch)
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) | Err(kube::Error::SerdeError(_)) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }

@@ -36,6 +36,75 @@ const FINALIZER: &str = "stackube.kubernetes.io/load-balancer";
 /// How the floating IPs this test makes itself begin their description.
 const TEST_FLOATING_IP: &str = "made by the load_balancer test for";
 
+/// A Service in `default` with a status condition whose `lastTransitionTime` is null, as the
+/// e2e suite's status lifecycle test writes (kube-apiserver keeps it; k8s-openapi refuses it),
+/// deleted when dropped.
+struct OddService {
+    kubectl: std::process::Command,
+    name: String,
+}
+
+impl OddService {
+    fn create(env: &stackube_testenv::TestEnv) -> OddService {
+        let name = unique_name("odd");
+        let manifest = format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
+             spec: {{ports: [{{port: 80}}]}}\n"
+        );
+        let (ok, out) = kubectl(env, &["create", "-f", "-"], Some(&manifest));
+        assert!(ok, "odd Service created: {out}");
+        let condition = r#"{"status": {"conditions": [{"type": "StatusUpdate", "status": "True",
+            "reason": "Test", "message": "no time"}]}}"#;
+        let (ok, out) = kubectl(
+            env,
+            &[
+                "-n",
+                "default",
+                "patch",
+                "service",
+                &name,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                condition,
+            ],
+            None,
+        );
+        assert!(ok, "odd Service's condition: {out}");
+        let (ok, out) = kubectl(
+            env,
+            &["-n", "default", "get", "service", &name, "-o", "json"],
+            None,
+        );
+        let stored: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        assert!(
+            ok && stored["status"]["conditions"][0]["lastTransitionTime"].is_null()
+                && serde_json::from_value::<Service>(stored.clone()).is_err(),
+            "the odd Service is one k8s-openapi cannot read: {out}"
+        );
+        OddService {
+            kubectl: env.kubectl(),
+            name,
+        }
+    }
+}
+
+impl Drop for OddService {
+    fn drop(&mut self) {
+        let _ = self
+            .kubectl
+            .args([
+                "-n",
+                "default",
+                "delete",
+                "service",
+                &self.name,
+                "--wait=false",
+            ])
+            .output();
+    }
+}
+
 /// A LoadBalancer Service `ns/name`, asking for `address` if given.
 fn load_balancer(ns: &str, name: &str, address: Option<&str>) -> Service {
     Service {
@@ -286,6 +355,9 @@ async fn ready_tenant(client: &Client, name: &str) -> (ProjectId, Network) {
 async fn a_tenants_load_balancer_gets_its_floating_ip_and_releases_it() {
     let _serial = serial().await;
     let Env { env, client, os } = env().await;
+    // A Service k8s-openapi cannot decode is there before the controller lists: it must not stop
+    // the LoadBalancers below.
+    let _odd = OddService::create(env);
     let controller = Controller::start(env, "load-balancer", &[]);
     eprintln!("controller log: {}", controller.log.display());
     controller.wait_leading().await;

@@ -32,6 +32,7 @@ mod observe;
 mod report;
 #[cfg(test)]
 mod tests;
+mod watched;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,16 +55,19 @@ use crate::{Context, Error, retry_after};
 
 const CONTROLLER: &str = "loadbalancer";
 
-/// The LoadBalancer Service controller: Services, woken also by the Networks their VIP ports
-/// go on (a namespace's own, and the cluster network).
-pub fn controller(
+/// The LoadBalancer Service controller: Services (read as [`watched::Watched`]: a Service
+/// k8s-openapi cannot decode must not stop the others), woken also by the Networks their VIP
+/// ports go on (a namespace's own, and the cluster network).
+pub(crate) fn controller(
     ctx: Arc<Context>,
     concurrency: u16,
-) -> impl Stream<Item = Result<(ObjectRef<Service>, Action), impl std::error::Error>> {
+) -> impl Stream<Item = Result<(ObjectRef<watched::Watched>, Action), impl std::error::Error>> {
     let client = ctx.client.clone();
-    let controller = Controller::new(
-        Api::<Service>::all(client.clone()),
+    let resource = watched::resource();
+    let controller = Controller::new_with(
+        Api::<watched::Watched>::all_with(client.clone(), &resource),
         watcher::Config::default(),
+        resource.clone(),
     );
     let services = controller.store();
     controller
@@ -81,17 +85,21 @@ pub fn controller(
                 services
                     .state()
                     .iter()
-                    .filter(|s| lifecycle(&facts(s)) != Lifecycle::Ignore)
+                    .filter(|s| lifecycle(&facts(&watched::service(s))) != Lifecycle::Ignore)
                     .filter(|s| cluster || s.namespace().as_deref() == Some(namespace.as_str()))
-                    .map(|s| ObjectRef::from_obj(s.as_ref()))
+                    .map(|s| ObjectRef::from_obj_with(s.as_ref(), resource.clone()))
                     .collect()
             },
         )
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
-        .run(reconcile, error_policy, ctx)
+        .run(
+            |service, ctx| reconcile(Arc::new(watched::service(&service)), ctx),
+            error_policy,
+            ctx,
+        )
 }
 
-fn error_policy(_service: Arc<Service>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(_service: Arc<watched::Watched>, error: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(retry_after(error))
 }
 
@@ -157,13 +165,18 @@ async fn add_finalizer(api: &Api<Service>, service: &Service) -> Result<(), Erro
             {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
         ])
     };
-    api.patch(
-        &service.name_any(),
-        &PatchParams::default(),
-        &json_patch(patch),
-    )
-    .await?;
-    Ok(())
+    match api
+        .patch(
+            &service.name_any(),
+            &PatchParams::default(),
+            &json_patch(patch),
+        )
+        .await
+    {
+        // Patched; the answer is a Service k8s-openapi cannot read (watched.rs).
+        Ok(_) | Err(kube::Error::SerdeError(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Removes the finalizer (only ours: the patch tests its position first). A Service gone
@@ -185,7 +198,7 @@ async fn remove_finalizer(api: &Api<Service>, service: &Service) -> Result<Actio
         )
         .await
     {
-        Ok(_) => Ok(Action::await_change()),
+        Ok(_) | Err(kube::Error::SerdeError(_)) => Ok(Action::await_change()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
         Err(e) => Err(e.into()),
     }
