@@ -38,11 +38,29 @@ use crate::status;
 /// How the controller waits on Cinder.
 #[derive(Clone, Debug)]
 pub struct Timing {
-    /// Between two looks at a volume Cinder is working on.
+    /// Between two looks at a volume Cinder is working on, once [`QUICK_LOOKS`] were quicker
+    /// (a volume of RBD is usually available within a second: a claim should not wait a whole
+    /// pause for nothing).
     pub poll: Duration,
     /// How long a call waits for Cinder to finish a volume before it answers `ABORTED` (the
     /// CO calls again, and finds the volume by its name). Below the sidecars' `--timeout`.
     pub wait: Duration,
+}
+
+/// How many looks come [`QUICK_POLL`] apart before [`Timing::poll`] paces them.
+pub const QUICK_LOOKS: u32 = 10;
+/// The pause after each of the first [`QUICK_LOOKS`] looks (never longer than `poll`).
+pub const QUICK_POLL: Duration = Duration::from_millis(100);
+
+impl Timing {
+    /// The pause after look number `look` (0 for the first).
+    pub fn pause(&self, look: u32) -> Duration {
+        if look < QUICK_LOOKS {
+            QUICK_POLL.min(self.poll)
+        } else {
+            self.poll
+        }
+    }
 }
 
 impl Default for Timing {
@@ -196,12 +214,14 @@ impl ControllerService {
         Fut: std::future::Future<Output = Result<Polled<T>, Status>>,
     {
         let deadline = tokio::time::Instant::now() + self.timing.wait;
+        let mut looks = 0;
         loop {
             let seen = look().await?;
             if matches!(seen, Polled::Done(_)) || tokio::time::Instant::now() >= deadline {
                 return Ok(seen);
             }
-            tokio::time::sleep(self.timing.poll).await;
+            tokio::time::sleep(self.timing.pause(looks)).await;
+            looks += 1;
         }
     }
 

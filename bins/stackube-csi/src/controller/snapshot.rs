@@ -138,6 +138,7 @@ pub(super) async fn delete_snapshot(
     // With RBD, Cinder accepts the deletion of a snapshot that volumes were made from, and
     // puts it back: that is not a deletion.
     let deadline = tokio::time::Instant::now() + svc.timing.wait;
+    let mut looks = 0;
     loop {
         match cinder.get_snapshot(&id).await {
             Err(e) if e.kind() == ErrorKind::NotFound => break,
@@ -154,7 +155,8 @@ pub(super) async fn delete_snapshot(
         if tokio::time::Instant::now() >= deadline {
             break;
         }
-        tokio::time::sleep(svc.timing.poll).await;
+        tokio::time::sleep(svc.timing.pause(looks)).await;
+        looks += 1;
     }
     tracing::info!(snapshot = %id, "snapshot deleted");
     Ok(DeleteSnapshotResponse {})

@@ -700,3 +700,22 @@ async fn snapshots_are_taken_once_restored_listed_and_deleted() {
     }
     assert!(cloud.state().snapshots.is_empty());
 }
+
+#[test]
+fn cinder_is_looked_at_quickly_first_then_at_the_controllers_pace() {
+    let timing = Timing::default();
+    let pauses: Vec<u64> = (0..12)
+        .map(|look| timing.pause(look).as_millis() as u64)
+        .collect();
+    assert_eq!(
+        pauses,
+        [100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 250, 250]
+    );
+    // A pace quicker than the quick one is kept from the start (the unit tests' 5 ms).
+    let quick = Timing {
+        poll: Duration::from_millis(5),
+        wait: Duration::from_secs(1),
+    };
+    assert_eq!(quick.pause(0), Duration::from_millis(5));
+    assert_eq!(quick.pause(50), Duration::from_millis(5));
+}
