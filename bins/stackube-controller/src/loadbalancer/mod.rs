@@ -165,17 +165,23 @@ async fn add_finalizer(api: &Api<Service>, service: &Service) -> Result<(), Erro
             {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
         ])
     };
+    Ok(patch_metadata(api, service, patch).await?)
+}
+
+/// JSON-patches the Service's metadata with `operations`. An answer that does not decode is a
+/// patch done: a Service with a condition k8s-openapi cannot read (watched.rs).
+async fn patch_metadata(
+    api: &Api<Service>,
+    service: &Service,
+    operations: serde_json::Value,
+) -> Result<(), kube::Error> {
+    let patch = json_patch(operations);
     match api
-        .patch(
-            &service.name_any(),
-            &PatchParams::default(),
-            &json_patch(patch),
-        )
+        .patch(&service.name_any(), &PatchParams::default(), &patch)
         .await
     {
-        // Patched; the answer is a Service k8s-openapi cannot read (watched.rs).
         Ok(_) | Err(kube::Error::SerdeError(_)) => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -190,15 +196,8 @@ async fn remove_finalizer(api: &Api<Service>, service: &Service) -> Result<Actio
         {"op": "test", "path": path, "value": FINALIZER},
         {"op": "remove", "path": path},
     ]);
-    match api
-        .patch(
-            &service.name_any(),
-            &PatchParams::default(),
-            &json_patch(patch),
-        )
-        .await
-    {
-        Ok(_) | Err(kube::Error::SerdeError(_)) => Ok(Action::await_change()),
+    match patch_metadata(api, service, patch).await {
+        Ok(()) => Ok(Action::await_change()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
         Err(e) => Err(e.into()),
     }
