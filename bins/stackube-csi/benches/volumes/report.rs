@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use stackube_csi::controller::Timing;
+use stackube_csi::controller::{QUICK_LOOKS, Timing};
 use stackube_testenv::bench::{Spread, provenance};
 
 use crate::cinder::Leaks;
@@ -289,10 +289,12 @@ fn prose(s: &mut String, r: &Results, leaks: &Leaks, n: usize) {
              (p50; p99 {made99:.2} s). The other {:.2} s ({:.0}% of the claim's p50) are \
              Kubernetes' and stackube-csi's: the provisioner seeing the claim and calling \
              CreateVolume, the controller's Cinder calls in the tenant's project and its polls \
-             (every {} ms, against the limit's {} ms) until the volume is available, the \
-             PersistentVolume made and bound, and the watch.",
+             (every {} ms for the first {}, then every {} ms; the limit's every {} ms) until \
+             the volume is available, the PersistentVolume made and bound, and the watch.",
             claim - made,
             pct(claim - made, claim),
+            Timing::default().pause(0).as_millis(),
+            QUICK_LOOKS,
             Timing::default().poll.as_millis(),
             limit::POLL.as_millis(),
         );
