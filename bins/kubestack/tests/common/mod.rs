@@ -532,11 +532,11 @@ pub async fn admin(env: &TestEnv) -> OpenStack {
     .expect("OpenStack")
 }
 
-/// Creates tenants `names` and waits until they are Ready.
 /// The tenants this test binary made and has not deleted: a failed test's [`Baseline`] deletes
 /// them as it drops.
 static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
+/// Creates tenants `names` and waits until they are Ready.
 pub async fn create_tenants(client: &kube::Client, names: &[&str]) {
     let tenants: Api<Tenant> = Api::all(client.clone());
     CREATED

@@ -38,7 +38,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::Stream;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -85,7 +86,9 @@ pub(crate) fn controller(
                 services
                     .state()
                     .iter()
-                    .filter(|s| lifecycle(&facts(&watched::service(s))) != Lifecycle::Ignore)
+                    .filter(|s| {
+                        lifecycle(&facts_of(&s.metadata, Some(&s.spec))) != Lifecycle::Ignore
+                    })
                     .filter(|s| cluster || s.namespace().as_deref() == Some(namespace.as_str()))
                     .map(|s| ObjectRef::from_obj_with(s.as_ref(), resource.clone()))
                     .collect()
@@ -105,12 +108,16 @@ fn error_policy(_service: Arc<watched::Watched>, error: &Error, _ctx: Arc<Contex
 
 /// What [`lifecycle`] needs of a Service.
 pub(crate) fn facts(service: &Service) -> ServiceFacts<'_> {
-    let spec = service.spec.as_ref();
+    facts_of(&service.metadata, service.spec.as_ref())
+}
+
+/// [`facts`] from a Service's metadata and spec (a watched one's, without making a Service).
+fn facts_of<'a>(metadata: &'a ObjectMeta, spec: Option<&'a ServiceSpec>) -> ServiceFacts<'a> {
     ServiceFacts {
         type_: spec.and_then(|s| s.type_.as_deref()),
         load_balancer_class: spec.and_then(|s| s.load_balancer_class.as_deref()),
-        deleting: service.metadata.deletion_timestamp.is_some(),
-        has_finalizer: service.finalizers().iter().any(|f| f == FINALIZER),
+        deleting: metadata.deletion_timestamp.is_some(),
+        has_finalizer: metadata.finalizers.iter().flatten().any(|f| f == FINALIZER),
     }
 }
 
